@@ -1,0 +1,14 @@
+/**
+ * A reactor's report that a peer misbehaved (SPEC §2.6). Fatal errors disconnect the peer; others
+ * lower its score, and the PeerManager decides whether to evict.
+ *
+ * @since 0.1.0
+ */
+import { Schema } from "effect"
+
+/** A peer misbehaved: `message` says how, `fatal` asks for disconnection. */
+export class PeerError extends Schema.TaggedError<PeerError>()("PeerError", {
+  nodeId: Schema.String,
+  message: Schema.String,
+  fatal: Schema.Boolean
+}) {}
