@@ -80,25 +80,29 @@ export interface DnsOptions {
   readonly timeout?: Duration.Input
 }
 
-/** Looks hostnames up with the operating system's resolver (`dns.lookup`, A and AAAA records). */
-export const dnsLookupWith = (options: DnsOptions = {}): Lookup => {
-  const timeout = options.timeout ?? Duration.seconds(5)
+/** Bounds every call of `lookup` by `timeout`, failing with reason "timeout" (uses `Clock`, so tests can use `TestClock`). */
+export const withTimeout = (lookup: Lookup, timeout: Duration.Input): Lookup => {
+  const message = `lookup timed out after ${Duration.format(Duration.fromInputUnsafe(timeout))}`
   return (hostname) =>
-    Effect.tryPromise({
-      try: () => dnsLookup(hostname, { all: true, family: 0 }),
-      catch: (cause): LookupFailure => {
-        const code = typeof cause === "object" && cause !== null && "code" in cause ? String(cause.code) : ""
-        const message = cause instanceof Error ? cause.message : String(cause)
-        return { reason: code === "ENOTFOUND" || code === "ENODATA" ? "not-found" : "lookup", message }
-      }
-    }).pipe(
-      Effect.map((entries) => entries.map((entry) => entry.address)),
-      Effect.timeoutOrElse({
-        duration: timeout,
-        orElse: () => Effect.fail<LookupFailure>({ reason: "timeout", message: `lookup timed out after ${Duration.format(Duration.fromInputUnsafe(timeout))}` })
-      })
+    lookup(hostname).pipe(
+      Effect.timeoutOrElse({ duration: timeout, orElse: () => Effect.fail<LookupFailure>({ reason: "timeout", message }) })
     )
 }
+
+/** Looks hostnames up with the operating system's resolver (`dns.lookup`, A and AAAA records), bounded by `options.timeout`. */
+export const dnsLookupWith = (options: DnsOptions = {}): Lookup =>
+  withTimeout(
+    (hostname) =>
+      Effect.tryPromise({
+        try: () => dnsLookup(hostname, { all: true, family: 0 }),
+        catch: (cause): LookupFailure => {
+          const code = typeof cause === "object" && cause !== null && "code" in cause ? String(cause.code) : ""
+          const message = cause instanceof Error ? cause.message : String(cause)
+          return { reason: code === "ENOTFOUND" || code === "ENODATA" ? "not-found" : "lookup", message }
+        }
+      }).pipe(Effect.map((entries) => entries.map((entry) => entry.address))),
+    options.timeout ?? Duration.seconds(5)
+  )
 
 /**
  * Resolves hostnames through the operating system (`localhost` gives 127.0.0.1 and ::1), each

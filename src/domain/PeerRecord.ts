@@ -1,0 +1,148 @@
+/**
+ * What the node knows about one peer (SPEC §3.3), and its protobuf form in the peer store
+ * (`tendermint.p2p.PeerInfo`, SPEC §3.7, plus our fields 5-6: the persistent flag and mutable score).
+ * Records are immutable values; every change makes a new record.
+ *
+ * Times are epoch milliseconds from `Clock`; `undefined` means never.
+ *
+ * @since 0.1.0
+ */
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf"
+import { timestampFromMs, timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt"
+import { Equal, Result, Schema } from "effect"
+import { PeerInfoSchema } from "../proto/tendermint/p2p/peerstore_pb.ts"
+import * as NodeAddress from "./NodeAddress.ts"
+import * as NodeId from "./NodeId.ts"
+import * as PeerScore from "./PeerScore.ts"
+
+/** Dial statistics of one address. */
+export interface AddressInfo {
+  readonly address: NodeAddress.NodeAddress
+  readonly lastDialSuccess: number | undefined
+  readonly lastDialFailure: number | undefined
+  readonly dialFailures: number
+}
+
+/** One known peer. */
+export interface PeerRecord {
+  readonly id: NodeId.NodeId
+  /** Known addresses in insertion order, each once (structural equality). */
+  readonly addresses: ReadonlyArray<AddressInfo>
+  readonly lastConnected: number | undefined
+  /** Set when a handshake showed the peer incompatible; new addresses for it are ignored. */
+  readonly inactive: boolean
+  /** Configured persistent peer: scores the maximum and is never pruned. */
+  readonly persistent: boolean
+  /** Reputation from good/bad events and peer errors, int16. */
+  readonly mutableScore: number
+  /** Configured fixed score, 0 when none (not stored). */
+  readonly fixedScore: number
+  /** When it last disconnected (not stored). */
+  readonly lastDisconnected: number | undefined
+}
+
+/** A new record with no addresses. */
+export const empty = (id: NodeId.NodeId, fields: Partial<Omit<PeerRecord, "id">> = {}): PeerRecord => ({
+  id,
+  addresses: [],
+  lastConnected: undefined,
+  inactive: false,
+  persistent: false,
+  mutableScore: 0,
+  fixedScore: 0,
+  lastDisconnected: undefined,
+  ...fields
+})
+
+/** A fresh address entry with no dial history. */
+export const addressInfo = (address: NodeAddress.NodeAddress): AddressInfo => ({ address, lastDialSuccess: undefined, lastDialFailure: undefined, dialFailures: 0 })
+
+/** The entry for `address`, if known. */
+export const findAddress = (peer: PeerRecord, address: NodeAddress.NodeAddress): AddressInfo | undefined =>
+  peer.addresses.find((a) => Equal.equals(a.address, address))
+
+/** A copy with the entry for `address` replaced by `f(entry)` (no change when unknown). */
+export const updateAddress = (peer: PeerRecord, address: NodeAddress.NodeAddress, f: (a: AddressInfo) => AddressInfo): PeerRecord => ({
+  ...peer,
+  addresses: peer.addresses.map((a) => (Equal.equals(a.address, address) ? f(a) : a))
+})
+
+/**
+ * The peer's score (SPEC §3.3): a fixed score when configured, the maximum for persistent peers,
+ * otherwise the mutable score less one per dial failure, saturating within int16 and below the
+ * persistent score.
+ */
+export const score = (peer: PeerRecord): PeerScore.PeerScore => {
+  if (peer.fixedScore > 0) return Math.min(peer.fixedScore, PeerScore.PERSISTENT)
+  if (peer.persistent) return PeerScore.PERSISTENT
+  let failures = 0
+  for (const a of peer.addresses) failures += a.dialFailures
+  return PeerScore.clamp(peer.mutableScore - failures)
+}
+
+/** The last dial of any address: its time and whether it succeeded (a tie counts as success). */
+export const lastDialed = (peer: PeerRecord): { readonly time: number | undefined; readonly success: boolean } => {
+  let time: number | undefined
+  let success = false
+  for (const a of peer.addresses) {
+    if (a.lastDialSuccess !== undefined && (time === undefined || a.lastDialSuccess >= time)) {
+      time = a.lastDialSuccess
+      success = true
+    }
+    if (a.lastDialFailure !== undefined && (time === undefined || a.lastDialFailure > time)) {
+      time = a.lastDialFailure
+      success = false
+    }
+  }
+  return { time, success }
+}
+
+/** A stored row could not be decoded. */
+export class InvalidPeerRecord extends Schema.TaggedError<InvalidPeerRecord>()("InvalidPeerRecord", {
+  message: Schema.String
+}) {}
+
+const ts = (ms: number | undefined): Timestamp | undefined => (ms === undefined ? undefined : timestampFromMs(ms))
+const ms = (t: Timestamp | undefined): number | undefined => (t === undefined ? undefined : timestampMs(t))
+
+/** Protobuf bytes of the stored part of a record. */
+export const encode = (peer: PeerRecord): Uint8Array =>
+  toBinary(PeerInfoSchema, create(PeerInfoSchema, {
+    id: peer.id,
+    addressInfo: peer.addresses.map((a) => ({
+      address: NodeAddress.format(a.address),
+      lastDialSuccess: ts(a.lastDialSuccess),
+      lastDialFailure: ts(a.lastDialFailure),
+      dialFailures: a.dialFailures
+    })),
+    lastConnected: ts(peer.lastConnected),
+    inactive: peer.inactive,
+    persistent: peer.persistent,
+    mutableScore: BigInt(peer.mutableScore)
+  }))
+
+/** Decodes a stored row: the ID and every address must be valid. Ephemeral fields start empty. */
+export const decode = (bytes: Uint8Array): Result.Result<PeerRecord, InvalidPeerRecord> => {
+  const fail = (message: string) => Result.fail(new InvalidPeerRecord({ message }))
+  let info
+  try {
+    info = fromBinary(PeerInfoSchema, bytes)
+  } catch (e) {
+    return fail(`not a PeerInfo message: ${(e as Error).message}`)
+  }
+  const id = NodeId.validate(info.id)
+  if (Result.isFailure(id)) return fail(`peer ID ${JSON.stringify(info.id)}: ${id.failure.message}`)
+  const addresses: Array<AddressInfo> = []
+  for (const a of info.addressInfo) {
+    const address = NodeAddress.parseResult(a.address)
+    if (Result.isFailure(address)) return fail(`peer ${info.id}: address ${JSON.stringify(a.address)}: ${address.failure.message}`)
+    addresses.push({ address: address.success, lastDialSuccess: ms(a.lastDialSuccess), lastDialFailure: ms(a.lastDialFailure), dialFailures: a.dialFailures })
+  }
+  return Result.succeed(empty(id.success, {
+    addresses,
+    lastConnected: ms(info.lastConnected),
+    inactive: info.inactive,
+    persistent: info.persistent,
+    mutableScore: PeerScore.clamp(Number(info.mutableScore))
+  }))
+}
