@@ -20,7 +20,11 @@ const encoder = new TextEncoder()
 const MERLIN_PROTOCOL_LABEL = encoder.encode("Merlin v1.0")
 const DOM_SEP = encoder.encode("dom-sep")
 
-/** A label: a string (encoded as UTF-8) or its bytes. */
+/**
+ * A label: a string (encoded as UTF-8 on every use) or its bytes. Hot callers should pass
+ * pre-encoded bytes: encoding the five SecretConnection labels per handshake halved the challenge
+ * rate in measurements.
+ */
 export type Label = string | Uint8Array
 
 const labelBytes = (label: Label): Uint8Array => (typeof label === "string" ? encoder.encode(label) : label)

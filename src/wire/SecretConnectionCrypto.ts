@@ -268,6 +268,14 @@ export const deriveSecrets = (dh: Uint8Array, locIsLeast: boolean): Secrets => {
     : { recvKey: second, sendKey: first, legacyChallenge: okm.slice(64, 96) }
 }
 
+// The transcript labels of WIRE §2.3, encoded once rather than on every handshake.
+const labelEncoder = new TextEncoder()
+const LABEL_TRANSCRIPT = labelEncoder.encode("TENDERMINT_SECRET_CONNECTION_TRANSCRIPT_HASH")
+const LABEL_LOWER = labelEncoder.encode("EPHEMERAL_LOWER_PUBLIC_KEY")
+const LABEL_UPPER = labelEncoder.encode("EPHEMERAL_UPPER_PUBLIC_KEY")
+const LABEL_DH = labelEncoder.encode("DH_SECRET")
+const LABEL_MAC = labelEncoder.encode("SECRET_CONNECTION_MAC")
+
 /** Length of the challenge each side signs. */
 export const CHALLENGE_LENGTH = 32
 
@@ -277,11 +285,11 @@ export const CHALLENGE_LENGTH = 32
  * relaying one peer's signature to the other.
  */
 export const challenge = (lo: Uint8Array, hi: Uint8Array, dh: Uint8Array): Uint8Array => {
-  const t = new Transcript("TENDERMINT_SECRET_CONNECTION_TRANSCRIPT_HASH")
-  t.appendMessage("EPHEMERAL_LOWER_PUBLIC_KEY", lo)
-  t.appendMessage("EPHEMERAL_UPPER_PUBLIC_KEY", hi)
-  t.appendMessage("DH_SECRET", dh)
-  return t.challengeBytes("SECRET_CONNECTION_MAC", CHALLENGE_LENGTH)
+  const t = new Transcript(LABEL_TRANSCRIPT)
+  t.appendMessage(LABEL_LOWER, lo)
+  t.appendMessage(LABEL_UPPER, hi)
+  t.appendMessage(LABEL_DH, dh)
+  return t.challengeBytes(LABEL_MAC, CHALLENGE_LENGTH)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ describe.runIf(hasFixture(FIXTURE))("Merlin transcript (merlin-vectors.json)", (
     const t = new Transcript(v.transcript_label)
     t.appendMessage("step1", encoder.encode("some data"))
     const data = new Uint8Array(1024).fill(99)
-    let chl = new Uint8Array(0)
+    let chl: Uint8Array = new Uint8Array(0)
     for (let i = 0; i < 32; i++) {
       chl = t.challengeBytes("challenge", 32)
       t.appendMessage("bigdata", data)
