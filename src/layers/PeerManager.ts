@@ -1,0 +1,218 @@
+/**
+ * The PeerManager service: a thin effectful shell around the pure transitions in `peermanager/`.
+ * It serialises transitions, writes changed peers through the `PeerStore` before committing them,
+ * publishes updates to per-subscriber bounded queues, and wakes `dialNext`/`evictNext` on state
+ * changes and at the next retry or cooldown deadline (through `Clock`, so `TestClock` drives it).
+ *
+ * @since 0.1.0
+ */
+import { Cause, Clock, Deferred, Effect, Layer, Metric, Queue, Result, Semaphore, Stream, type Scope } from "effect"
+import type * as NodeAddress from "../domain/NodeAddress.ts"
+import type * as NodeId from "../domain/NodeId.ts"
+import * as PeerRecord from "../domain/PeerRecord.ts"
+import type * as PeerUpdate from "../domain/PeerUpdate.ts"
+import * as Metrics from "../services/Metrics.ts"
+import { NodeIdentity } from "../services/NodeIdentity.ts"
+import {
+  InvalidSelfId,
+  PeerManager,
+  SubscriberLagged,
+  decodeOptions,
+  type InvalidPeerManagerOptions,
+  type OptionsInput,
+  type PeerStatus
+} from "../services/PeerManager.ts"
+import { PeerStore, type PeerStoreError } from "../services/PeerStore.ts"
+import * as Advertise from "./peermanager/Advertise.ts"
+import * as Connections from "./peermanager/Connections.ts"
+import * as Dialing from "./peermanager/Dialing.ts"
+import * as Peers from "./peermanager/Peers.ts"
+import * as State from "./peermanager/State.ts"
+
+/** A one-shot signal that is replaced each time it fires: waiters take the current one, then re-check. */
+const makeSignal = Effect.gen(function* () {
+  let current = yield* Deferred.make<void>()
+  return {
+    get: () => current,
+    fire: Effect.suspend(() => {
+      const fired = current
+      current = Deferred.makeUnsafe<void>()
+      return Deferred.succeed(fired, undefined)
+    })
+  }
+})
+
+/** Builds a PeerManager for `self` over the `PeerStore`, loading the stored peers. */
+export const make = (
+  self: NodeId.NodeId,
+  input: OptionsInput = {}
+): Effect.Effect<PeerManager["Service"], InvalidPeerManagerOptions | InvalidSelfId | PeerStoreError, PeerStore | Scope.Scope> =>
+  Effect.gen(function* () {
+    if (!/^[0-9a-f]{40}$/.test(self)) return yield* new InvalidSelfId({ message: `PeerManager self ID ${JSON.stringify(self)} is not a node ID` })
+    const options = yield* Effect.fromResult(decodeOptions(input))
+    const store = yield* PeerStore
+    const lock = yield* Semaphore.make(1)
+    const dialSignal = yield* makeSignal
+    const evictSignal = yield* makeSignal
+    const subscribers = new Set<Queue.Queue<PeerUpdate.PeerUpdate, SubscriberLagged>>()
+    let state = State.empty(self, options)
+
+    const publish = (updates: ReadonlyArray<PeerUpdate.PeerUpdate>) => {
+      for (const update of updates) {
+        for (const q of subscribers) {
+          if (!Queue.offerUnsafe(q, update)) {
+            subscribers.delete(q)
+            Queue.failCauseUnsafe(q, Cause.fail(new SubscriberLagged({
+              capacity: options.subscriberBufferSize,
+              message: `peer-update subscriber fell ${options.subscriberBufferSize} updates behind and was dropped; subscribe again`
+            })))
+          }
+        }
+      }
+    }
+
+    const recordMetrics = Effect.suspend(() => {
+      let incoming = 0
+      for (const d of state.connected.values()) if (d === "incoming") incoming++
+      return Effect.all([
+        Metric.update(Metrics.peersStored, state.peers.size),
+        Metric.update(Metrics.peersConnectedIncoming, incoming),
+        Metric.update(Metrics.peersConnectedOutgoing, state.connected.size - incoming)
+      ], { discard: true })
+    })
+
+    /**
+     * Writes the outcome's rows, then commits it. When a write fails, the peer records stay as they
+     * were (memory never moves ahead of disk) but connection bookkeeping still commits, so slots are
+     * not leaked; the error is returned.
+     */
+    const commit = <A>(outcome: State.Outcome<A>): Effect.Effect<A, PeerStoreError> =>
+      Effect.gen(function* () {
+        const before = state
+        const written = yield* Effect.exit(Effect.gen(function* () {
+          for (const p of outcome.persist) yield* store.put(p)
+          for (const id of outcome.remove) yield* store.remove(id)
+        }))
+        state = written._tag === "Success"
+          ? outcome.state
+          : { ...outcome.state, peers: before.peers, owners: before.owners, retryAt: before.retryAt }
+        publish(outcome.updates)
+        if (outcome.wakeDial) yield* dialSignal.fire
+        if (outcome.wakeEvict) yield* evictSignal.fire
+        yield* recordMetrics
+        if (written._tag === "Failure") return yield* Effect.failCause(written.cause)
+        return outcome.value
+      })
+
+    /** Runs a transition under the lock with the current time. */
+    const transition = <A>(f: (s: State.State, now: number) => State.Outcome<A>): Effect.Effect<A, PeerStoreError> =>
+      lock.withPermit(Effect.flatMap(Clock.currentTimeMillis, (now) => commit(f(state, now))))
+
+    /** Like `transition` for outcomes that write nothing. */
+    const transitionPure = <A>(f: (s: State.State, now: number) => State.Outcome<A>): Effect.Effect<A> =>
+      Effect.orDie(transition(f))
+
+    // Load the stored peers.
+    const loaded = yield* store.load
+    yield* transition((s) => Peers.load(s, loaded))
+
+    const tryDialNext = transitionPure((s, now) => Dialing.tryDialNext(s, now))
+
+    const dialNext: Effect.Effect<NodeAddress.NodeAddress> = Effect.gen(function* () {
+      while (true) {
+        const step = yield* lock.withPermit(Effect.gen(function* () {
+          const now = yield* Clock.currentTimeMillis
+          const address = yield* Effect.orDie(commit(Dialing.tryDialNext(state, now)))
+          return { address, signal: dialSignal.get(), wakeAt: address === undefined ? Dialing.nextWakeAt(state, now) : undefined, now }
+        }))
+        if (step.address !== undefined) return step.address
+        const wait = Deferred.await(step.signal)
+        yield* step.wakeAt === undefined ? wait : Effect.raceFirst(wait, Effect.sleep(step.wakeAt - step.now))
+      }
+    })
+
+    const tryEvictNext = transitionPure((s) => Connections.tryEvictNext(s))
+
+    const evictNext: Effect.Effect<NodeId.NodeId> = Effect.gen(function* () {
+      while (true) {
+        const step = yield* lock.withPermit(Effect.gen(function* () {
+          const id = yield* Effect.orDie(commit(Connections.tryEvictNext(state)))
+          return { id, signal: evictSignal.get() }
+        }))
+        if (step.id !== undefined) return step.id
+        yield* Deferred.await(step.signal)
+      }
+    })
+
+    const statusOf = (s: State.State, p: PeerRecord.PeerRecord): PeerStatus => ({
+      nodeId: p.id,
+      score: PeerRecord.score(p),
+      state: s.ready.has(p.id) ? "ready" : s.connected.has(p.id) ? "connected" : s.dialing.has(p.id) ? "dialing" : "candidate",
+      direction: s.connected.get(p.id),
+      addresses: p.addresses.map((a) => a.address),
+      persistent: p.persistent,
+      inactive: p.inactive
+    })
+
+    const subscribe = Effect.gen(function* () {
+      const q = yield* Queue.bounded<PeerUpdate.PeerUpdate, SubscriberLagged>(options.subscriberBufferSize)
+      yield* Effect.acquireRelease(
+        Effect.sync(() => void subscribers.add(q)),
+        () => Effect.andThen(Effect.sync(() => subscribers.delete(q)), Queue.shutdown(q))
+      )
+      return Stream.fromQueue(q)
+    })
+
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        for (const q of subscribers) Queue.shutdownUnsafe(q)
+        subscribers.clear()
+      })
+    )
+
+    return PeerManager.of({
+      options,
+      add: (address) =>
+        lock.withPermit(Effect.gen(function* () {
+          const outcome = Peers.add(state, address)
+          if (Result.isFailure(outcome)) return yield* outcome.failure
+          return yield* commit(outcome.success)
+        })),
+      dialNext,
+      tryDialNext,
+      dialFailed: (address) =>
+        Effect.tap(
+          transition((s, now) => Dialing.dialFailed(s, address, now, Math.random())),
+          () => Metric.update(Metrics.peersConnectedFailure, 1)
+        ),
+      dialed: (address) =>
+        Effect.flatMap(transition((s, now) => Dialing.dialed(s, address, now)), (rejected) =>
+          rejected === undefined ? Metric.update(Metrics.peersConnectedSuccess, 1) : Effect.fail(rejected)),
+      accepted: (nodeId) =>
+        Effect.flatMap(transition((s, now) => Connections.accepted(s, nodeId, now)), (rejected) => (rejected === undefined ? Effect.void : Effect.fail(rejected))),
+      ready: (nodeId, channels) => transitionPure((s) => Connections.ready(s, nodeId, channels)),
+      disconnected: (nodeId) => transitionPure((s, now) => Connections.disconnected(s, nodeId, now)),
+      evictNext,
+      tryEvictNext,
+      errored: (nodeId, fatal) => transition((s) => Connections.errored(s, nodeId, fatal)),
+      report: (nodeId, status) => transition((s) => Connections.report(s, nodeId, status)),
+      inactivate: (nodeId) =>
+        Effect.tap(transition((s) => Connections.inactivate(s, nodeId)), () => Metric.update(Metrics.peersInactivated, 1)),
+      advertise: (requester, limit) => Effect.sync(() => Advertise.advertise(state, requester, limit, Math.random)),
+      subscribe,
+      status: (nodeId) => Effect.sync(() => (state.ready.has(nodeId) ? "up" : "down")),
+      peers: Effect.sync(() => State.ranked(state).map((p) => statusOf(state, p))),
+      scores: Effect.sync(() => new Map(State.ranked(state).map((p) => [p.id, PeerRecord.score(p)] as const))),
+      addresses: (nodeId) => Effect.sync(() => state.peers.get(nodeId)?.addresses.map((a) => a.address) ?? []),
+      isFull: Effect.sync(() => Connections.isFull(state))
+    })
+  })
+
+/** The PeerManager of the node `NodeIdentity` names, over the `PeerStore`. */
+export const layer = (
+  options: OptionsInput = {}
+): Layer.Layer<PeerManager, InvalidPeerManagerOptions | InvalidSelfId | PeerStoreError, PeerStore | NodeIdentity> =>
+  Layer.effect(PeerManager, Effect.gen(function* () {
+    const { key } = yield* NodeIdentity
+    return yield* make(key.nodeId, options)
+  }))

@@ -1,0 +1,50 @@
+/**
+ * Which addresses to give a peer that asks (PEX). Our own address first (when it has a host and a
+ * port), then a weighted sample without replacement of other peers' addresses: higher-ranked peers
+ * are likelier, each step down in score a quarter as likely. Private and inactive peers and the
+ * requester's own addresses are never given. Replaces the original's loop (SPEC §9.2.13).
+ *
+ * @since 0.1.0
+ */
+import type * as NodeAddress from "../../domain/NodeAddress.ts"
+import type * as NodeId from "../../domain/NodeId.ts"
+import * as PeerRecord from "../../domain/PeerRecord.ts"
+import { ranked, type State } from "./State.ts"
+
+/** Up to `limit` addresses for `requester`; `random` yields numbers in [0, 1). */
+export const advertise = (state: State, requester: NodeId.NodeId, limit: number, random: () => number): ReadonlyArray<NodeAddress.NodeAddress> => {
+  const out: Array<NodeAddress.NodeAddress> = []
+  if (limit <= 0) return out
+  const self = state.options.selfAddress
+  if (self !== undefined && self.hostname !== "" && self.port > 0) out.push(self)
+  const candidates: Array<{ address: NodeAddress.NodeAddress; score: number }> = []
+  for (const peer of ranked(state)) {
+    if (peer.id === requester || peer.inactive || state.options.privatePeers.has(peer.id)) continue
+    const score = PeerRecord.score(peer)
+    for (const a of peer.addresses) {
+      if (a.address.nodeId === requester || state.options.privatePeers.has(a.address.nodeId as NodeId.NodeId)) continue
+      candidates.push({ address: a.address, score })
+    }
+  }
+  const room = limit - out.length
+  if (candidates.length <= room) return [...out, ...candidates.map((c) => c.address)]
+  const best = candidates.reduce((m, c) => Math.max(m, c.score), Number.NEGATIVE_INFINITY)
+  const weights = candidates.map((c) => 4 ** Math.max(c.score - best, -30))
+  let total = weights.reduce((x, y) => x + y, 0)
+  for (let picked = 0; picked < room; picked++) {
+    let r = random() * total
+    let i = -1
+    for (let j = 0; j < weights.length; j++) {
+      const w = weights[j]!
+      if (w === 0) continue
+      i = j // floating-point remainder past the end falls on the last live candidate
+      if (r < w) break
+      r -= w
+    }
+    if (i < 0) break
+    out.push(candidates[i]!.address)
+    total -= weights[i]!
+    weights[i] = 0
+  }
+  return out
+}

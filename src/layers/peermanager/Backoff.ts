@@ -1,0 +1,25 @@
+/**
+ * Retry delays after failed dials: exponential from `minRetryTime`, plus jitter, capped by
+ * `maxRetryTime` (or `maxRetryTimePersistent` for persistent peers). Pure; the jitter comes in as a
+ * number in [0, 1) so callers decide where randomness comes from.
+ *
+ * @since 0.1.0
+ */
+import type { Options } from "../../services/PeerManager.ts"
+
+/** Persistent peers are retried even when `minRetryTime` is 0 (which disables retries of other peers). */
+export const PERSISTENT_MIN_RETRY_MS = 1000
+
+/**
+ * Milliseconds to wait after the `failures`-th consecutive failure, or `undefined` for never.
+ * `minRetryTime × 2^(failures-1) + jitter × retryTimeJitter`, capped. No failures: 0.
+ */
+export const retryDelay = (options: Options, failures: number, persistent: boolean, jitter: number): number | undefined => {
+  if (failures <= 0) return 0
+  const min = options.minRetryTime > 0 ? options.minRetryTime : persistent ? PERSISTENT_MIN_RETRY_MS : 0
+  if (min === 0) return undefined
+  const cap = persistent && options.maxRetryTimePersistent > 0 ? options.maxRetryTimePersistent : options.maxRetryTime
+  const exponential = min * 2 ** Math.min(failures - 1, 52)
+  const delay = exponential + Math.max(0, Math.min(jitter, 1)) * options.retryTimeJitter
+  return cap > 0 ? Math.min(delay, cap) : delay
+}

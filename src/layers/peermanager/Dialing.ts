@@ -1,0 +1,150 @@
+/**
+ * Outbound decisions (SPEC §3.5): which address to dial next, upgrade reservations, recording
+ * dial failures and admitting dialed connections. Pure functions over {@link State}.
+ *
+ * @since 0.1.0
+ */
+import type * as NodeAddress from "../../domain/NodeAddress.ts"
+import type * as NodeId from "../../domain/NodeId.ts"
+import * as PeerRecord from "../../domain/PeerRecord.ts"
+import { ConnectionRejected } from "../../services/PeerManager.ts"
+import * as Backoff from "./Backoff.ts"
+import { Draft, addressKey, ranked, retryKey, scoreOf, type Outcome, type State } from "./State.ts"
+
+/** When `address` of `peer` may be dialed again (`Infinity`: never; `0` or less: now). */
+export const retryTime = (state: State, peer: PeerRecord.PeerRecord, info: PeerRecord.AddressInfo): number => {
+  if (info.dialFailures === 0 || info.lastDialFailure === undefined) return 0
+  const stored = state.retryAt.get(retryKey(peer.id, info.address))
+  if (stored !== undefined) return stored
+  // Loaded from disk: no jitter sample survives a restart, so use the delay without jitter.
+  const delay = Backoff.retryDelay(state.options, info.dialFailures, peer.persistent, 0)
+  return delay === undefined ? Number.POSITIVE_INFINITY : info.lastDialFailure + delay
+}
+
+const inCooldown = (state: State, peer: PeerRecord.PeerRecord, now: number) =>
+  peer.lastDisconnected !== undefined && now - peer.lastDisconnected < state.options.disconnectCooldownPeriod
+
+/** Whether new dials may start at all (connection and outgoing limits, SPEC §9.2.27: in-flight dials count). */
+const mayDial = (state: State): boolean => {
+  const o = state.options
+  if (o.maxConnected > 0 && state.connected.size + state.dialing.size >= o.maxConnected + o.maxConnectedUpgrade) return false
+  if (o.maxOutgoingConnections > 0) {
+    let outgoing = state.dialing.size
+    for (const d of state.connected.values()) if (d === "outgoing") outgoing++
+    if (outgoing >= o.maxOutgoingConnections) return false
+  }
+  return true
+}
+
+/**
+ * A connected peer scoring strictly below `score` that nobody has claimed yet, worst first; or the
+ * peer already reserved for `id`.
+ */
+export const findUpgradeCandidate = (state: State, id: NodeId.NodeId, score: number): NodeId.NodeId | undefined => {
+  for (const [from, to] of state.upgrading) if (to === id) return from
+  const list = ranked(state)
+  for (let i = list.length - 1; i >= 0; i--) {
+    const candidate = list[i]!
+    if (candidate.id === id) continue
+    if (PeerRecord.score(candidate) >= score) return undefined
+    if (!state.connected.has(candidate.id) || state.evict.has(candidate.id) || state.evicting.has(candidate.id) || state.upgrading.has(candidate.id)) continue
+    return candidate.id
+  }
+  return undefined
+}
+
+/** The best dialable address now, marking its peer dialing (and reserving an upgrade when full). */
+export const tryDialNext = (state: State, now: number): Outcome<NodeAddress.NodeAddress | undefined> => {
+  if (!mayDial(state)) return new Draft(state).done(undefined)
+  const o = state.options
+  for (const peer of ranked(state)) {
+    if (state.dialing.has(peer.id) || state.connected.has(peer.id) || peer.inactive || inCooldown(state, peer, now)) continue
+    for (const info of peer.addresses) {
+      if (retryTime(state, peer, info) > now) continue
+      const owner = state.owners.get(addressKey(info.address))
+      if (owner !== undefined && owner !== peer.id && (state.connected.has(owner) || state.dialing.has(owner))) continue
+      const draft = new Draft(state)
+      if (o.maxConnected > 0 && state.connected.size >= o.maxConnected) {
+        const candidate = findUpgradeCandidate(state, peer.id, PeerRecord.score(peer))
+        if (candidate === undefined) return draft.done(undefined) // no lower-ranked peer left to replace
+        draft.setUpgrade(candidate, peer.id)
+      }
+      draft.add("dialing", peer.id)
+      return draft.done(info.address)
+    }
+  }
+  return new Draft(state).done(undefined)
+}
+
+/** The earliest future time at which a frozen candidate becomes dialable (retry delay or cooldown). */
+export const nextWakeAt = (state: State, now: number): number | undefined => {
+  let earliest = Number.POSITIVE_INFINITY
+  for (const peer of state.peers.values()) {
+    if (state.dialing.has(peer.id) || state.connected.has(peer.id) || peer.inactive) continue
+    const cooldownEnd = peer.lastDisconnected === undefined ? 0 : peer.lastDisconnected + state.options.disconnectCooldownPeriod
+    for (const info of peer.addresses) {
+      const at = Math.max(retryTime(state, peer, info), cooldownEnd)
+      if (at > now && at < earliest) earliest = at
+    }
+  }
+  return Number.isFinite(earliest) ? earliest : undefined
+}
+
+/** Records a failed dial of `address`; `jitter` in [0, 1) samples the retry jitter once. */
+export const dialFailed = (state: State, address: NodeAddress.NodeAddress, now: number, jitter: number): Outcome => {
+  const id = address.nodeId as NodeId.NodeId
+  const draft = new Draft(state)
+  draft.delete("dialing", id)
+  for (const [from, to] of state.upgrading) if (to === id) draft.deleteUpgrade(from)
+  draft.wakeDial()
+  const peer = draft.peer(id)
+  const info = peer === undefined ? undefined : PeerRecord.findAddress(peer, address)
+  if (peer === undefined || info === undefined) return draft.done(undefined)
+  const failures = info.dialFailures + 1
+  draft.setPeer(PeerRecord.updateAddress(peer, address, (a) => ({ ...a, lastDialFailure: now, dialFailures: failures })))
+  const delay = Backoff.retryDelay(state.options, failures, peer.persistent, jitter)
+  draft.setRetry(retryKey(id, address), delay === undefined ? Number.POSITIVE_INFINITY : now + delay)
+  return draft.done(undefined)
+}
+
+const reject = (draft: Draft, id: NodeId.NodeId, reason: ConnectionRejected["reason"], message: string): Outcome<ConnectionRejected> => {
+  draft.wakeDial()
+  return draft.done(new ConnectionRejected({ nodeId: id, reason, message }))
+}
+
+/** Admits an outbound connection to `address`'s peer, or says why not (the dialing mark is cleared either way). */
+export const dialed = (state: State, address: NodeAddress.NodeAddress, now: number): Outcome<ConnectionRejected | undefined> => {
+  const id = address.nodeId as NodeId.NodeId
+  const o = state.options
+  const draft = new Draft(state)
+  draft.delete("dialing", id)
+  let upgradeFrom: NodeId.NodeId | undefined
+  for (const [from, to] of state.upgrading) {
+    if (to === id) {
+      upgradeFrom = from
+      draft.deleteUpgrade(from)
+    }
+  }
+  if (id === state.self) return reject(draft, id, "self", `rejecting connection to self (${id})`)
+  if (state.connected.has(id)) return reject(draft, id, "already_connected", `peer ${id} is already connected`)
+  if (o.maxConnected > 0 && state.connected.size >= o.maxConnected) {
+    if (upgradeFrom === undefined || state.connected.size >= o.maxConnected + o.maxConnectedUpgrade) {
+      return reject(draft, id, "full", `already connected to the maximum of ${o.maxConnected} peers, rejecting ${id}`)
+    }
+  }
+  const peer = draft.peer(id)
+  if (peer === undefined) return reject(draft, id, "unknown_peer", `peer ${id} was removed while dialing`)
+  let next: PeerRecord.PeerRecord = { ...peer, inactive: false, lastConnected: now }
+  if (PeerRecord.findAddress(next, address) !== undefined) {
+    next = PeerRecord.updateAddress(next, address, (a) => ({ ...a, dialFailures: 0, lastDialSuccess: now }))
+    draft.setRetry(retryKey(id, address), undefined)
+  }
+  draft.setPeer(next)
+  if (upgradeFrom !== undefined && o.maxConnected > 0 && state.connected.size >= o.maxConnected) {
+    const lower = findUpgradeCandidate(draft.state, upgradeFrom, scoreOf(state, upgradeFrom))
+    draft.add("evict", lower ?? upgradeFrom)
+    draft.wakeEvict()
+  }
+  draft.connect(id, "outgoing")
+  return draft.done(undefined)
+}

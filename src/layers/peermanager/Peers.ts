@@ -1,0 +1,74 @@
+/**
+ * The known-peer set (SPEC §3.2, §3.5 `Add`, §3.6): adding addresses, configuring loaded peers and
+ * pruning to `maxPeers`. Pure functions over {@link State}.
+ *
+ * @since 0.1.0
+ */
+import { Result } from "effect"
+import * as NodeAddress from "../../domain/NodeAddress.ts"
+import type * as NodeId from "../../domain/NodeId.ts"
+import * as PeerRecord from "../../domain/PeerRecord.ts"
+import { InvalidPeerAddress } from "../../services/PeerManager.ts"
+import { Draft, ranked, type Outcome, type State } from "./State.ts"
+
+/** A new record for `id` with its configured persistence and fixed score. */
+export const newPeer = (state: State, id: NodeId.NodeId): PeerRecord.PeerRecord =>
+  PeerRecord.empty(id, { persistent: state.options.persistentPeers.has(id), fixedScore: state.options.peerScores.get(id) ?? 0 })
+
+/**
+ * Deletes the worst-ranked peers until at most `maxPeers` remain, never a persistent, dialing or
+ * connected one.
+ */
+export const prune = (draft: Draft): void => {
+  const max = draft.base.options.maxPeers
+  if (max === 0 || draft.state.peers.size <= max) return
+  const list = ranked(draft.state)
+  for (let i = list.length - 1; i >= 0 && draft.state.peers.size > max; i--) {
+    const peer = list[i]!
+    const s = draft.state
+    if (peer.persistent || s.dialing.has(peer.id) || s.connected.has(peer.id)) continue
+    draft.deletePeer(peer.id)
+  }
+}
+
+/**
+ * Adds an address. `true` when it is new and kept; `false` when already known, when the peer is
+ * inactive, when the peer has `maxAddressesPerPeer` addresses, or when pruning removed the peer
+ * straight away (it ranked lowest of a full store).
+ */
+export const add = (state: State, address: NodeAddress.NodeAddress): Result.Result<Outcome<boolean>, InvalidPeerAddress> => {
+  const valid = NodeAddress.validate(address)
+  if (Result.isFailure(valid)) return Result.fail(new InvalidPeerAddress({ address: NodeAddress.format(address), message: valid.failure.message }))
+  const id = address.nodeId as NodeId.NodeId
+  if (id === state.self) return Result.fail(new InvalidPeerAddress({ address: NodeAddress.format(address), message: `cannot add our own address ${NodeAddress.format(address)}` }))
+  const draft = new Draft(state)
+  const peer = draft.peer(id) ?? newPeer(state, id)
+  if (PeerRecord.findAddress(peer, address) !== undefined || peer.inactive || peer.addresses.length >= state.options.maxAddressesPerPeer) {
+    return Result.succeed(draft.done(false))
+  }
+  draft.setPeer({ ...peer, addresses: [...peer.addresses, PeerRecord.addressInfo(address)] })
+  prune(draft)
+  const kept = draft.peer(id) !== undefined
+  if (kept) draft.wakeDial()
+  return Result.succeed(draft.done(kept))
+}
+
+/**
+ * The state after loading stored peers: our own ID dropped, persistence and fixed scores taken from
+ * the options (rows whose persistent flag changed are rewritten), then pruned.
+ */
+export const load = (state: State, records: ReadonlyArray<PeerRecord.PeerRecord>): Outcome => {
+  const draft = new Draft(state)
+  for (const r of records) {
+    if (r.id === state.self) {
+      draft.setPeer(r, true)
+      draft.deletePeer(r.id)
+      continue
+    }
+    const persistent = state.options.persistentPeers.has(r.id)
+    const configured = { ...r, persistent, fixedScore: state.options.peerScores.get(r.id) ?? 0 }
+    draft.setPeer(configured, persistent === r.persistent)
+  }
+  prune(draft)
+  return draft.done(undefined)
+}

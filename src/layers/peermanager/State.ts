@@ -1,0 +1,228 @@
+/**
+ * The PeerManager's state: an immutable value. Transitions (in the sibling files) are pure functions
+ * from a state to an {@link Outcome}: the next state plus what the shell must do (persist records,
+ * publish updates, wake the dialer or evictor). They never perform I/O.
+ *
+ * @since 0.1.0
+ */
+import type * as NodeAddress from "../../domain/NodeAddress.ts"
+import type * as NodeId from "../../domain/NodeId.ts"
+import * as PeerRecord from "../../domain/PeerRecord.ts"
+import type * as PeerUpdate from "../../domain/PeerUpdate.ts"
+import type { Direction, Options } from "../../services/PeerManager.ts"
+
+/** The whole state of a PeerManager. */
+export interface State {
+  readonly self: NodeId.NodeId
+  readonly options: Options
+  readonly peers: ReadonlyMap<NodeId.NodeId, PeerRecord.PeerRecord>
+  /** Address -> the peer that listed it last (guards against one address under several IDs). */
+  readonly owners: ReadonlyMap<string, NodeId.NodeId>
+  readonly dialing: ReadonlySet<NodeId.NodeId>
+  readonly connected: ReadonlyMap<NodeId.NodeId, Direction>
+  readonly ready: ReadonlySet<NodeId.NodeId>
+  /** Marked for eviction, not yet handed to the router. */
+  readonly evict: ReadonlySet<NodeId.NodeId>
+  /** Handed to the router for eviction. */
+  readonly evicting: ReadonlySet<NodeId.NodeId>
+  /** Upgrade reservations: `from` (connected, lower score) will be evicted once `to` connects. */
+  readonly upgrading: ReadonlyMap<NodeId.NodeId, NodeId.NodeId>
+  /** When each failed address may be dialed again (sampled once per failure, SPEC §9.2.14). */
+  readonly retryAt: ReadonlyMap<string, number>
+}
+
+/** A structural key for an address: distinct addresses never share one (unlike the URL text). */
+export const addressKey = (a: NodeAddress.NodeAddress): string => JSON.stringify([a.protocol, a.nodeId, a.hostname, a.port, a.path])
+
+/** Key of one peer's address in `retryAt`. */
+export const retryKey = (id: NodeId.NodeId, a: NodeAddress.NodeAddress): string => `${id}|${addressKey(a)}`
+
+/** A state with no peers. */
+export const empty = (self: NodeId.NodeId, options: Options): State => ({
+  self,
+  options,
+  peers: new Map(),
+  owners: new Map(),
+  dialing: new Set(),
+  connected: new Map(),
+  ready: new Set(),
+  evict: new Set(),
+  evicting: new Set(),
+  upgrading: new Map(),
+  retryAt: new Map()
+})
+
+const rankCache = new WeakMap<ReadonlyMap<NodeId.NodeId, PeerRecord.PeerRecord>, ReadonlyArray<PeerRecord.PeerRecord>>()
+
+/**
+ * Peers best first: by score, ties by node ID so the order is deterministic. Cached per peer map;
+ * every change makes a new map, so the cache can never be stale (SPEC §9.1.19).
+ */
+export const ranked = (state: State): ReadonlyArray<PeerRecord.PeerRecord> => {
+  const cached = rankCache.get(state.peers)
+  if (cached !== undefined) return cached
+  const list = [...state.peers.values()]
+    .map((p) => [PeerRecord.score(p), p] as const)
+    .sort((a, b) => b[0] - a[0] || (a[1].id < b[1].id ? -1 : a[1].id > b[1].id ? 1 : 0))
+    .map(([, p]) => p)
+  rankCache.set(state.peers, list)
+  return list
+}
+
+/** The score of a known peer, or 0. */
+export const scoreOf = (state: State, id: NodeId.NodeId): number => {
+  const p = state.peers.get(id)
+  return p === undefined ? 0 : PeerRecord.score(p)
+}
+
+/** What the shell must do after a transition. */
+export interface Outcome<A = void> {
+  readonly state: State
+  readonly value: A
+  /** Records to write (whole rows), in order. */
+  readonly persist: ReadonlyArray<PeerRecord.PeerRecord>
+  /** Rows to delete. */
+  readonly remove: ReadonlyArray<NodeId.NodeId>
+  /** Updates to publish, in order. */
+  readonly updates: ReadonlyArray<PeerUpdate.PeerUpdate>
+  readonly wakeDial: boolean
+  readonly wakeEvict: boolean
+}
+
+/**
+ * A local, mutable working copy used inside one transition: collections are copied on first write,
+ * so the input state is never touched.
+ */
+export class Draft {
+  private peers: Map<NodeId.NodeId, PeerRecord.PeerRecord> | undefined
+  private owners: Map<string, NodeId.NodeId> | undefined
+  private sets: Partial<Record<"dialing" | "ready" | "evict" | "evicting", Set<NodeId.NodeId>>> = {}
+  private connectedMap: Map<NodeId.NodeId, Direction> | undefined
+  private upgradingMap: Map<NodeId.NodeId, NodeId.NodeId> | undefined
+  private retry: Map<string, number> | undefined
+  private readonly persisted = new Map<NodeId.NodeId, PeerRecord.PeerRecord>()
+  private readonly removed = new Set<NodeId.NodeId>()
+  private readonly published: Array<PeerUpdate.PeerUpdate> = []
+  private dial = false
+  private evictFlag = false
+  readonly base: State
+
+  constructor(base: State) {
+    this.base = base
+  }
+
+  /** The current state (cheap: shares unchanged collections). */
+  get state(): State {
+    return {
+      ...this.base,
+      peers: this.peers ?? this.base.peers,
+      owners: this.owners ?? this.base.owners,
+      dialing: this.sets.dialing ?? this.base.dialing,
+      ready: this.sets.ready ?? this.base.ready,
+      evict: this.sets.evict ?? this.base.evict,
+      evicting: this.sets.evicting ?? this.base.evicting,
+      connected: this.connectedMap ?? this.base.connected,
+      upgrading: this.upgradingMap ?? this.base.upgrading,
+      retryAt: this.retry ?? this.base.retryAt
+    }
+  }
+
+  peer(id: NodeId.NodeId): PeerRecord.PeerRecord | undefined {
+    return (this.peers ?? this.base.peers).get(id)
+  }
+
+  /** Stores a record in memory and, unless `ephemeral`, queues it for the disk. */
+  setPeer(p: PeerRecord.PeerRecord, ephemeral = false): void {
+    this.peers ??= new Map(this.base.peers)
+    this.peers.set(p.id, p)
+    this.owners ??= new Map(this.base.owners)
+    for (const a of p.addresses) this.owners.set(addressKey(a.address), p.id)
+    if (!ephemeral) {
+      this.persisted.set(p.id, p)
+      this.removed.delete(p.id)
+    } else if (this.persisted.has(p.id)) {
+      this.persisted.set(p.id, p)
+    }
+  }
+
+  deletePeer(id: NodeId.NodeId): void {
+    const p = this.peer(id)
+    if (p === undefined) return
+    this.peers ??= new Map(this.base.peers)
+    this.peers.delete(id)
+    this.owners ??= new Map(this.base.owners)
+    for (const a of p.addresses) if (this.owners.get(addressKey(a.address)) === id) this.owners.delete(addressKey(a.address))
+    this.retry ??= new Map(this.base.retryAt)
+    for (const a of p.addresses) this.retry.delete(retryKey(id, a.address))
+    this.persisted.delete(id)
+    this.removed.add(id)
+  }
+
+  private set(name: "dialing" | "ready" | "evict" | "evicting"): Set<NodeId.NodeId> {
+    return (this.sets[name] ??= new Set(this.base[name]))
+  }
+
+  add(name: "dialing" | "ready" | "evict" | "evicting", id: NodeId.NodeId): void {
+    this.set(name).add(id)
+  }
+
+  delete(name: "dialing" | "ready" | "evict" | "evicting", id: NodeId.NodeId): void {
+    if (this.state[name].has(id)) this.set(name).delete(id)
+  }
+
+  connect(id: NodeId.NodeId, direction: Direction): void {
+    this.connectedMap ??= new Map(this.base.connected)
+    this.connectedMap.set(id, direction)
+  }
+
+  disconnect(id: NodeId.NodeId): void {
+    if (!this.state.connected.has(id)) return
+    this.connectedMap ??= new Map(this.base.connected)
+    this.connectedMap.delete(id)
+  }
+
+  setUpgrade(from: NodeId.NodeId, to: NodeId.NodeId): void {
+    this.upgradingMap ??= new Map(this.base.upgrading)
+    this.upgradingMap.set(from, to)
+  }
+
+  deleteUpgrade(from: NodeId.NodeId): void {
+    if (!this.state.upgrading.has(from)) return
+    this.upgradingMap ??= new Map(this.base.upgrading)
+    this.upgradingMap.delete(from)
+  }
+
+  setRetry(key: string, at: number | undefined): void {
+    if (at === undefined && !this.state.retryAt.has(key)) return
+    this.retry ??= new Map(this.base.retryAt)
+    if (at === undefined) this.retry.delete(key)
+    else this.retry.set(key, at)
+  }
+
+  publish(update: PeerUpdate.PeerUpdate): void {
+    this.published.push(update)
+  }
+
+  wakeDial(): void {
+    this.dial = true
+  }
+
+  wakeEvict(): void {
+    this.evictFlag = true
+  }
+
+  done<A>(value: A): Outcome<A> {
+    return {
+      state: this.state,
+      value,
+      persist: [...this.persisted.values()],
+      remove: [...this.removed],
+      updates: this.published,
+      wakeDial: this.dial,
+      wakeEvict: this.evictFlag
+    }
+  }
+}
+
+/** An outcome that changes nothing. */
+export const unchanged = <A>(state: State, value: A): Outcome<A> => new Draft(state).done(value)

@@ -1,0 +1,40 @@
+/**
+ * The stack's metrics, named after Tendermint's `p2p` subsystem (SPEC §4.11). Names carry no
+ * namespace: the Prometheus endpoint prefixes one (`tendermint_`, `cometbft_`, configurable), giving
+ * e.g. `cometbft_p2p_peers`.
+ *
+ * @since 0.1.0
+ */
+import { Metric } from "effect"
+
+/** Connected peers routed by the router. */
+export const peers = Metric.gauge("p2p_peers", { description: "Number of peers connected and routed." })
+/** Bytes received per channel (attribute `chID`). */
+export const peerReceiveBytesTotal = Metric.counter("p2p_peer_receive_bytes_total", { description: "Bytes received from peers, per channel.", incremental: true })
+/** Bytes sent per channel (attribute `chID`). */
+export const peerSendBytesTotal = Metric.counter("p2p_peer_send_bytes_total", { description: "Bytes sent to peers, per channel.", incremental: true })
+/** Messages received per channel (attribute `chID`). */
+export const messageReceiveTotal = Metric.counter("p2p_message_receive_total", { description: "Messages received from peers, per channel.", incremental: true })
+/** Messages sent per channel (attribute `chID`). */
+export const messageSendTotal = Metric.counter("p2p_message_send_total", { description: "Messages sent to peers, per channel.", incremental: true })
+/** Messages waiting in peer send queues. */
+export const routerPeerQueueSend = Metric.gauge("p2p_router_peer_queue_send", { description: "Messages queued for sending to peers." })
+/** Messages dropped (unknown peer, channel the peer lacks, closed queue, undecodable), attribute `reason`. */
+export const peerQueueDroppedMsgs = Metric.counter("p2p_peer_queue_dropped_msgs", { description: "Messages dropped by the router, per reason.", incremental: true })
+/** Peers evicted by the router. */
+export const peersEvicted = Metric.counter("p2p_peers_evicted", { description: "Peers evicted.", incremental: true })
+
+/** Peers in the peer store. */
+export const peersStored = Metric.gauge("p2p_peers_stored", { description: "Number of peers in the peer store." })
+/** Successful dials. */
+export const peersConnectedSuccess = Metric.counter("p2p_peers_connected_success", { description: "Outbound connections established.", incremental: true })
+/** Failed dials. */
+export const peersConnectedFailure = Metric.counter("p2p_peers_connected_failure", { description: "Outbound connection attempts that failed.", incremental: true })
+/** Inbound peers connected now. */
+export const peersConnectedIncoming = Metric.gauge("p2p_peers_connected_incoming", { description: "Inbound peers connected." })
+/** Outbound peers connected now. */
+export const peersConnectedOutgoing = Metric.gauge("p2p_peers_connected_outgoing", { description: "Outbound peers connected." })
+/** Peers marked inactive (incompatible). */
+export const peersInactivated = Metric.counter("p2p_peers_inactivated", { description: "Peers marked inactive after an incompatible handshake.", incremental: true })
+/** Stored rows that failed to decode and were skipped. */
+export const peerStoreCorruptRows = Metric.counter("p2p_peer_store_corrupt_rows", { description: "Peer-store rows that could not be decoded and were skipped.", incremental: true })
