@@ -1,0 +1,437 @@
+/**
+ * The Router layer (SPEC §4): accept, dial and evict loops and per-peer routing, all fibers owned
+ * by the layer's scope. Closing the scope interrupts the loops, closes every peer connection and
+ * reports each peer disconnected; it never waits on reactors (SPEC §9.2.22).
+ *
+ * @since 0.1.0
+ */
+import { fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf"
+import { Clock, Effect, Exit, FiberSet, Layer, Metric, Queue, Scope, Semaphore, Stream } from "effect"
+import * as ChannelDescriptor from "../domain/ChannelDescriptor.ts"
+import * as Endpoint from "../domain/Endpoint.ts"
+import type * as Envelope from "../domain/Envelope.ts"
+import * as NodeAddress from "../domain/NodeAddress.ts"
+import type * as NodeId from "../domain/NodeId.ts"
+import * as NodeInfo from "../domain/NodeInfo.ts"
+import { AddressResolver } from "../services/AddressResolver.ts"
+import * as Metrics from "../services/Metrics.ts"
+import { NodeIdentity } from "../services/NodeIdentity.ts"
+import { PeerManager } from "../services/PeerManager.ts"
+import {
+  ChannelAlreadyOpen,
+  InvalidRouterOptions,
+  Router,
+  defaults,
+  type Channel,
+  type Options,
+  type RoutedPeer
+} from "../services/Router.ts"
+import { DialError, Transport, type Connection, type HandshakeError, type Peer } from "../services/Transport.ts"
+import * as ConnTracker from "./router/ConnTracker.ts"
+import * as PeerQueue from "./router/PeerQueue.ts"
+
+interface OpenChannel {
+  readonly descriptor: ChannelDescriptor.ChannelDescriptor
+  readonly inbound: Queue.Queue<Envelope.Inbound<unknown>>
+  readonly sent: { readonly bytes: Metric.Metric<number, unknown>; readonly msgs: Metric.Metric<number, unknown> }
+  readonly received: { readonly bytes: Metric.Metric<number, unknown>; readonly msgs: Metric.Metric<number, unknown> }
+}
+
+interface PeerEntry extends RoutedPeer {
+  readonly queue: PeerQueue.PeerQueue
+  readonly connection: Connection
+}
+
+const positive = (option: string, value: number | undefined, fallback: number) => {
+  const v = value ?? fallback
+  if (!Number.isFinite(v) || v <= 0) throw new InvalidRouterOptions({ option, message: `Router option ${option} must be a positive number, got ${value}` })
+  return v
+}
+
+/** Validates options and applies defaults. */
+export const resolveOptions = (input: Options) =>
+  Effect.try({
+    try: () => {
+      if (input.queueType !== undefined && input.queueType !== "fifo" && input.queueType !== "priority") {
+        throw new InvalidRouterOptions({ option: "queueType", message: `queue type ${JSON.stringify(input.queueType)} is not supported: use "fifo" or "priority"` })
+      }
+      if (input.nodeInfo.moniker === "") throw new InvalidRouterOptions({ option: "nodeInfo.moniker", message: "Router option nodeInfo.moniker must not be empty" })
+      return {
+        queueType: input.queueType ?? defaults.queueType,
+        dialTimeout: positive("dialTimeout", input.dialTimeout, defaults.dialTimeout),
+        handshakeTimeout: positive("handshakeTimeout", input.handshakeTimeout, defaults.handshakeTimeout),
+        resolveTimeout: positive("resolveTimeout", input.resolveTimeout, defaults.resolveTimeout),
+        maxConcurrentDials: Math.floor(positive("maxConcurrentDials", input.maxConcurrentDials, defaults.maxConcurrentDials)),
+        maxConcurrentHandshakes: Math.floor(positive("maxConcurrentHandshakes", input.maxConcurrentHandshakes, defaults.maxConcurrentHandshakes)),
+        maxIncomingConnectionAttempts: Math.floor(positive("maxIncomingConnectionAttempts", input.maxIncomingConnectionAttempts, defaults.maxIncomingConnectionAttempts)),
+        incomingConnectionWindow: positive("incomingConnectionWindow", input.incomingConnectionWindow, defaults.incomingConnectionWindow),
+        peerQueueSize: Math.floor(positive("peerQueueSize", input.peerQueueSize, defaults.peerQueueSize))
+      }
+    },
+    catch: (e) => (e instanceof InvalidRouterOptions ? e : new InvalidRouterOptions({ option: "options", message: String(e) }))
+  })
+
+const channelLabel = (id: number) => `0x${id.toString(16).padStart(2, "0")}`
+
+/** Builds the router and starts its loops in the current scope. */
+export const make = (input: Options) =>
+  Effect.gen(function* () {
+    const options = yield* resolveOptions(input)
+    const transport = yield* Transport
+    const peerManager = yield* PeerManager
+    const resolver = yield* AddressResolver
+    const { key } = yield* NodeIdentity
+    const metricsContext = yield* Effect.context<never>()
+    const count = (m: Metric.Metric<number, unknown>, n: number) => m.updateUnsafe(n, metricsContext)
+    const dropped = (reason: string) => Metric.withAttributes(Metrics.peerQueueDroppedMsgs, { reason })
+    const droppedUnknownPeer = dropped("unknown_peer")
+    const droppedNoChannel = dropped("peer_lacks_channel")
+    const droppedUnknownChannel = dropped("unknown_channel")
+    const droppedUndecodable = dropped("undecodable")
+    const droppedUnencodable = dropped("unencodable")
+    const droppedClosed = dropped("channel_closed")
+
+    const fibers = yield* FiberSet.make()
+    const channels = new Map<number, OpenChannel>()
+    const advertised = new Map<number, ChannelDescriptor.ChannelDescriptor>()
+    for (const d of input.channels ?? []) advertised.set(d.id, yield* Effect.fromResult(ChannelDescriptor.validate(d)))
+    const declared = new Set(advertised.keys())
+    const peers = new Map<NodeId.NodeId, PeerEntry>()
+    const evictRequested = new Set<NodeId.NodeId>()
+    let tracker = ConnTracker.make(options.maxIncomingConnectionAttempts, options.incomingConnectionWindow)
+    const handshakeSlots = yield* Semaphore.make(options.maxConcurrentHandshakes)
+    const dialSlots = yield* Semaphore.make(options.maxConcurrentDials)
+
+    const endpoints = yield* transport.endpoints
+    const first = endpoints[0]
+    const listenAddr = input.nodeInfo.listenAddr ??
+      (first !== undefined && first.ip !== "" ? `tcp://${first.ip.includes(":") ? `[${first.ip}]` : first.ip}:${first.port}` : "0.0.0.0:0")
+
+    const nodeInfo = (): NodeInfo.NodeInfo =>
+      NodeInfo.make({
+        nodeId: key.nodeId,
+        listenAddr,
+        network: input.nodeInfo.network,
+        moniker: input.nodeInfo.moniker,
+        channels: [...advertised.keys()],
+        ...(input.nodeInfo.version === undefined ? {} : { version: input.nodeInfo.version }),
+        ...(input.nodeInfo.protocolVersion === undefined ? {} : { protocolVersion: input.nodeInfo.protocolVersion }),
+        ...(input.nodeInfo.other === undefined ? {} : { other: input.nodeInfo.other })
+      })
+
+    const handshake = (conn: Connection, expectedId?: NodeId.NodeId): Effect.Effect<Peer, HandshakeError> =>
+      conn.handshake({
+        nodeInfo: nodeInfo(),
+        nodeKey: key,
+        timeout: options.handshakeTimeout,
+        channels: [...advertised.values()],
+        ...(expectedId === undefined ? {} : { expectedId })
+      })
+
+    /** Handshake failures that show the peer incompatible mark it inactive. */
+    const onHandshakeError = (error: HandshakeError) =>
+      Effect.andThen(
+        error._tag === "IncompatiblePeer" ? Effect.ignore(peerManager.inactivate(error.nodeId as NodeId.NodeId)) : Effect.void,
+        Effect.logDebug(`handshake failed: ${error.message}`)
+      )
+
+    // -------------------------------------------------------------------------------------------
+    // Per-peer routing
+    // -------------------------------------------------------------------------------------------
+
+    const route = (conn: Connection, info: NodeInfo.NodeInfo, direction: "incoming" | "outgoing") =>
+      Effect.gen(function* () {
+        const id = info.nodeId
+        let capacity = options.peerQueueSize
+        for (const d of advertised.values()) capacity = Math.max(capacity, d.sendQueueCapacity)
+        const queue = yield* PeerQueue.make(options.queueType, capacity)
+        const entry: PeerEntry = { nodeId: id, nodeInfo: info, remoteEndpoint: conn.remoteEndpoint, direction, channels: new Set(info.channels), queue, connection: conn }
+        const cleanup = Effect.gen(function* () {
+          if (peers.get(id) === entry) peers.delete(id)
+          yield* queue.close
+          yield* conn.close
+          yield* Metric.update(Metrics.peers, peers.size)
+          yield* peerManager.disconnected(id)
+          yield* Effect.logDebug(`peer ${id} disconnected`)
+        })
+        return yield* Effect.gen(function* () {
+          peers.set(id, entry)
+          yield* Metric.update(Metrics.peers, peers.size)
+          // The queue exists before `up` is published, so a reactor may send the moment it hears of the peer.
+          yield* peerManager.ready(id, entry.channels)
+          if (evictRequested.delete(id)) return
+          const sendLoop = Effect.gen(function* () {
+            while (true) {
+              const item = yield* queue.take
+              yield* conn.send(item.channelId, item.data)
+              const ch = channels.get(item.channelId)
+              if (ch !== undefined) {
+                count(ch.sent.msgs, 1)
+                count(ch.sent.bytes, item.data.length)
+              }
+            }
+          })
+          const receiveLoop = Effect.gen(function* () {
+            while (true) {
+              const m = yield* conn.receive
+              const ch = channels.get(m.channelId)
+              if (ch === undefined) {
+                count(droppedUnknownChannel, 1)
+                continue
+              }
+              count(ch.received.msgs, 1)
+              count(ch.received.bytes, m.data.length)
+              let message: unknown
+              try {
+                message = fromBinary(ch.descriptor.messageType, m.data)
+              } catch (e) {
+                count(droppedUndecodable, 1)
+                yield* Effect.logDebug(`peer ${id} sent an undecodable message on channel ${channelLabel(m.channelId)}: ${(e as Error).message}`)
+                yield* Effect.ignore(peerManager.errored(id, false))
+                continue
+              }
+              // Waits while the reactor is behind: backpressure reaches the connection and the peer.
+              const ok = yield* Queue.offer(ch.inbound, { from: id, channelId: m.channelId, message })
+              if (!ok) count(droppedClosed, 1)
+            }
+          })
+          const exit = yield* Effect.exit(Effect.raceFirst(sendLoop, receiveLoop))
+          if (Exit.isFailure(exit)) yield* Effect.logDebug(`peer ${id} route ended`, exit.cause)
+        }).pipe(Effect.ensuring(cleanup))
+      })
+
+    // -------------------------------------------------------------------------------------------
+    // Inbound
+    // -------------------------------------------------------------------------------------------
+
+    const inbound = (conn: Connection) =>
+      Effect.gen(function* () {
+        const ip = conn.remoteEndpoint.ip
+        const admitted = ConnTracker.add(tracker, ip, yield* Clock.currentTimeMillis)
+        if ("rejected" in admitted) return yield* Effect.logDebug(`refusing inbound connection: ${admitted.rejected}`)
+        tracker = admitted.tracker
+        yield* Effect.gen(function* () {
+          if (input.filterPeerByIp !== undefined) {
+            const filtered = yield* Effect.exit(input.filterPeerByIp(conn.remoteEndpoint))
+            if (Exit.isFailure(filtered)) return yield* Effect.logInfo(`inbound connection from ${Endpoint.format(conn.remoteEndpoint)} filtered`, filtered.cause)
+          }
+          const shaken = yield* Effect.exit(handshakeSlots.withPermit(handshake(conn)))
+          if (Exit.isFailure(shaken)) {
+            const error = Exit.findErrorOption(shaken)
+            if (error._tag === "Some") yield* onHandshakeError(error.value)
+            return
+          }
+          const info = shaken.value.nodeInfo
+          if (input.filterPeerById !== undefined) {
+            const filtered = yield* Effect.exit(input.filterPeerById(info.nodeId))
+            if (Exit.isFailure(filtered)) return yield* Effect.logInfo(`inbound peer ${info.nodeId} filtered`, filtered.cause)
+          }
+          const admittedByManager = yield* Effect.exit(peerManager.accepted(info.nodeId))
+          if (Exit.isFailure(admittedByManager)) return yield* Effect.logDebug(`inbound peer ${info.nodeId} refused`, admittedByManager.cause)
+          yield* route(conn, info, "incoming")
+        }).pipe(Effect.ensuring(Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => {
+          tracker = ConnTracker.remove(tracker, ip, now)
+        }))))
+      })
+
+    const acceptLoop = Effect.gen(function* () {
+      while (true) {
+        const scope = yield* Scope.make()
+        const accepted = yield* Effect.exit(Scope.provide(transport.accept, scope))
+        if (Exit.isFailure(accepted)) {
+          yield* Scope.close(scope, Exit.void)
+          const error = Exit.findErrorOption(accepted)
+          if (error._tag === "Some" && error.value._tag === "TransportClosed") return
+          // Transient (e.g. out of file descriptors): keep accepting, after a pause (SPEC §9.1.2).
+          yield* Effect.logWarning("accept failed; retrying", accepted.cause)
+          yield* Effect.sleep(100)
+          continue
+        }
+        yield* FiberSet.run(fibers, Effect.ensuring(inbound(accepted.value), Scope.close(scope, Exit.void)))
+      }
+    })
+
+    // -------------------------------------------------------------------------------------------
+    // Outbound
+    // -------------------------------------------------------------------------------------------
+
+    const dial = (address: NodeAddress.NodeAddress) =>
+      Effect.gen(function* () {
+        const endpoints = yield* resolver.resolve(address).pipe(
+          Effect.timeoutOrElse({
+            duration: options.resolveTimeout,
+            orElse: () => Effect.fail(new DialError({ endpoint: NodeAddress.format(address), reason: "timeout", message: `resolving ${NodeAddress.format(address)} timed out` }))
+          })
+        )
+        let lastError: unknown = new DialError({ endpoint: NodeAddress.format(address), reason: "unsupported_protocol", message: `no endpoint of ${NodeAddress.format(address)} uses a protocol of transport ${transport.name}` })
+        for (const endpoint of endpoints) {
+          if (!transport.protocols.includes(endpoint.protocol)) continue
+          if (input.filterPeerByIp !== undefined) {
+            const filtered = yield* Effect.exit(input.filterPeerByIp(endpoint))
+            if (Exit.isFailure(filtered)) {
+              lastError = filtered.cause
+              continue
+            }
+          }
+          const conn = yield* Effect.exit(transport.dial(endpoint).pipe(
+            Effect.timeoutOrElse({
+              duration: options.dialTimeout,
+              orElse: () => Effect.fail(new DialError({ endpoint: Endpoint.format(endpoint), reason: "timeout", message: `dialing ${Endpoint.format(endpoint)} timed out after ${options.dialTimeout} ms` }))
+            })
+          ))
+          if (Exit.isSuccess(conn)) return conn.value
+          lastError = conn.cause
+        }
+        return yield* Effect.fail(lastError)
+      })
+
+    const connect = (address: NodeAddress.NodeAddress) =>
+      Effect.scoped(Effect.gen(function* () {
+        let released = false
+        const release = Effect.suspend(() => {
+          if (released) return Effect.void
+          released = true
+          return Effect.asVoid(dialSlots.release(1))
+        })
+        yield* Effect.addFinalizer(() => release)
+        const conn = yield* Effect.exit(dial(address))
+        if (Exit.isFailure(conn)) {
+          yield* Effect.logDebug(`dialing ${NodeAddress.format(address)} failed`, conn.cause)
+          return yield* Effect.ignore(peerManager.dialFailed(address))
+        }
+        const shaken = yield* Effect.exit(handshake(conn.value, address.nodeId as NodeId.NodeId))
+        if (Exit.isFailure(shaken)) {
+          const error = Exit.findErrorOption(shaken)
+          if (error._tag === "Some") yield* onHandshakeError(error.value)
+          return yield* Effect.ignore(peerManager.dialFailed(address))
+        }
+        yield* release
+        const info = shaken.value.nodeInfo
+        if (input.filterPeerById !== undefined) {
+          const filtered = yield* Effect.exit(input.filterPeerById(info.nodeId))
+          if (Exit.isFailure(filtered)) {
+            yield* Effect.logInfo(`outbound peer ${info.nodeId} filtered`, filtered.cause)
+            return yield* Effect.ignore(peerManager.dialFailed(address))
+          }
+        }
+        const admitted = yield* Effect.exit(peerManager.dialed(address))
+        if (Exit.isFailure(admitted)) return yield* Effect.logDebug(`outbound peer ${info.nodeId} refused`, admitted.cause)
+        yield* route(conn.value, info, "outgoing")
+      }))
+
+    const dialLoop = Effect.gen(function* () {
+      while (true) {
+        yield* dialSlots.take(1)
+        const address = yield* Effect.onInterrupt(peerManager.dialNext, () => dialSlots.release(1))
+        yield* FiberSet.run(fibers, connect(address))
+      }
+    })
+
+    // -------------------------------------------------------------------------------------------
+    // Eviction
+    // -------------------------------------------------------------------------------------------
+
+    const evictLoop = Effect.gen(function* () {
+      while (true) {
+        const id = yield* peerManager.evictNext
+        const entry = peers.get(id)
+        yield* Metric.update(Metrics.peersEvicted, 1)
+        if (entry === undefined) {
+          evictRequested.add(id)
+          continue
+        }
+        yield* Effect.logDebug(`evicting peer ${id}`)
+        yield* entry.queue.close
+        yield* entry.connection.close
+      }
+    })
+
+    yield* Effect.forkScoped(acceptLoop)
+    yield* Effect.forkScoped(dialLoop)
+    yield* Effect.forkScoped(evictLoop)
+
+    // -------------------------------------------------------------------------------------------
+    // Channels
+    // -------------------------------------------------------------------------------------------
+
+    const openChannel = <Desc extends DescMessage>(descriptor: ChannelDescriptor.ChannelDescriptor<Desc>) =>
+      Effect.gen(function* () {
+        yield* Effect.fromResult(ChannelDescriptor.validate(descriptor))
+        const id = descriptor.id
+        if (channels.has(id)) return yield* new ChannelAlreadyOpen({ channelId: id, message: `channel ${channelLabel(id)} (${descriptor.name}) is already open` })
+        const inbound = yield* Queue.bounded<Envelope.Inbound<unknown>>(descriptor.recvBufferCapacity)
+        const attrs = { chID: channelLabel(id) }
+        const open: OpenChannel = {
+          descriptor,
+          inbound,
+          sent: { bytes: Metric.withAttributes(Metrics.peerSendBytesTotal, attrs), msgs: Metric.withAttributes(Metrics.messageSendTotal, attrs) },
+          received: { bytes: Metric.withAttributes(Metrics.peerReceiveBytesTotal, attrs), msgs: Metric.withAttributes(Metrics.messageReceiveTotal, attrs) }
+        }
+        yield* Effect.acquireRelease(
+          Effect.sync(() => {
+            channels.set(id, open)
+            advertised.set(id, descriptor)
+          }),
+          () =>
+            Effect.andThen(
+              Effect.sync(() => {
+                if (channels.get(id) === open) channels.delete(id)
+                if (!declared.has(id)) advertised.delete(id)
+              }),
+              Queue.shutdown(inbound)
+            )
+        )
+
+        const enqueue = (entry: PeerEntry, data: Uint8Array) =>
+          Effect.flatMap(entry.queue.offer({ channelId: id, priority: descriptor.priority, data }), (ok) =>
+            Effect.sync(() => {
+              if (!ok) count(droppedClosed, 1)
+            }))
+
+        const send = (envelope: Envelope.Outbound<MessageShape<Desc>>): Effect.Effect<void> =>
+          Effect.suspend(() => {
+            let data: Uint8Array
+            try {
+              data = toBinary(descriptor.messageType, envelope.message)
+            } catch (e) {
+              count(droppedUnencodable, 1)
+              return Effect.logWarning(`channel ${channelLabel(id)}: cannot encode message: ${(e as Error).message}`)
+            }
+            if (envelope.broadcast === true) {
+              const targets: Array<PeerEntry> = []
+              for (const entry of peers.values()) {
+                if (entry.channels.has(id)) targets.push(entry)
+                else count(droppedNoChannel, 1)
+              }
+              return Effect.forEach(targets, (entry) => enqueue(entry, data), { discard: true })
+            }
+            const entry = peers.get(envelope.to)
+            if (entry === undefined) {
+              count(droppedUnknownPeer, 1)
+              return Effect.void
+            }
+            if (!entry.channels.has(id)) {
+              count(droppedNoChannel, 1)
+              return Effect.void
+            }
+            return enqueue(entry, data)
+          })
+
+        const channel: Channel<Desc> = {
+          descriptor,
+          send,
+          sendError: (error) => Effect.ignore(peerManager.errored(error.nodeId as NodeId.NodeId, error.fatal)),
+          messages: Stream.fromQueue(inbound) as unknown as Stream.Stream<Envelope.Inbound<MessageShape<Desc>>>
+        }
+        return channel
+      })
+
+    return Router.of({
+      openChannel,
+      nodeInfo: Effect.sync(nodeInfo),
+      peers: Effect.sync(() => [...peers.values()].map(({ nodeId, nodeInfo, remoteEndpoint, direction, channels }) => ({ nodeId, nodeInfo, remoteEndpoint, direction, channels })))
+    })
+  })
+
+/** The router as a layer; building it starts the loops. */
+export const layer = (options: Options) => Layer.effect(Router, make(options))

@@ -1,0 +1,50 @@
+/**
+ * Per-IP admission of inbound connections (SPEC §4.5 `connTracker`): at most `max` concurrent
+ * connections per IP, and an IP with none open may connect at most once per `window`. Pure: the
+ * caller passes the time and keeps the returned tracker.
+ *
+ * @since 0.1.0
+ */
+
+interface Entry {
+  readonly count: number
+  readonly lastConnect: number
+}
+
+/** An immutable tracker. */
+export interface ConnTracker {
+  readonly max: number
+  readonly window: number
+  readonly entries: ReadonlyMap<string, Entry>
+}
+
+/** A tracker allowing `max` connections per IP and one reconnect per `window` ms. */
+export const make = (max: number, window: number): ConnTracker => ({ max, window, entries: new Map() })
+
+/** Number of IPs with state. */
+export const size = (t: ConnTracker): number => t.entries.size
+
+/** Admits a connection from `ip` at `now`, or says why not. */
+export const add = (t: ConnTracker, ip: string, now: number): { readonly tracker: ConnTracker } | { readonly rejected: string } => {
+  const e = t.entries.get(ip)
+  if (e !== undefined && e.count >= t.max) return { rejected: `${ip || "(no IP)"} already has ${e.count} connections, the maximum` }
+  if (e !== undefined && e.count === 0 && now - e.lastConnect < t.window) {
+    return { rejected: `${ip || "(no IP)"} reconnected within ${t.window} ms` }
+  }
+  const entries = new Map(t.entries)
+  entries.set(ip, { count: (e?.count ?? 0) + 1, lastConnect: now })
+  return { tracker: { ...t, entries } }
+}
+
+/** Releases a connection from `ip`. The entry is kept (count 0) while its reconnect window runs. */
+export const remove = (t: ConnTracker, ip: string, now: number): ConnTracker => {
+  const e = t.entries.get(ip)
+  if (e === undefined) return t
+  const entries = new Map(t.entries)
+  const count = Math.max(0, e.count - 1)
+  if (count === 0 && now - e.lastConnect >= t.window) entries.delete(ip)
+  else entries.set(ip, { count, lastConnect: e.lastConnect })
+  // Forget other idle IPs whose window has passed, so the map stays bounded by live connections.
+  for (const [k, v] of entries) if (v.count === 0 && now - v.lastConnect >= t.window) entries.delete(k)
+  return { ...t, entries }
+}
