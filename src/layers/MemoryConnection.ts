@@ -79,6 +79,8 @@ export const makePair = (dialerEndpoint: Endpoint.Endpoint, acceptorEndpoint: En
       const remoteText = Endpoint.format(remote)
       const closedError = () => new ConnectionClosed({ remote: remoteText, message: `connection to ${remoteText} is closed` })
       const failIfClosed = Effect.suspend(() => (isClosed ? Effect.fail(closedError()) : Effect.void))
+      let pending: ReadonlyArray<Received> = []
+      let pendingIndex = 0
 
       const exchange = (options: HandshakeOptions): Effect.Effect<Peer, ConnectionClosed | HandshakeAuthFailed | InvalidPeerNodeInfo> =>
         Effect.gen(function* () {
@@ -111,9 +113,23 @@ export const makePair = (dialerEndpoint: Endpoint.Endpoint, acceptorEndpoint: En
         remoteEndpoint: remote,
         handshake: (options) => Handshake.run(remoteText, options, exchange(options)),
         send: (channelId, data) =>
-          Effect.flatMap(failIfClosed, () =>
-            Effect.flatMap(Queue.offer(outbound.messages, { channelId, data }), (ok) => (ok ? Effect.void : Effect.fail(closedError())))),
-        receive: Effect.flatMap(failIfClosed, () => Queue.take(inbound.messages)),
+          Effect.suspend(() =>
+            isClosed
+              ? Effect.fail(closedError())
+              : Queue.offerUnsafe(outbound.messages, { channelId, data })
+              ? Effect.void
+              : Effect.flatMap(Queue.offer(outbound.messages, { channelId, data }), (ok) => (ok ? Effect.void : Effect.fail(closedError())))
+          ),
+        receive: Effect.suspend(() => {
+          if (isClosed) return Effect.fail(closedError())
+          // Take everything buffered at once and hand it out one by one: one wake-up per batch.
+          if (pending.length > pendingIndex) return Effect.succeed(pending[pendingIndex++]!)
+          return Effect.map(Queue.takeAll(inbound.messages), (batch) => {
+            pending = batch
+            pendingIndex = 1
+            return batch[0]
+          })
+        }),
         close,
         awaitClosed: Deferred.await(closed)
       }

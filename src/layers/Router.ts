@@ -82,7 +82,18 @@ export const make = (input: Options) =>
     const resolver = yield* AddressResolver
     const { key } = yield* NodeIdentity
     const metricsContext = yield* Effect.context<never>()
-    const count = (m: Metric.Metric<number, unknown>, n: number) => m.updateUnsafe(n, metricsContext)
+    // Hot-path counts accumulate in plain numbers and reach the metrics once a second (and at
+    // shutdown): a metric update per message would cost more than the message's queue hop.
+    const pendingCounts = new Map<Metric.Metric<number, unknown>, number>()
+    const count = (m: Metric.Metric<number, unknown>, n: number) => {
+      pendingCounts.set(m, (pendingCounts.get(m) ?? 0) + n)
+    }
+    const flushCounts = Effect.sync(() => {
+      for (const [m, n] of pendingCounts) m.updateUnsafe(n, metricsContext)
+      pendingCounts.clear()
+    })
+    yield* Effect.addFinalizer(() => flushCounts)
+    yield* Effect.forkScoped(Effect.forever(Effect.andThen(Effect.sleep(1000), flushCounts)))
     const dropped = (reason: string) => Metric.withAttributes(Metrics.peerQueueDroppedMsgs, { reason })
     const droppedUnknownPeer = dropped("unknown_peer")
     const droppedNoChannel = dropped("peer_lacks_channel")
@@ -191,8 +202,8 @@ export const make = (input: Options) =>
                 continue
               }
               // Waits while the reactor is behind: backpressure reaches the connection and the peer.
-              const ok = yield* Queue.offer(ch.inbound, { from: id, channelId: m.channelId, message })
-              if (!ok) count(droppedClosed, 1)
+              const envelope = { from: id, channelId: m.channelId, message }
+              if (!Queue.offerUnsafe(ch.inbound, envelope) && !(yield* Queue.offer(ch.inbound, envelope))) count(droppedClosed, 1)
             }
           })
           const exit = yield* Effect.exit(Effect.raceFirst(sendLoop, receiveLoop))

@@ -30,13 +30,28 @@ export class Closed {
   readonly _tag = "Closed"
 }
 
+const succeedTrue = Effect.succeed(true)
+
 const fifo = (capacity: number): Effect.Effect<PeerQueue> =>
-  Effect.map(Queue.bounded<Outgoing, Closed>(capacity), (q) => ({
-    offer: (item) => Queue.offer(q, item),
-    take: Queue.take(q),
-    size: () => Queue.sizeUnsafe(q),
-    close: Effect.asVoid(Queue.fail(q, new Closed()))
-  }))
+  Effect.map(Queue.bounded<Outgoing, Closed>(capacity), (q) => {
+    // The sender takes everything queued at once and drains it locally: one wake-up per batch.
+    let batch: ReadonlyArray<Outgoing> = []
+    let index = 0
+    return {
+      // Fast path: room available, no waiting, no effect allocated.
+      offer: (item) => (Queue.offerUnsafe(q, item) ? succeedTrue : Queue.offer(q, item)),
+      take: Effect.suspend(() => {
+        if (index < batch.length) return Effect.succeed(batch[index++]!)
+        return Effect.map(Queue.takeAll(q), (items) => {
+          batch = items
+          index = 1
+          return items[0]
+        })
+      }),
+      size: () => Queue.sizeUnsafe(q) + batch.length - index,
+      close: Effect.asVoid(Queue.fail(q, new Closed()))
+    }
+  })
 
 /**
  * Priority: one bucket per priority level; `take` serves the highest non-empty bucket. A bounded

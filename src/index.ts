@@ -1,0 +1,28 @@
+/**
+ * effect-p2p: Tendermint's P2P layer as Effect services, wire-compatible with CometBFT.
+ *
+ * @since 0.1.0
+ */
+export * as ChannelDescriptor from "./domain/ChannelDescriptor.ts"
+export * as Endpoint from "./domain/Endpoint.ts"
+export * as Envelope from "./domain/Envelope.ts"
+export * as NodeAddress from "./domain/NodeAddress.ts"
+export * as NodeId from "./domain/NodeId.ts"
+export * as NodeInfo from "./domain/NodeInfo.ts"
+export * as NodeKey from "./domain/NodeKey.ts"
+export * as PeerError from "./domain/PeerError.ts"
+export * as PeerRecord from "./domain/PeerRecord.ts"
+export * as PeerScore from "./domain/PeerScore.ts"
+export * as PeerUpdate from "./domain/PeerUpdate.ts"
+
+export * as AddressResolver from "./services/AddressResolver.ts"
+export * as Metrics from "./services/Metrics.ts"
+export * as Transport from "./services/Transport.ts"
+export * as NodeIdentity from "./api/NodeIdentity.ts"
+export * as PeerManager from "./api/PeerManager.ts"
+export * as PeerStore from "./api/PeerStore.ts"
+export * as Router from "./api/Router.ts"
+
+export * as MemoryNetwork from "./layers/MemoryNetwork.ts"
+export * as MemoryTransport from "./layers/MemoryTransport.ts"
+export * as NodeKeyFile from "./layers/NodeKeyFile.ts"
