@@ -1,0 +1,321 @@
+/**
+ * The node's configuration: CometBFT's `config.toml` (`[p2p]` keys, `moniker`,
+ * `[instrumentation]`), command-line flags over it, defaults under both. Every problem is one
+ * `ConfigError` naming the key and what is wrong, so the command can print one line and exit 2.
+ *
+ * @since 0.1.0
+ */
+import { Result, Schema } from "effect"
+import { parse as parseToml, stringify } from "smol-toml"
+import * as NodeAddress from "../domain/NodeAddress.ts"
+import * as NodeId from "../domain/NodeId.ts"
+import { formatGoDuration, parseGoDuration } from "./Duration.ts"
+
+/** A configuration value is wrong. `key` is the TOML key or flag, e.g. `p2p.laddr` or `--laddr`. */
+export class ConfigError extends Schema.TaggedError<ConfigError>()("ConfigError", {
+  key: Schema.String,
+  message: Schema.String
+}) {}
+
+/** The [p2p] section. */
+export interface P2PConfig {
+  /** Where to listen: `tcp://host:port`. */
+  readonly laddr: { readonly host: string; readonly port: number }
+  /** Address advertised to peers (`host:port`), if different from laddr. */
+  readonly externalAddress: string
+  /** Peers to ask for addresses (PEX) when starting. CometBFT's `seeds`. */
+  readonly seeds: ReadonlyArray<NodeAddress.NodeAddress>
+  /** Peers added at start, dialed like any other (tendermint's `bootstrap-peers`). */
+  readonly bootstrapPeers: ReadonlyArray<NodeAddress.NodeAddress>
+  /** Peers always kept connected. */
+  readonly persistentPeers: ReadonlyArray<NodeAddress.NodeAddress>
+  /** Node IDs never advertised. */
+  readonly privatePeerIds: ReadonlyArray<NodeId.NodeId>
+  readonly maxNumInboundPeers: number
+  readonly maxNumOutboundPeers: number
+  readonly flushThrottleTimeout: number
+  readonly maxPacketMsgPayloadSize: number
+  readonly sendRate: number
+  readonly recvRate: number
+  readonly pex: boolean
+  readonly seedMode: boolean
+  readonly allowDuplicateIp: boolean
+  readonly handshakeTimeout: number
+  readonly dialTimeout: number
+}
+
+/** The whole configuration. */
+export interface NodeConfig {
+  readonly moniker: string
+  /** The chain ID peers must share (CometBFT takes it from the genesis file). */
+  readonly network: string
+  readonly logLevel: "debug" | "info" | "warn" | "error"
+  readonly p2p: P2PConfig
+  readonly instrumentation: {
+    /** `host:port` of the HTTP endpoint serving /metrics and /net_info; "" disables it. */
+    readonly httpAddr: string
+    /** Prefix of metric names. */
+    readonly namespace: string
+  }
+}
+
+/** Defaults: CometBFT's, but listening on loopback so a developer machine is not exposed. */
+export const defaults: NodeConfig = {
+  moniker: "effect-p2p-node",
+  network: "effect-p2p",
+  logLevel: "info",
+  p2p: {
+    laddr: { host: "127.0.0.1", port: 26656 },
+    externalAddress: "",
+    seeds: [],
+    bootstrapPeers: [],
+    persistentPeers: [],
+    privatePeerIds: [],
+    maxNumInboundPeers: 40,
+    maxNumOutboundPeers: 10,
+    flushThrottleTimeout: 10,
+    maxPacketMsgPayloadSize: 1024,
+    sendRate: 5_120_000,
+    recvRate: 5_120_000,
+    pex: true,
+    seedMode: false,
+    allowDuplicateIp: false,
+    handshakeTimeout: 20_000,
+    dialTimeout: 3_000
+  },
+  instrumentation: { httpAddr: "127.0.0.1:26660", namespace: "cometbft" }
+}
+
+/** Raw values as read from TOML or flags, by dotted key. */
+export type Raw = Readonly<Record<string, unknown>>
+
+const fail = (key: string, message: string) => Result.fail(new ConfigError({ key, message: `${key}: ${message}` }))
+
+/** Parses `tcp://host:port` (the scheme optional; IPv6 in brackets). */
+export const parseListenAddress = (key: string, value: unknown): Result.Result<{ host: string; port: number }, ConfigError> => {
+  if (typeof value !== "string") return fail(key, `must be a string like "tcp://127.0.0.1:26656"`)
+  const m = /^(?:tcp:\/\/)?(?:\[([^\]]+)\]|([^:/[\]]+)):(\d{1,5})$/.exec(value.trim())
+  const port = m === null ? NaN : Number(m[3])
+  if (m === null || port > 65535) return fail(key, `${JSON.stringify(value)} is not an address like "tcp://127.0.0.1:26656"`)
+  return Result.succeed({ host: m[1] ?? m[2] ?? "", port })
+}
+
+/** Parses a comma-separated list of `id@host:port` peers. */
+export const parsePeerList = (key: string, value: unknown): Result.Result<ReadonlyArray<NodeAddress.NodeAddress>, ConfigError> => {
+  if (typeof value !== "string") return fail(key, "must be a comma-separated string of id@host:port")
+  const out: Array<NodeAddress.NodeAddress> = []
+  for (const part of value.split(",").map((s) => s.trim()).filter((s) => s !== "")) {
+    const a = NodeAddress.parseResult(part)
+    if (Result.isFailure(a)) return fail(key, a.failure.message)
+    if (a.success.hostname === "" && a.success.protocol !== "memory") return fail(key, `peer ${JSON.stringify(part)} has no host: use id@host:port`)
+    out.push(a.success)
+  }
+  return Result.succeed(out)
+}
+
+const parseIdList = (key: string, value: unknown): Result.Result<ReadonlyArray<NodeId.NodeId>, ConfigError> => {
+  if (typeof value !== "string") return fail(key, "must be a comma-separated string of node IDs")
+  const out: Array<NodeId.NodeId> = []
+  for (const part of value.split(",").map((s) => s.trim()).filter((s) => s !== "")) {
+    const id = NodeId.decodeResult(part)
+    if (Result.isFailure(id)) return fail(key, `${JSON.stringify(part)}: ${id.failure.message}`)
+    out.push(id.success)
+  }
+  return Result.succeed(out)
+}
+
+const int = (key: string, value: unknown, min: number, max: number): Result.Result<number, ConfigError> => {
+  const n = typeof value === "string" && /^\d+$/.test(value.trim()) ? Number(value) : value
+  if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) return fail(key, `must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`)
+  return Result.succeed(n)
+}
+
+const bool = (key: string, value: unknown): Result.Result<boolean, ConfigError> => {
+  if (typeof value === "boolean") return Result.succeed(value)
+  if (value === "true" || value === "false") return Result.succeed(value === "true")
+  return fail(key, `must be true or false, got ${JSON.stringify(value)}`)
+}
+
+const duration = (key: string, value: unknown): Result.Result<number, ConfigError> => {
+  const ms = typeof value === "string" ? parseGoDuration(value) : undefined
+  if (ms === undefined) return fail(key, `must be a duration like "100ms", "20s" or "1m", got ${JSON.stringify(value)}`)
+  return Result.succeed(ms)
+}
+
+const text = (key: string, value: unknown, options: { readonly nonEmpty?: boolean } = {}): Result.Result<string, ConfigError> => {
+  if (typeof value !== "string") return fail(key, `must be a string, got ${JSON.stringify(value)}`)
+  if (options.nonEmpty === true && value.trim() === "") return fail(key, "must not be empty")
+  if (!/^[\x20-\x7e]*$/.test(value)) return fail(key, "must be printable ASCII")
+  return Result.succeed(value)
+}
+
+const hostPort = (key: string, value: unknown): Result.Result<string, ConfigError> => {
+  if (typeof value !== "string") return fail(key, `must be "host:port" or ""`)
+  if (value === "") return Result.succeed(value)
+  const m = /^(?:\[[^\]]+\]|[^:[\]]*):(\d{1,5})$/.exec(value)
+  if (m === null || Number(m[1]) > 65535) return fail(key, `${JSON.stringify(value)} is not "host:port"`)
+  return Result.succeed(value)
+}
+
+/** The keys `config.toml` may hold (dotted), with their checks. Unknown keys are an error. */
+const keys: Record<string, (key: string, value: unknown) => Result.Result<unknown, ConfigError>> = {
+  moniker: (k, v) => text(k, v, { nonEmpty: true }),
+  network: (k, v) => text(k, v, { nonEmpty: true }),
+  log_level: (k, v) => (v === "debug" || v === "info" || v === "warn" || v === "error" ? Result.succeed(v) : fail(k, `must be debug, info, warn or error, got ${JSON.stringify(v)}`)),
+  "p2p.laddr": parseListenAddress,
+  "p2p.external_address": hostPort,
+  "p2p.seeds": parsePeerList,
+  "p2p.bootstrap_peers": parsePeerList,
+  "p2p.persistent_peers": parsePeerList,
+  "p2p.private_peer_ids": parseIdList,
+  "p2p.max_num_inbound_peers": (k, v) => int(k, v, 0, 10_000),
+  "p2p.max_num_outbound_peers": (k, v) => int(k, v, 0, 10_000),
+  "p2p.flush_throttle_timeout": duration,
+  "p2p.max_packet_msg_payload_size": (k, v) => int(k, v, 1, 1_048_576),
+  "p2p.send_rate": (k, v) => int(k, v, 1, Number.MAX_SAFE_INTEGER),
+  "p2p.recv_rate": (k, v) => int(k, v, 1, Number.MAX_SAFE_INTEGER),
+  "p2p.pex": bool,
+  "p2p.seed_mode": bool,
+  "p2p.allow_duplicate_ip": bool,
+  "p2p.handshake_timeout": duration,
+  "p2p.dial_timeout": duration,
+  "instrumentation.prometheus_listen_addr": hostPort,
+  "instrumentation.namespace": (k, v) => (typeof v === "string" && /^[a-zA-Z_][a-zA-Z0-9_]*$/.test(v) ? Result.succeed(v) : fail(k, `must be a metric-name prefix like "cometbft", got ${JSON.stringify(v)}`))
+}
+
+/** Keys CometBFT writes that this node reads but does not use; accepted so a CometBFT config loads. */
+const ignored = new Set([
+  "p2p.addr_book_file", "p2p.addr_book_strict", "p2p.unconditional_peer_ids", "p2p.persistent_peers_max_dial_period",
+  "p2p.test_dial_fail", "p2p.test_fuzz", "p2p.test_fuzz_config", "instrumentation.prometheus", "instrumentation.max_open_connections"
+])
+
+const flatten = (value: Record<string, unknown>, prefix = "", out: Record<string, unknown> = {}) => {
+  for (const [k, v] of Object.entries(value)) {
+    const key = prefix === "" ? k : `${prefix}.${k}`
+    if (typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date)) flatten(v as Record<string, unknown>, key, out)
+    else out[key] = v
+  }
+  return out
+}
+
+/**
+ * Reads `config.toml` text into checked raw values by dotted key. Sections and top-level keys of
+ * other subsystems are ignored; an unknown key inside `[p2p]` or `[instrumentation]` is an error.
+ */
+export const fromToml = (source: string, content: string): Result.Result<Raw, ConfigError> => {
+  let parsed: Record<string, unknown>
+  try {
+    parsed = parseToml(content) as Record<string, unknown>
+  } catch (e) {
+    return fail(source, `not valid TOML: ${(e as Error).message.split("\n")[0]}`)
+  }
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(flatten(parsed))) {
+    const section = key.includes(".") ? key.slice(0, key.indexOf(".")) : ""
+    if (section !== "" && section !== "p2p" && section !== "instrumentation") continue
+    if (ignored.has(key)) continue
+    const check = keys[key]
+    // CometBFT's top level has many keys of other subsystems (proxy_app, db_backend, ...): skip them.
+    if (check === undefined && section === "") continue
+    if (check === undefined) return fail(key, `unknown key in ${source}`)
+    const r = check(key, value)
+    if (Result.isFailure(r)) return Result.fail(r.failure)
+    out[key] = r.success
+  }
+  return Result.succeed(out)
+}
+
+/** Checks flag values (strings), mapping each flag to its config key. */
+export const fromFlags = (flags: Readonly<Record<string, string | undefined>>): Result.Result<Raw, ConfigError> => {
+  const map: Record<string, string> = {
+    laddr: "p2p.laddr",
+    "persistent-peers": "p2p.persistent_peers",
+    "bootstrap-peers": "p2p.bootstrap_peers",
+    seeds: "p2p.seeds",
+    network: "network",
+    moniker: "moniker",
+    pex: "p2p.pex",
+    "seed-mode": "p2p.seed_mode",
+    "http-addr": "instrumentation.prometheus_listen_addr",
+    "log-level": "log_level"
+  }
+  const out: Record<string, unknown> = {}
+  for (const [flag, value] of Object.entries(flags)) {
+    if (value === undefined) continue
+    const key = map[flag]
+    if (key === undefined) return fail(`--${flag}`, "unknown flag")
+    const r = keys[key]!(`--${flag}`, value)
+    if (Result.isFailure(r)) return Result.fail(r.failure)
+    out[key] = r.success
+  }
+  return Result.succeed(out)
+}
+
+/** Defaults, then each layer of raw values in order (later wins). */
+export const resolve = (...layers: ReadonlyArray<Raw>): NodeConfig => {
+  const raw: Record<string, unknown> = Object.assign({}, ...layers)
+  const get = <A>(key: string, fallback: A): A => (key in raw ? (raw[key] as A) : fallback)
+  const d = defaults
+  return {
+    moniker: get("moniker", d.moniker),
+    network: get("network", d.network),
+    logLevel: get("log_level", d.logLevel),
+    p2p: {
+      laddr: get("p2p.laddr", d.p2p.laddr),
+      externalAddress: get("p2p.external_address", d.p2p.externalAddress),
+      seeds: get("p2p.seeds", d.p2p.seeds),
+      bootstrapPeers: get("p2p.bootstrap_peers", d.p2p.bootstrapPeers),
+      persistentPeers: get("p2p.persistent_peers", d.p2p.persistentPeers),
+      privatePeerIds: get("p2p.private_peer_ids", d.p2p.privatePeerIds),
+      maxNumInboundPeers: get("p2p.max_num_inbound_peers", d.p2p.maxNumInboundPeers),
+      maxNumOutboundPeers: get("p2p.max_num_outbound_peers", d.p2p.maxNumOutboundPeers),
+      flushThrottleTimeout: get("p2p.flush_throttle_timeout", d.p2p.flushThrottleTimeout),
+      maxPacketMsgPayloadSize: get("p2p.max_packet_msg_payload_size", d.p2p.maxPacketMsgPayloadSize),
+      sendRate: get("p2p.send_rate", d.p2p.sendRate),
+      recvRate: get("p2p.recv_rate", d.p2p.recvRate),
+      pex: get("p2p.pex", d.p2p.pex),
+      seedMode: get("p2p.seed_mode", d.p2p.seedMode),
+      allowDuplicateIp: get("p2p.allow_duplicate_ip", d.p2p.allowDuplicateIp),
+      handshakeTimeout: get("p2p.handshake_timeout", d.p2p.handshakeTimeout),
+      dialTimeout: get("p2p.dial_timeout", d.p2p.dialTimeout)
+    },
+    instrumentation: {
+      httpAddr: get("instrumentation.prometheus_listen_addr", d.instrumentation.httpAddr),
+      namespace: get("instrumentation.namespace", d.instrumentation.namespace)
+    }
+  }
+}
+
+const peers = (list: ReadonlyArray<NodeAddress.NodeAddress>) =>
+  list.map((a) => (a.protocol === "mconn" ? `${a.nodeId}@${a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname}:${a.port}` : NodeAddress.format(a))).join(",")
+
+/** `config.toml` text for a configuration, with a comment on each key (what `init` writes). */
+export const toToml = (c: NodeConfig): string => {
+  const host = c.p2p.laddr.host.includes(":") ? `[${c.p2p.laddr.host}]` : c.p2p.laddr.host
+  const doc = {
+    moniker: c.moniker,
+    network: c.network,
+    log_level: c.logLevel,
+    p2p: {
+      laddr: `tcp://${host}:${c.p2p.laddr.port}`,
+      external_address: c.p2p.externalAddress,
+      seeds: peers(c.p2p.seeds),
+      bootstrap_peers: peers(c.p2p.bootstrapPeers),
+      persistent_peers: peers(c.p2p.persistentPeers),
+      private_peer_ids: c.p2p.privatePeerIds.join(","),
+      max_num_inbound_peers: c.p2p.maxNumInboundPeers,
+      max_num_outbound_peers: c.p2p.maxNumOutboundPeers,
+      flush_throttle_timeout: formatGoDuration(c.p2p.flushThrottleTimeout),
+      max_packet_msg_payload_size: c.p2p.maxPacketMsgPayloadSize,
+      send_rate: c.p2p.sendRate,
+      recv_rate: c.p2p.recvRate,
+      pex: c.p2p.pex,
+      seed_mode: c.p2p.seedMode,
+      allow_duplicate_ip: c.p2p.allowDuplicateIp,
+      handshake_timeout: formatGoDuration(c.p2p.handshakeTimeout),
+      dial_timeout: formatGoDuration(c.p2p.dialTimeout)
+    },
+    instrumentation: { prometheus_listen_addr: c.instrumentation.httpAddr, namespace: c.instrumentation.namespace }
+  }
+  return "# effect-p2p node configuration (CometBFT's config.toml keys).\n# Flags given to `effect-p2p start` override these values.\n\n" + stringify(doc) + "\n"
+}
