@@ -143,6 +143,6 @@ export const decode = (bytes: Uint8Array): Result.Result<PeerRecord, InvalidPeer
     lastConnected: ms(info.lastConnected),
     inactive: info.inactive,
     persistent: info.persistent,
-    mutableScore: PeerScore.clamp(Number(info.mutableScore))
+    mutableScore: Math.max(PeerScore.MIN, Math.min(PeerScore.PERSISTENT, Number(info.mutableScore)))
   }))
 }

@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Clock, Deferred, Effect, Layer, Metric, Queue, Result, Semaphore, Stream, type Scope } from "effect"
+import { Cause, Clock, Deferred, Effect, Layer, Metric, Queue, Random, Result, Semaphore, Stream, type Scope } from "effect"
 import type * as NodeAddress from "../domain/NodeAddress.ts"
 import type * as NodeId from "../domain/NodeId.ts"
 import * as PeerRecord from "../domain/PeerRecord.ts"
@@ -42,6 +42,13 @@ const makeSignal = Effect.gen(function* () {
   }
 })
 
+/** `before`, less the dialing marks and upgrade reservations that `after` dropped. */
+const releasesOnly = (before: State.State, after: State.State): State.State => ({
+  ...before,
+  dialing: new Set([...before.dialing].filter((id) => after.dialing.has(id))),
+  upgrading: new Map([...before.upgrading].filter(([from, to]) => after.upgrading.get(from) === to))
+})
+
 /** Builds a PeerManager for `self` over the `PeerStore`, loading the stored peers. */
 export const make = (
   self: NodeId.NodeId,
@@ -54,7 +61,9 @@ export const make = (
     const lock = yield* Semaphore.make(1)
     const dialSignal = yield* makeSignal
     const evictSignal = yield* makeSignal
-    const subscribers = new Set<Queue.Queue<PeerUpdate.PeerUpdate, SubscriberLagged>>()
+    const subscribers = new Set<Queue.Queue<PeerUpdate.PeerUpdate, SubscriberLagged | Cause.Done>>()
+    /** Set when the manager's scope closes: waiters stop (interrupted) instead of blocking forever. */
+    let closed = false
     let state = State.empty(self, options)
 
     const publish = (updates: ReadonlyArray<PeerUpdate.PeerUpdate>) => {
@@ -82,9 +91,10 @@ export const make = (
     })
 
     /**
-     * Writes the outcome's rows, then commits it. When a write fails, the peer records stay as they
-     * were (memory never moves ahead of disk) but connection bookkeeping still commits, so slots are
-     * not leaked; the error is returned.
+     * Writes the outcome's rows, then commits it. When a write fails, the state stays as it was
+     * (memory never moves ahead of disk) except for releases: dials that ended and upgrade
+     * reservations given up, so no slot leaks. A connection whose record could not be written is
+     * therefore not admitted, matching the error the caller gets (it closes the connection).
      */
     const commit = <A>(outcome: State.Outcome<A>): Effect.Effect<A, PeerStoreError> =>
       Effect.gen(function* () {
@@ -93,9 +103,7 @@ export const make = (
           for (const p of outcome.persist) yield* store.put(p)
           for (const id of outcome.remove) yield* store.remove(id)
         }))
-        state = written._tag === "Success"
-          ? outcome.state
-          : { ...outcome.state, peers: before.peers, owners: before.owners, retryAt: before.retryAt }
+        state = written._tag === "Success" ? outcome.state : releasesOnly(before, outcome.state)
         publish(outcome.updates)
         if (outcome.wakeDial) yield* dialSignal.fire
         if (outcome.wakeEvict) yield* evictSignal.fire
@@ -120,6 +128,7 @@ export const make = (
 
     const dialNext: Effect.Effect<NodeAddress.NodeAddress> = Effect.gen(function* () {
       while (true) {
+        if (closed) return yield* Effect.interrupt
         const step = yield* lock.withPermit(Effect.gen(function* () {
           const now = yield* Clock.currentTimeMillis
           const address = yield* Effect.orDie(commit(Dialing.tryDialNext(state, now)))
@@ -127,7 +136,7 @@ export const make = (
         }))
         if (step.address !== undefined) return step.address
         const wait = Deferred.await(step.signal)
-        yield* step.wakeAt === undefined ? wait : Effect.raceFirst(wait, Effect.sleep(step.wakeAt - step.now))
+        yield* step.wakeAt === undefined ? wait : Effect.raceFirst(wait, Effect.sleep(Math.max(1, Math.ceil(step.wakeAt - step.now))))
       }
     })
 
@@ -135,6 +144,7 @@ export const make = (
 
     const evictNext: Effect.Effect<NodeId.NodeId> = Effect.gen(function* () {
       while (true) {
+        if (closed) return yield* Effect.interrupt
         const step = yield* lock.withPermit(Effect.gen(function* () {
           const id = yield* Effect.orDie(commit(Connections.tryEvictNext(state)))
           return { id, signal: evictSignal.get() }
@@ -155,18 +165,28 @@ export const make = (
     })
 
     const subscribe = Effect.gen(function* () {
-      const q = yield* Queue.bounded<PeerUpdate.PeerUpdate, SubscriberLagged>(options.subscriberBufferSize)
+      const q = yield* Queue.bounded<PeerUpdate.PeerUpdate, SubscriberLagged | Cause.Done>(options.subscriberBufferSize)
+      // Ending (rather than shutting down) the queue ends the subscriber's stream normally instead of
+      // interrupting the fiber that reads it.
       yield* Effect.acquireRelease(
-        Effect.sync(() => void subscribers.add(q)),
-        () => Effect.andThen(Effect.sync(() => subscribers.delete(q)), Queue.shutdown(q))
+        Effect.sync(() => {
+          if (closed) Queue.endUnsafe(q)
+          else subscribers.add(q)
+        }),
+        () => Effect.andThen(Effect.sync(() => subscribers.delete(q)), Queue.end(q))
       )
       return Stream.fromQueue(q)
     })
 
+    // Closing the manager ends every subscription's stream and stops every waiting dialNext and
+    // evictNext (SPEC §8.6 scenario 73: nothing keeps running after close).
     yield* Effect.addFinalizer(() =>
-      Effect.sync(() => {
-        for (const q of subscribers) Queue.shutdownUnsafe(q)
+      Effect.gen(function* () {
+        closed = true
+        for (const q of subscribers) Queue.endUnsafe(q)
         subscribers.clear()
+        yield* dialSignal.fire
+        yield* evictSignal.fire
       })
     )
 
@@ -182,7 +202,8 @@ export const make = (
       tryDialNext,
       dialFailed: (address) =>
         Effect.tap(
-          transition((s, now) => Dialing.dialFailed(s, address, now, Math.random())),
+          // Randomness through the `Random` service, like time through `Clock`, so tests can seed it.
+          Effect.flatMap(Random.next, (jitter) => transition((s, now) => Dialing.dialFailed(s, address, now, jitter))),
           () => Metric.update(Metrics.peersConnectedFailure, 1)
         ),
       dialed: (address) =>
@@ -198,7 +219,11 @@ export const make = (
       report: (nodeId, status) => transition((s) => Connections.report(s, nodeId, status)),
       inactivate: (nodeId) =>
         Effect.tap(transition((s) => Connections.inactivate(s, nodeId)), () => Metric.update(Metrics.peersInactivated, 1)),
-      advertise: (requester, limit) => Effect.sync(() => Advertise.advertise(state, requester, limit, Math.random)),
+      advertise: (requester, limit) =>
+        Effect.withFiber((fiber) => {
+          const random = fiber.getRef(Random.Random)
+          return Effect.succeed(Advertise.advertise(state, requester, limit, () => random.nextDoubleUnsafe()))
+        }),
       subscribe,
       status: (nodeId) => Effect.sync(() => (state.ready.has(nodeId) ? "up" : "down")),
       peers: Effect.sync(() => State.ranked(state).map((p) => statusOf(state, p))),

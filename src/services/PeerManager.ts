@@ -104,7 +104,7 @@ const bad = (option: string, message: string) => Result.fail(new InvalidPeerMana
 
 /** Decodes and validates options (SPEC §3.1 `Validate`, with duplicates counted once). */
 export const decodeOptions = (input: unknown): Result.Result<Options, InvalidPeerManagerOptions> => {
-  const decoded = Schema.decodeUnknownResult(OptionsInput)(input)
+  const decoded = Schema.decodeUnknownResult(OptionsInput)(input, { onExcessProperty: "error" })
   if (Result.isFailure(decoded)) {
     const text = String(decoded.failure.message ?? decoded.failure)
     const field = /\["?(\w+)"?\]/.exec(text)?.[1] ?? "options"

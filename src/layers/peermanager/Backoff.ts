@@ -11,7 +11,7 @@ import type { Options } from "../../services/PeerManager.ts"
 export const PERSISTENT_MIN_RETRY_MS = 1000
 
 /**
- * Milliseconds to wait after the `failures`-th consecutive failure, or `undefined` for never.
+ * Whole milliseconds to wait after the `failures`-th consecutive failure, or `undefined` for never.
  * `minRetryTime × 2^(failures-1) + jitter × retryTimeJitter`, capped. No failures: 0.
  */
 export const retryDelay = (options: Options, failures: number, persistent: boolean, jitter: number): number | undefined => {
@@ -20,6 +20,8 @@ export const retryDelay = (options: Options, failures: number, persistent: boole
   if (min === 0) return undefined
   const cap = persistent && options.maxRetryTimePersistent > 0 ? options.maxRetryTimePersistent : options.maxRetryTime
   const exponential = min * 2 ** Math.min(failures - 1, 52)
-  const delay = exponential + Math.max(0, Math.min(jitter, 1)) * options.retryTimeJitter
+  // Whole milliseconds: `Clock` time is integral, so a fractional deadline would never be reached
+  // exactly and a waiter would wake, find the address still frozen, and sleep for less than 1 ms.
+  const delay = Math.ceil(exponential + Math.max(0, Math.min(jitter, 1)) * options.retryTimeJitter)
   return cap > 0 ? Math.min(delay, cap) : delay
 }

@@ -44,9 +44,12 @@ export const accepted = (state: State, id: NodeId.NodeId, now: number): Outcome<
   return draft.done(undefined)
 }
 
-/** The router routes the connected peer: publish `up` with its channels. No-op for unconnected peers. */
+/**
+ * The router routes the connected peer: publish `up` with its channels. No-op for unconnected
+ * peers, and for peers already ready (so subscribers never see two `up`s without a `down`).
+ */
 export const ready = (state: State, id: NodeId.NodeId, channels: Iterable<number>): Outcome => {
-  if (!state.connected.has(id)) return new Draft(state).done(undefined)
+  if (!state.connected.has(id) || state.ready.has(id)) return new Draft(state).done(undefined)
   const draft = new Draft(state)
   draft.add("ready", id)
   draft.publish(PeerUpdate.up(id, channels))

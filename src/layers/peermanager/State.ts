@@ -55,8 +55,9 @@ export const empty = (self: NodeId.NodeId, options: Options): State => ({
 const rankCache = new WeakMap<ReadonlyMap<NodeId.NodeId, PeerRecord.PeerRecord>, ReadonlyArray<PeerRecord.PeerRecord>>()
 
 /**
- * Peers best first: by score, ties by node ID so the order is deterministic. Cached per peer map;
- * every change makes a new map, so the cache can never be stale (SPEC §9.1.19).
+ * Peers best first: by score, ties by node ID so the order is deterministic. Cached per peer map:
+ * committed states never mutate their map, and a {@link Draft} drops the cache entry of its working
+ * map whenever it changes it, so the cache can never be stale (SPEC §9.1.19).
  */
 export const ranked = (state: State): ReadonlyArray<PeerRecord.PeerRecord> => {
   const cached = rankCache.get(state.peers)
@@ -135,6 +136,8 @@ export class Draft {
   setPeer(p: PeerRecord.PeerRecord, ephemeral = false): void {
     this.peers ??= new Map(this.base.peers)
     this.peers.set(p.id, p)
+    // The working map is mutated in place: drop any ranking cached for it mid-transition.
+    rankCache.delete(this.peers)
     this.owners ??= new Map(this.base.owners)
     for (const a of p.addresses) this.owners.set(addressKey(a.address), p.id)
     if (!ephemeral) {
@@ -150,6 +153,7 @@ export class Draft {
     if (p === undefined) return
     this.peers ??= new Map(this.base.peers)
     this.peers.delete(id)
+    rankCache.delete(this.peers)
     this.owners ??= new Map(this.base.owners)
     for (const a of p.addresses) if (this.owners.get(addressKey(a.address)) === id) this.owners.delete(addressKey(a.address))
     this.retry ??= new Map(this.base.retryAt)
