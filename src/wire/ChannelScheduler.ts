@@ -232,8 +232,11 @@ export class ChannelScheduler {
       const msg = best.sending
       const start = best.sent
       const remaining = msg.length - start
-      const eof = remaining <= maxPayload
-      const end = eof ? msg.length : start + maxPayload
+      // Channels from 128 up need a 2-byte channel_id: cut one byte less, so no packet exceeds the
+      // receive limit every peer computes with channel 1 (1034 bytes for a 1024-byte payload).
+      const payload = best.id >= 128 ? maxPayload - 1 : maxPayload
+      const eof = remaining <= payload
+      const end = eof ? msg.length : start + payload
       const wire = packetMsgWireLength(best.id, eof, end - start)
       if (o + wire > limit) break
       o = encodePacketMsgInto(target, o, best.id, eof, msg, start, end)

@@ -1,0 +1,227 @@
+/**
+ * The TCP transport, wire-compatible with CometBFT (WIRE.md): protocols `mconn` and `tcp`; each
+ * connection runs the SecretConnection handshake, exchanges `DefaultNodeInfo` (10240-byte cap),
+ * is checked by the shared handshake rules, and then carries an MConnection. Sockets are real
+ * `node:net` sockets wrapped by `effect/socket`; every one is owned by a scope.
+ *
+ * @since 0.1.0
+ */
+import * as Net from "node:net"
+import { Deferred, Effect, Exit, Layer, Option, Queue, Result, Schema, Scope } from "effect"
+import * as ChannelDescriptor from "../domain/ChannelDescriptor.ts"
+import * as Endpoint from "../domain/Endpoint.ts"
+import * as Ip from "../domain/Ip.ts"
+import { NodeIdentity } from "../services/NodeIdentity.ts"
+import {
+  ConnectionClosed,
+  ConnectionError,
+  DialError,
+  HandshakeAuthFailed,
+  Transport,
+  TransportClosed,
+  type Connection,
+  type HandshakeOptions,
+  type Peer
+} from "../services/Transport.ts"
+import { MessageSchema } from "../proto/tendermint/p2p/pex_pb.ts"
+import { defaultAead } from "../wire/SodiumAead.ts"
+import { nodeCryptoAead, type FrameAeadFactory } from "../wire/FrameCipher.ts"
+import * as Handshake from "./Handshake.ts"
+import * as ByteStream from "./tcp/ByteStream.ts"
+import * as MConnection from "./tcp/MConnection.ts"
+import * as SecretConnection from "./tcp/SecretConnection.ts"
+
+/** The protocols this transport serves. */
+export const PROTOCOLS = ["mconn", "tcp"] as const
+
+/** CometBFT's P2P port, used when an endpoint gives none (not the RPC port: SPEC §9.2.19). */
+export const DEFAULT_PORT = 26656
+
+/** Options of the TCP transport. */
+export interface Options {
+  /** Address to listen on. Default 127.0.0.1, port 0 (any free port). */
+  readonly host?: string
+  readonly port?: number
+  /** MConnection settings (CometBFT's `[p2p]` values by default). */
+  readonly mconnection?: Partial<MConnection.Config>
+  /** Accepted sockets waiting for `accept` at most; more are closed at once. Default 64. */
+  readonly maxPendingConnections?: number
+  /** Frame cipher: "auto" (libsodium when installed, else node:crypto) or "node". Default "auto". */
+  readonly cipher?: "auto" | "node"
+}
+
+/** The transport could not listen. */
+export class TransportListenError extends Schema.TaggedError<TransportListenError>()("TransportListenError", {
+  address: Schema.String,
+  message: Schema.String
+}) {}
+
+const hostText = (ip: string, port: number) => (ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`)
+
+const endpointOf = (address: string | undefined, port: number | undefined) => {
+  const ip = Option.getOrElse(Ip.canonical(address ?? ""), () => address ?? "")
+  return Endpoint.make({ protocol: "mconn", ip, port: port ?? 0 })
+}
+
+/** Descriptors for a channel list when the caller gave none (a conformance test, a crawler). */
+const defaultDescriptors = (channels: Uint8Array) =>
+  [...channels].map((id) => ChannelDescriptor.make({ id, messageType: MessageSchema, sendQueueCapacity: 16 }))
+
+/** Wraps a connected socket as a `Connection` owned by the current scope. */
+const makeConnection = (socket: Net.Socket, aead: FrameAeadFactory, config: MConnection.Config): Effect.Effect<Connection, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const scope = yield* Effect.scope
+    const local = endpointOf(socket.localAddress, socket.localPort)
+    const remoteEndpoint = endpointOf(socket.remoteAddress, socket.remotePort)
+    const remote = hostText(remoteEndpoint.ip, remoteEndpoint.port)
+    const stream = yield* ByteStream.fromNetSocket(socket, remote)
+    const closed = yield* Deferred.make<void>()
+    socket.once("close", () => Deferred.doneUnsafe(closed, Exit.void))
+    let mconn: MConnection.MConnection | undefined
+    let handshaking = false
+
+    const notReady = () =>
+      Effect.fail(new ConnectionError({ remote, reason: "not_handshaken", message: `connection to ${remote} has not completed its handshake` }))
+
+    const exchange = (options: HandshakeOptions) =>
+      Effect.gen(function* () {
+        const secret = yield* SecretConnection.handshake(stream, options.nodeKey, remote, aead)
+        const nodeInfo = yield* SecretConnection.exchangeNodeInfo(stream, secret, options.nodeInfo, remote)
+        return { peer: { nodeInfo, publicKey: secret.remotePublicKey } satisfies Peer, secret }
+      })
+
+    const handshake = (options: HandshakeOptions) =>
+      Effect.gen(function* () {
+        if (handshaking || mconn !== undefined) {
+          return yield* new HandshakeAuthFailed({ remote, message: `connection to ${remote} is already handshaked` })
+        }
+        handshaking = true
+        let secret: SecretConnection.Secret | undefined
+        const peer = yield* Handshake.run(remote, options, Effect.map(exchange(options), (r) => {
+          secret = r.secret
+          return r.peer
+        }))
+        const channels = options.channels ?? defaultDescriptors(options.nodeInfo.channels)
+        mconn = yield* Scope.provide(MConnection.make({
+          stream,
+          secret: secret!,
+          channels,
+          peerChannels: new Set(peer.nodeInfo.channels),
+          config,
+          remote
+        }), scope)
+        return peer
+      }).pipe(Effect.onError(() => stream.close))
+
+    return {
+      localEndpoint: local,
+      remoteEndpoint,
+      handshake,
+      send: (channelId, data) => (mconn === undefined ? notReady() : mconn.send(channelId, data)),
+      receive: Effect.suspend(() => (mconn === undefined ? (socket.destroyed ? Effect.fail(new ConnectionClosed({ remote, message: `connection to ${remote} is closed` })) : notReady()) : mconn.receive)),
+      close: Effect.suspend(() => (mconn === undefined ? stream.close : mconn.close)),
+      awaitClosed: Deferred.await(closed)
+    }
+  })
+
+const checkDialEndpoint = (endpoint: Endpoint.Endpoint): Result.Result<{ host: string; port: number }, DialError> => {
+  const text = Endpoint.format(endpoint)
+  const bad = (reason: DialError["reason"], detail: string) =>
+    Result.fail(new DialError({ endpoint: text, reason, message: `cannot dial ${text || "an empty endpoint"}: ${detail}` }))
+  if (!(PROTOCOLS as ReadonlyArray<string>).includes(endpoint.protocol)) return bad("unsupported_protocol", `protocol ${JSON.stringify(endpoint.protocol)} is not mconn or tcp`)
+  if (endpoint.path !== "") return bad("invalid_endpoint", "a TCP endpoint has no path")
+  const ip = Ip.parse(endpoint.ip)
+  if (Option.isNone(ip)) return bad("invalid_endpoint", endpoint.ip === "" ? "a TCP endpoint needs an IP" : `${JSON.stringify(endpoint.ip)} is not an IP address`)
+  if (Ip.isBroadcast(ip.value)) return bad("invalid_endpoint", "cannot dial a broadcast address")
+  if (Ip.isMulticast(ip.value)) return bad("invalid_endpoint", "cannot dial a multicast address")
+  return Result.succeed({ host: endpoint.ip, port: endpoint.port === 0 ? DEFAULT_PORT : endpoint.port })
+}
+
+/** Builds a listening TCP transport in the current scope. */
+export const make = (options: Options = {}): Effect.Effect<Transport["Service"], TransportListenError, NodeIdentity | Scope.Scope> =>
+  Effect.gen(function* () {
+    yield* NodeIdentity // the identity is used per handshake; required so layers wire it in
+    const config: MConnection.Config = { ...MConnection.defaults, ...options.mconnection }
+    const aead = options.cipher === "node" ? nodeCryptoAead : defaultAead
+    const maxPending = options.maxPendingConnections ?? 64
+    const host = options.host ?? "127.0.0.1"
+    const name = "mconn"
+    const pending = yield* Queue.unbounded<Net.Socket, TransportClosed>()
+    let closed = false
+    let listening: Endpoint.Endpoint | undefined
+
+    const server = Net.createServer({ pauseOnConnect: true, noDelay: true })
+    server.on("connection", (socket) => {
+      if (closed || Queue.sizeUnsafe(pending) >= maxPending) return void socket.destroy()
+      socket.on("error", () => {})
+      Queue.offerUnsafe(pending, socket)
+    })
+    yield* Effect.callback<void, TransportListenError>((resume) => {
+      const onError = (e: Error) => resume(Effect.fail(new TransportListenError({ address: hostText(host, options.port ?? 0), message: `cannot listen on ${hostText(host, options.port ?? 0)}: ${e.message}` })))
+      server.once("error", onError)
+      server.listen({ host, port: options.port ?? 0 }, () => {
+        server.off("error", onError)
+        resume(Effect.void)
+      })
+    })
+    const address = server.address()
+    if (address !== null && typeof address === "object") listening = endpointOf(address.address, address.port)
+
+    const close = Effect.suspend(() => {
+      if (closed) return Effect.void
+      closed = true
+      listening = undefined
+      return Effect.gen(function* () {
+        const waiting = yield* Queue.clear(pending).pipe(Effect.orElseSucceed(() => []))
+        for (const s of waiting) s.destroy()
+        yield* Queue.fail(pending, new TransportClosed({ transport: name, message: "the TCP transport is closed" }))
+        // Stops listening at once; the callback would wait for every established connection.
+        server.close()
+      })
+    })
+    yield* Effect.addFinalizer(() => close)
+
+    const accept: Effect.Effect<Connection, TransportClosed, Scope.Scope> = Effect.gen(function* () {
+      if (closed) return yield* new TransportClosed({ transport: name, message: "the TCP transport is closed" })
+      const socket = yield* Queue.take(pending)
+      return yield* makeConnection(socket, aead, config)
+    })
+
+    const dial = (endpoint: Endpoint.Endpoint): Effect.Effect<Connection, DialError, Scope.Scope> =>
+      Effect.gen(function* () {
+        const target = yield* Effect.fromResult(checkDialEndpoint(endpoint))
+        const text = hostText(target.host, target.port)
+        const socket = yield* Effect.callback<Net.Socket, DialError>((resume) => {
+          const s = Net.connect({ host: target.host, port: target.port, noDelay: true })
+          s.pause()
+          const onError = (e: NodeJS.ErrnoException) => {
+            s.destroy()
+            resume(Effect.fail(new DialError({
+              endpoint: text,
+              reason: e.code === "ECONNREFUSED" ? "refused" : "io",
+              message: `cannot dial ${text}: ${e.message}`
+            })))
+          }
+          s.once("error", onError)
+          s.once("connect", () => {
+            s.off("error", onError)
+            s.on("error", () => {})
+            resume(Effect.succeed(s))
+          })
+          return Effect.sync(() => s.destroy())
+        })
+        return yield* makeConnection(socket, aead, config)
+      })
+
+    return Transport.of({
+      name,
+      protocols: PROTOCOLS,
+      endpoints: Effect.sync(() => (listening === undefined ? [] : [listening])),
+      accept,
+      dial,
+      close
+    })
+  })
+
+/** A listening TCP transport as a layer; closing it stops listening (connections are owned by their users). */
+export const layer = (options: Options = {}): Layer.Layer<Transport, TransportListenError, NodeIdentity> => Layer.effect(Transport, make(options))

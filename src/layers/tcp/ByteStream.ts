@@ -1,0 +1,62 @@
+/**
+ * A TCP socket as the TCP transport uses it: pull a chunk, write a buffer, close. Built on
+ * `effect/socket` (`NodeSocket.fromDuplex`), whose reader is pull-based: bytes are read from the
+ * kernel only when we ask, so a slow consumer backs up into the peer's TCP window.
+ *
+ * @since 0.1.0
+ */
+import * as NodeSocket from "@effect/platform-node/NodeSocket"
+import { Effect, Scope } from "effect"
+import type * as Socket from "effect/socket/Socket"
+import type * as Net from "node:net"
+import { ConnectionClosed, ConnectionError } from "../../services/Transport.ts"
+
+/** A connected byte stream owned by a scope. */
+export interface ByteStream {
+  /** The next chunk of bytes; `ConnectionClosed` at end of stream. */
+  readonly read: Effect.Effect<Uint8Array, ConnectionClosed | ConnectionError>
+  /** Writes a buffer, waiting while the kernel buffer is full. */
+  readonly write: (chunk: Uint8Array) => Effect.Effect<void, ConnectionClosed | ConnectionError>
+  /** Destroys the socket; idempotent. */
+  readonly close: Effect.Effect<void>
+  readonly socket: Net.Socket
+}
+
+/** Bytes read from the kernel per pull. */
+const CHUNK_SIZE = 64 * 1024
+
+// The reader is in binary mode: strings never come, but the type allows them.
+const asBytes = (c: Uint8Array | string): Uint8Array => (typeof c === "string" ? Buffer.from(c) : c)
+
+const isEnd = (e: Socket.SocketError) => e.reason._tag === "SocketCloseError"
+
+/** Wraps a connected `net.Socket`. The socket is destroyed when `scope` closes. */
+export const fromNetSocket = (socket: Net.Socket, remote: string): Effect.Effect<ByteStream, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    socket.setNoDelay(true)
+    const effectSocket = yield* NodeSocket.fromDuplex(Effect.succeed(socket), { chunkSize: CHUNK_SIZE })
+    const reader = yield* effectSocket.reader.pipe(Effect.orDie)
+    const writer = yield* effectSocket.writer
+    let pending: ReadonlyArray<Uint8Array | string> = []
+    let index = 0
+    const closed = (message: string) => new ConnectionClosed({ remote, message })
+    const mapError = (e: Socket.SocketError) =>
+      isEnd(e) ? closed(`${remote} closed the connection`) : new ConnectionError({ remote, reason: "io", message: `connection to ${remote} failed: ${e.message}` })
+    const close = Effect.sync(() => {
+      if (!socket.destroyed) socket.destroy()
+    })
+    yield* Effect.addFinalizer(() => close)
+    return {
+      socket,
+      read: Effect.suspend(() => {
+        if (index < pending.length) return Effect.succeed(asBytes(pending[index++]!))
+        return Effect.map(Effect.mapError(reader.pull, mapError), (chunks) => {
+          pending = chunks
+          index = 1
+          return asBytes(chunks[0])
+        })
+      }),
+      write: (chunk) => (socket.destroyed ? Effect.fail(closed(`connection to ${remote} is closed`)) : Effect.mapError(writer.write(chunk), mapError)),
+      close
+    }
+  })

@@ -1,0 +1,259 @@
+/**
+ * The MConnection over an established SecretConnection (WIRE §4, SPEC §5.3): messages are queued
+ * per channel, cut into PacketMsgs by the scheduler (least `recentlySent / priority` first), packed
+ * into large sealed writes, and reassembled on the other side. A ping goes out every
+ * `pingInterval`; silence longer than `pongTimeout` closes the connection. Send and receive rates
+ * are limited. Every protocol error closes the connection with a `ConnectionError`.
+ *
+ * Writes are flushed as soon as the send loop has nothing more to pack, which bounds latency far
+ * below CometBFT's flush throttle while still filling 64 KiB writes under load.
+ *
+ * @since 0.1.0
+ */
+import { Clock, Deferred, Effect, Exit, Queue, Scope } from "effect"
+import type * as ChannelDescriptor from "../../domain/ChannelDescriptor.ts"
+import { ConnectionClosed, ConnectionError, type Received } from "../../services/Transport.ts"
+import { ChannelScheduler } from "../../wire/ChannelScheduler.ts"
+import { encodePingInto, encodePongInto, maxPacketMsgSize } from "../../wire/PacketCodec.ts"
+import { PacketReader } from "../../wire/PacketReader.ts"
+import { Reassembler } from "../../wire/Reassembler.ts"
+import type { ByteStream } from "./ByteStream.ts"
+import type { Secret } from "./SecretConnection.ts"
+
+
+/** MConnection settings (CometBFT names in parentheses). */
+export interface Config {
+  /** Largest PacketMsg payload (`max_packet_msg_payload_size`). Default 1024. */
+  readonly maxPacketMsgPayloadSize: number
+  /** Bytes per second sent at most (`send_rate`). Default 5120000. */
+  readonly sendRate: number
+  /** Bytes per second received at most (`recv_rate`). Default 5120000. */
+  readonly recvRate: number
+  /** Ping period. Default 60 s. */
+  readonly pingInterval: number
+  /** Silence after which the connection is closed ("pong timeout"). Default 45 s; must be below `pingInterval`. */
+  readonly pongTimeout: number
+  /** Complete messages buffered for `receive` before reading from the socket pauses. Default 16. */
+  readonly receiveBuffer: number
+}
+
+/** CometBFT's defaults. */
+export const defaults: Config = {
+  maxPacketMsgPayloadSize: 1024,
+  sendRate: 5_120_000,
+  recvRate: 5_120_000,
+  pingInterval: 60_000,
+  pongTimeout: 45_000,
+  receiveBuffer: 16
+}
+
+/** Size of one socket write. */
+const WRITE_BUFFER = 64 * 1024
+/** How often `recentlySent` decays (CometBFT's updateStats). */
+const DECAY_PERIOD = 2_000
+
+/** The running connection. */
+export interface MConnection {
+  readonly send: (channelId: number, data: Uint8Array) => Effect.Effect<void, ConnectionClosed | ConnectionError>
+  readonly receive: Effect.Effect<Received, ConnectionClosed | ConnectionError>
+  readonly close: Effect.Effect<void>
+  readonly awaitClosed: Effect.Effect<void>
+}
+
+/** A token bucket over `Clock`: `take(n)` waits until `n` bytes may pass. Burst: one second's worth. */
+const makeRateLimiter = (rate: number) => {
+  let tokens = rate
+  let last: number | undefined
+  return (n: number): Effect.Effect<void> =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      if (last !== undefined) tokens = Math.min(rate, tokens + ((now - last) * rate) / 1000)
+      last = now
+      tokens -= n
+      if (tokens >= 0) return Effect.void
+      return Effect.sleep(Math.ceil((-tokens * 1000) / rate))
+    })
+}
+
+/**
+ * Starts the MConnection in `scope`: channels are ours (what we accept); `peerChannels` are what
+ * the peer listed (what we may send).
+ */
+export const make = (options: {
+  readonly stream: ByteStream
+  readonly secret: Secret
+  readonly channels: ReadonlyArray<ChannelDescriptor.ChannelDescriptor>
+  readonly peerChannels: ReadonlySet<number>
+  readonly config: Config
+  readonly remote: string
+}): Effect.Effect<MConnection, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const { stream, secret, config, remote } = options
+    const scope = yield* Effect.scope
+    const scheduler = new ChannelScheduler(
+      options.channels.map((c) => ({ id: c.id, priority: c.priority, sendQueueCapacity: c.sendQueueCapacity })),
+      { maxPacketMsgPayloadSize: config.maxPacketMsgPayloadSize }
+    )
+    const registered = new Set(options.channels.map((c) => c.id))
+    const reassembler = new Reassembler(options.channels.map((c) => ({ id: c.id, recvMessageCapacity: c.recvMessageCapacity })))
+    const packets = new PacketReader({ maxPacketSize: maxPacketMsgSize(config.maxPacketMsgPayloadSize) })
+    const received = yield* Queue.bounded<Received, ConnectionClosed | ConnectionError>(config.receiveBuffer)
+    const done = yield* Deferred.make<void>()
+    let closedWith: ConnectionClosed | ConnectionError | undefined
+    let wakeSender = Deferred.makeUnsafe<void>()
+    let wakeEnqueuers = Deferred.makeUnsafe<void>()
+    let pongPending = false
+    let pingPending = false
+    let lastReceived = yield* Clock.currentTimeMillis
+
+    const signal = (which: "sender" | "enqueuers") => {
+      if (which === "sender") {
+        const d = wakeSender
+        wakeSender = Deferred.makeUnsafe<void>()
+        Deferred.doneUnsafe(d, Exit.void)
+      } else {
+        const d = wakeEnqueuers
+        wakeEnqueuers = Deferred.makeUnsafe<void>()
+        Deferred.doneUnsafe(d, Exit.void)
+      }
+    }
+
+    /** Closes with `error` (the first one wins): fails pending receives and sends, destroys the socket. */
+    const shutdown = (error: ConnectionClosed | ConnectionError) =>
+      Effect.suspend(() => {
+        if (closedWith !== undefined) return Effect.void
+        closedWith = error
+        signal("sender")
+        signal("enqueuers")
+        return Effect.all([Queue.fail(received, error), stream.close, Deferred.succeed(done, undefined)], { discard: true })
+      })
+
+    const protocolError = (reason: string, message: string) => new ConnectionError({ remote, reason, message: `${remote}: ${message}` })
+
+    // ---------------------------------------------------------------------------------------------
+    const sendRate = makeRateLimiter(config.sendRate)
+    const buffer = new Uint8Array(WRITE_BUFFER)
+    const maxPacket = scheduler.maxPacketWireLength
+
+    const sendLoop = Effect.gen(function* () {
+      while (closedWith === undefined) {
+        if (!scheduler.hasPending && !pongPending && !pingPending) {
+          yield* Deferred.await(wakeSender)
+          continue
+        }
+        let offset = 0
+        if (pongPending) {
+          offset = encodePongInto(buffer, offset)
+          pongPending = false
+        }
+        if (pingPending) {
+          offset = encodePingInto(buffer, offset)
+          pingPending = false
+        }
+        while (scheduler.hasPending && offset + maxPacket <= WRITE_BUFFER) {
+          const next = scheduler.fill(buffer, offset, WRITE_BUFFER - offset)
+          if (next === offset) break
+          offset = next
+        }
+        signal("enqueuers")
+        const sealed = secret.writer.sealRange(buffer, 0, offset)
+        yield* sendRate(sealed.length)
+        yield* stream.write(sealed)
+      }
+    })
+
+    // ---------------------------------------------------------------------------------------------
+    const recvRate = makeRateLimiter(config.recvRate)
+    const plaintexts: Array<Uint8Array> = []
+
+    /** Handles decrypted bytes: packets, pings, pongs, complete messages (waiting while `receive` is behind). */
+    const consume = (chunks: ReadonlyArray<Uint8Array>) =>
+      Effect.gen(function* () {
+        for (const chunk of chunks) {
+          packets.push(chunk)
+          while (true) {
+            const packet = packets.next()
+            if (packet === undefined) break
+            lastReceived = yield* Clock.currentTimeMillis
+            if (packet._tag === "Ping") {
+              pongPending = true
+              signal("sender")
+            } else if (packet._tag === "Msg") {
+              const message = reassembler.onMsg(packet.channelId, packet.eof, packet.data)
+              if (message !== undefined) {
+                const item = { channelId: packet.channelId, data: message }
+                if (!Queue.offerUnsafe(received, item)) yield* Queue.offer(received, item)
+              }
+            }
+          }
+        }
+      })
+
+    const recvLoop = Effect.gen(function* () {
+      yield* consume(secret.inbox.chunks.splice(0))
+      while (closedWith === undefined) {
+        const chunk = yield* stream.read
+        yield* recvRate(chunk.length)
+        plaintexts.length = 0
+        secret.reader.pushTo(chunk, plaintexts)
+        yield* consume(plaintexts)
+      }
+    })
+
+    // ---------------------------------------------------------------------------------------------
+    const keepalive = Effect.gen(function* () {
+      while (closedWith === undefined) {
+        yield* Effect.sleep(Math.min(config.pingInterval, config.pongTimeout / 2))
+        const now = yield* Clock.currentTimeMillis
+        if (now - lastReceived > config.pongTimeout) {
+          return yield* protocolError("pong_timeout", `pong timeout: nothing received for ${now - lastReceived} ms`)
+        }
+        pingPending = true
+        signal("sender")
+      }
+    })
+
+    const decay = Effect.forever(Effect.andThen(Effect.sleep(DECAY_PERIOD), Effect.sync(() => scheduler.decay())))
+
+    /** Runs a loop; its failure (or a thrown protocol error) closes the connection. */
+    const supervise = (name: string, loop: Effect.Effect<unknown, ConnectionClosed | ConnectionError>) =>
+      loop.pipe(
+        Effect.catchDefect((defect) => {
+          const e = defect as { readonly _tag?: string; readonly reason?: string; readonly message?: string }
+          return Effect.fail(protocolError(e.reason ?? e._tag ?? "protocol", e.message ?? String(defect)))
+        }),
+        Effect.matchEffect({
+          onFailure: (error) => shutdown(error),
+          onSuccess: () => shutdown(new ConnectionClosed({ remote, message: `connection to ${remote} is closed (${name} ended)` }))
+        })
+      )
+
+    yield* Effect.forkIn(supervise("send", sendLoop), scope)
+    yield* Effect.forkIn(supervise("receive", recvLoop), scope)
+    yield* Effect.forkIn(supervise("keepalive", keepalive), scope)
+    yield* Effect.forkIn(decay, scope)
+    yield* Scope.addFinalizer(scope, shutdown(new ConnectionClosed({ remote, message: `connection to ${remote} is closed` })))
+
+    const closedError = () => closedWith ?? new ConnectionClosed({ remote, message: `connection to ${remote} is closed` })
+
+    const send = (channelId: number, data: Uint8Array): Effect.Effect<void, ConnectionClosed | ConnectionError> =>
+      Effect.suspend(() => {
+        if (closedWith !== undefined) return Effect.fail(closedError())
+        if (!registered.has(channelId)) {
+          return Effect.fail(new ConnectionError({ remote, reason: "unknown_channel", message: `channel ${channelId} is not one of this connection's channels` }))
+        }
+        // The peer did not list the channel: it would drop the connection, so the message goes nowhere.
+        if (!options.peerChannels.has(channelId)) return Effect.void
+        if (scheduler.tryEnqueue(channelId, data)) {
+          signal("sender")
+          return Effect.void
+        }
+        return Effect.andThen(Deferred.await(wakeEnqueuers), send(channelId, data))
+      })
+
+    return {
+      send,
+      receive: Effect.suspend(() => (closedWith !== undefined ? Effect.fail(closedError()) : Queue.take(received))),
+      close: shutdown(new ConnectionClosed({ remote, message: `connection to ${remote} is closed` })),
+      awaitClosed: Deferred.await(done)
+    }
+  })

@@ -1,0 +1,159 @@
+/**
+ * The SecretConnection handshake over a TCP byte stream (WIRE §2): ephemeral X25519 keys in the
+ * clear (exactly 35 bytes each way, reading no further), then the Merlin challenge, HKDF keys and
+ * the signed `AuthSigMessage` inside the first sealed frame; then the NodeInfo exchange (§3). The
+ * pure pieces live in `src/wire`; this file only moves bytes.
+ *
+ * @since 0.1.0
+ */
+import { Effect, Result } from "effect"
+import * as NodeInfo from "../../domain/NodeInfo.ts"
+import * as NodeKey from "../../domain/NodeKey.ts"
+import { ConnectionClosed, ConnectionError, HandshakeAuthFailed, InvalidPeerNodeInfo } from "../../services/Transport.ts"
+import { FrameOpener, FrameSealer, type FrameAeadFactory } from "../../wire/FrameCipher.ts"
+import * as Crypto from "../../wire/SecretConnectionCrypto.ts"
+import { SecretReader, SecretWriter } from "../../wire/SecretStream.ts"
+import { UvarintDecoder, encodeUvarintInto, uvarintLength } from "../../wire/Uvarint.ts"
+import type { ByteStream } from "./ByteStream.ts"
+
+/** Largest AuthSigMessage read (Go's limit). */
+const MAX_AUTH_SIG_SIZE = 1024 * 1024
+
+/**
+ * Decrypted bytes not yet consumed, and the way to get more: used for the length-delimited
+ * messages of the handshake. What is left over after it starts the MConnection's stream.
+ */
+export class PlaintextInbox {
+  readonly chunks: Array<Uint8Array> = []
+  readonly #stream: ByteStream
+  readonly #reader: SecretReader
+
+  constructor(stream: ByteStream, reader: SecretReader, ciphertext: ReadonlyArray<Uint8Array>) {
+    this.#stream = stream
+    this.#reader = reader
+    for (const c of ciphertext) reader.pushTo(c, this.chunks)
+  }
+
+  /** Takes exactly `n` plaintext bytes, reading and decrypting more as needed. */
+  take(n: number): Effect.Effect<Uint8Array, ConnectionClosed | ConnectionError> {
+    const stream = this.#stream
+    const reader = this.#reader
+    const chunks = this.chunks
+    const available = () => {
+      let total = 0
+      for (const c of chunks) total += c.length
+      return total
+    }
+    return Effect.gen(function* () {
+      while (available() < n) {
+        const chunk = yield* stream.read
+        yield* Effect.try({
+          try: () => reader.pushTo(chunk, chunks),
+          catch: (e) => new ConnectionError({ remote: "", reason: "decrypt", message: (e as Error).message })
+        })
+      }
+      const out = new Uint8Array(n)
+      let filled = 0
+      while (filled < n) {
+        const c = chunks[0]!
+        const take = Math.min(c.length, n - filled)
+        out.set(c.subarray(0, take), filled)
+        filled += take
+        if (take === c.length) chunks.shift()
+        else chunks[0] = c.subarray(take)
+      }
+      return out
+    })
+  }
+
+  /** Reads one uvarint-length-delimited message of at most `max` bytes (the limit checked before reading the body). */
+  readDelimited(max: number, what: string, remote: string): Effect.Effect<Uint8Array, ConnectionClosed | ConnectionError> {
+    const self = this
+    return Effect.gen(function* () {
+      const decoder = new UvarintDecoder(max)
+      while (true) {
+        const byte = yield* self.take(1)
+        let done: boolean
+        try {
+          done = decoder.decode(byte, 0, 1)
+        } catch {
+          return yield* new ConnectionError({ remote, reason: "too_large", message: `${remote} sent a ${what} longer than ${max} bytes` })
+        }
+        if (done) break
+      }
+      return yield* self.take(decoder.value)
+    })
+  }
+}
+
+/** An established SecretConnection. */
+export interface Secret {
+  readonly remotePublicKey: Uint8Array
+  readonly writer: SecretWriter
+  readonly reader: SecretReader
+  /** Decrypted bytes already read past the handshake. */
+  readonly inbox: PlaintextInbox
+}
+
+const readExactly = (stream: ByteStream, n: number, leftover: Array<Uint8Array>) =>
+  Effect.gen(function* () {
+    const out = new Uint8Array(n)
+    let filled = 0
+    while (filled < n) {
+      const chunk = leftover.length > 0 ? leftover.shift()! : yield* stream.read
+      const take = Math.min(chunk.length, n - filled)
+      out.set(chunk.subarray(0, take), filled)
+      filled += take
+      if (take < chunk.length) leftover.unshift(chunk.subarray(take))
+    }
+    return out
+  })
+
+const delimited = (body: Uint8Array): Uint8Array => {
+  const out = new Uint8Array(uvarintLength(body.length) + body.length)
+  out.set(body, encodeUvarintInto(out, 0, body.length))
+  return out
+}
+
+/** Runs the SecretConnection handshake: both sides at once, no roles. */
+export const handshake = (stream: ByteStream, key: NodeKey.NodeKey, remote: string, aead: FrameAeadFactory): Effect.Effect<Secret, HandshakeAuthFailed | ConnectionClosed | ConnectionError> =>
+  Effect.gen(function* () {
+    const fail = (message: string) => new HandshakeAuthFailed({ remote, message: `SecretConnection handshake with ${remote}: ${message}` })
+    const eph = Crypto.generateEphemeralKeyPair()
+    yield* stream.write(Crypto.encodeEphemeralKey(eph.publicKey))
+    // The plaintext phase reads exactly 35 bytes: the first sealed frame may follow in the same chunk.
+    const leftover: Array<Uint8Array> = []
+    const message = yield* readExactly(stream, Crypto.EPHEMERAL_KEY_MESSAGE_LENGTH, leftover)
+    const remoteEph = yield* Effect.try({ try: () => Crypto.decodeEphemeralKey(message), catch: (e) => fail(`bad ephemeral key: ${(e as Error).message}`) })
+    const { lo, hi, locIsLeast } = Crypto.sort32(eph.publicKey, remoteEph)
+    const dh = yield* Effect.try({ try: () => Crypto.computeSharedSecret(eph.secretKey, remoteEph), catch: (e) => fail((e as Error).message) })
+    const secrets = Crypto.deriveSecrets(dh, locIsLeast)
+    const challenge = Crypto.challenge(lo, hi, dh)
+    const writer = new SecretWriter(new FrameSealer(secrets.sendKey, { aead }))
+    const reader = new SecretReader(new FrameOpener(secrets.recvKey, { aead }))
+    const signature = NodeKey.sign(key, challenge)
+    yield* stream.write(writer.seal(Crypto.encodeAuthSigMessage(key.publicKey, signature)))
+    const inbox = yield* Effect.try({
+      try: () => new PlaintextInbox(stream, reader, leftover),
+      catch: (e) => fail(`cannot decrypt the first frame: ${(e as Error).message}`)
+    })
+    const body = yield* inbox.readDelimited(MAX_AUTH_SIG_SIZE, "AuthSigMessage", remote).pipe(
+      Effect.catchTag("ConnectionError", (e) => Effect.fail(fail(e.message)))
+    )
+    const authSig = yield* Effect.try({ try: () => Crypto.decodeAuthSigMessage(body), catch: (e) => fail((e as Error).message) })
+    yield* Effect.try({ try: () => Crypto.verifyAuthSig(authSig, challenge), catch: (e) => fail((e as Error).message) })
+    return { remotePublicKey: authSig.publicKey, writer, reader, inbox }
+  })
+
+/** Sends our NodeInfo and reads the peer's (at most 10240 bytes), concurrently. */
+export const exchangeNodeInfo = (stream: ByteStream, secret: Secret, ours: NodeInfo.NodeInfo, remote: string): Effect.Effect<NodeInfo.NodeInfo, InvalidPeerNodeInfo | ConnectionClosed | ConnectionError> =>
+  Effect.gen(function* () {
+    yield* stream.write(secret.writer.seal(delimited(NodeInfo.encode(ours))))
+    const body = yield* secret.inbox.readDelimited(NodeInfo.MAX_SIZE, "NodeInfo", remote).pipe(
+      Effect.catchTag("ConnectionError", (e): Effect.Effect<never, ConnectionError | InvalidPeerNodeInfo> =>
+        e.reason === "too_large" ? Effect.fail(new InvalidPeerNodeInfo({ remote, nodeId: "", reason: "size", message: e.message })) : Effect.fail(e))
+    )
+    const info = NodeInfo.decode(body)
+    if (Result.isFailure(info)) return yield* new InvalidPeerNodeInfo({ remote, nodeId: "", reason: info.failure.reason, message: `${remote}: ${info.failure.message}` })
+    return info.success
+  })
