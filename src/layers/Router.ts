@@ -1,12 +1,13 @@
 /**
  * The Router layer (SPEC §4): accept, dial and evict loops and per-peer routing, all fibers owned
- * by the layer's scope. Closing the scope interrupts the loops, closes every peer connection and
- * reports each peer disconnected; it never waits on reactors (SPEC §9.2.22).
+ * by the layer's scope. Closing the scope interrupts the loops, closes every peer connection,
+ * reports each peer disconnected and ends every open channel's `messages`; it never waits on
+ * reactors (SPEC §9.2.22).
  *
  * @since 0.1.0
  */
 import { fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf"
-import { Clock, Effect, Exit, FiberSet, Layer, Metric, Queue, Scope, Semaphore, Stream } from "effect"
+import { type Cause, Clock, Effect, Exit, FiberSet, Layer, Metric, Queue, Scope, Semaphore, Stream } from "effect"
 import * as ChannelDescriptor from "../domain/ChannelDescriptor.ts"
 import * as Endpoint from "../domain/Endpoint.ts"
 import type * as Envelope from "../domain/Envelope.ts"
@@ -26,13 +27,13 @@ import {
   type Options,
   type RoutedPeer
 } from "../services/Router.ts"
-import { DialError, Transport, type Connection, type HandshakeError, type Peer } from "../services/Transport.ts"
+import { DialError, HandshakeTimeout, Transport, type Connection, type HandshakeError, type Peer } from "../services/Transport.ts"
 import * as ConnTracker from "./router/ConnTracker.ts"
 import * as PeerQueue from "./router/PeerQueue.ts"
 
 interface OpenChannel {
   readonly descriptor: ChannelDescriptor.ChannelDescriptor
-  readonly inbound: Queue.Queue<Envelope.Inbound<unknown>>
+  readonly inbound: Queue.Queue<Envelope.Inbound<unknown>, Cause.Done>
   readonly sent: { readonly bytes: Metric.Metric<number, unknown>; readonly msgs: Metric.Metric<number, unknown> }
   readonly received: { readonly bytes: Metric.Metric<number, unknown>; readonly msgs: Metric.Metric<number, unknown> }
 }
@@ -42,9 +43,19 @@ interface PeerEntry extends RoutedPeer {
   readonly connection: Connection
 }
 
-const positive = (option: string, value: number | undefined, fallback: number) => {
+const positive = (option: string, value: number | undefined, fallback: number, minimum = Number.MIN_VALUE) => {
   const v = value ?? fallback
-  if (!Number.isFinite(v) || v <= 0) throw new InvalidRouterOptions({ option, message: `Router option ${option} must be a positive number, got ${value}` })
+  if (!Number.isFinite(v) || v < minimum) {
+    const rule = minimum === Number.MIN_VALUE ? "a positive number" : `a number of at least ${minimum}`
+    throw new InvalidRouterOptions({ option, message: `Router option ${option} must be ${rule}, got ${value}` })
+  }
+  return v
+}
+
+/** Counts (slots, queue sizes) must be whole: flooring 0.5 to 0 would stop dialing or accepting for good. */
+const positiveInt = (option: string, value: number | undefined, fallback: number) => {
+  const v = value ?? fallback
+  if (!Number.isSafeInteger(v) || v < 1) throw new InvalidRouterOptions({ option, message: `Router option ${option} must be a positive integer, got ${value}` })
   return v
 }
 
@@ -61,17 +72,28 @@ export const resolveOptions = (input: Options) =>
         dialTimeout: positive("dialTimeout", input.dialTimeout, defaults.dialTimeout),
         handshakeTimeout: positive("handshakeTimeout", input.handshakeTimeout, defaults.handshakeTimeout),
         resolveTimeout: positive("resolveTimeout", input.resolveTimeout, defaults.resolveTimeout),
-        maxConcurrentDials: Math.floor(positive("maxConcurrentDials", input.maxConcurrentDials, defaults.maxConcurrentDials)),
-        maxConcurrentHandshakes: Math.floor(positive("maxConcurrentHandshakes", input.maxConcurrentHandshakes, defaults.maxConcurrentHandshakes)),
-        maxIncomingConnectionAttempts: Math.floor(positive("maxIncomingConnectionAttempts", input.maxIncomingConnectionAttempts, defaults.maxIncomingConnectionAttempts)),
-        incomingConnectionWindow: positive("incomingConnectionWindow", input.incomingConnectionWindow, defaults.incomingConnectionWindow),
-        peerQueueSize: Math.floor(positive("peerQueueSize", input.peerQueueSize, defaults.peerQueueSize))
+        maxConcurrentDials: positiveInt("maxConcurrentDials", input.maxConcurrentDials, defaults.maxConcurrentDials),
+        maxConcurrentHandshakes: positiveInt("maxConcurrentHandshakes", input.maxConcurrentHandshakes, defaults.maxConcurrentHandshakes),
+        maxIncomingConnectionAttempts: positiveInt("maxIncomingConnectionAttempts", input.maxIncomingConnectionAttempts, defaults.maxIncomingConnectionAttempts),
+        // SPEC §4.1: a window below 1 ms is an error.
+        incomingConnectionWindow: positive("incomingConnectionWindow", input.incomingConnectionWindow, defaults.incomingConnectionWindow, 1),
+        peerQueueSize: positiveInt("peerQueueSize", input.peerQueueSize, defaults.peerQueueSize)
       }
     },
     catch: (e) => (e instanceof InvalidRouterOptions ? e : new InvalidRouterOptions({ option: "options", message: String(e) }))
   })
 
 const channelLabel = (id: number) => `0x${id.toString(16).padStart(2, "0")}`
+
+/**
+ * Ends a channel's inbound queue: its `messages` stream completes (rather than failing with an
+ * interruption, which is what a bare `Queue.shutdown` gives its readers), buffered messages are
+ * dropped, and a receive loop waiting for room is released (its message is counted as dropped).
+ */
+const closeInbound = (inbound: Queue.Queue<Envelope.Inbound<unknown>, Cause.Done>) => {
+  Queue.endUnsafe(inbound)
+  Queue.shutdownUnsafe(inbound)
+}
 
 /** Builds the router and starts its loops in the current scope. */
 export const make = (input: Options) =>
@@ -104,6 +126,13 @@ export const make = (input: Options) =>
 
     const fibers = yield* FiberSet.make()
     const channels = new Map<number, OpenChannel>()
+    // Stopping the router ends every open channel's `messages`, so reactors reading them finish
+    // instead of waiting forever on a router that is gone (v0.36 closes the queues in OnStop too).
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        for (const ch of channels.values()) closeInbound(ch.inbound)
+      })
+    )
     const advertised = new Map<number, ChannelDescriptor.ChannelDescriptor>()
     for (const d of input.channels ?? []) advertised.set(d.id, yield* Effect.fromResult(ChannelDescriptor.validate(d)))
     const declared = new Set(advertised.keys())
@@ -130,6 +159,10 @@ export const make = (input: Options) =>
         ...(input.nodeInfo.other === undefined ? {} : { other: input.nodeInfo.other })
       })
 
+    /**
+     * The transport is asked to bound the handshake, and the router bounds it too: a transport that
+     * ignores the timeout must not pin a handshake slot or dial worker forever (SPEC §9.1.3).
+     */
     const handshake = (conn: Connection, expectedId?: NodeId.NodeId): Effect.Effect<Peer, HandshakeError> =>
       conn.handshake({
         nodeInfo: nodeInfo(),
@@ -137,7 +170,15 @@ export const make = (input: Options) =>
         timeout: options.handshakeTimeout,
         channels: [...advertised.values()],
         ...(expectedId === undefined ? {} : { expectedId })
-      })
+      }).pipe(
+        Effect.timeoutOrElse({
+          duration: options.handshakeTimeout,
+          orElse: () => {
+            const remote = Endpoint.format(conn.remoteEndpoint)
+            return Effect.fail(new HandshakeTimeout({ remote, timeoutMillis: options.handshakeTimeout, message: `handshake with ${remote} did not complete within ${options.handshakeTimeout} ms` }))
+          }
+        })
+      )
 
     /** Handshake failures that show the peer incompatible mark it inactive. */
     const onHandshakeError = (error: HandshakeError) =>
@@ -218,7 +259,9 @@ export const make = (input: Options) =>
     const inbound = (conn: Connection) =>
       Effect.gen(function* () {
         const ip = conn.remoteEndpoint.ip
-        const admitted = ConnTracker.add(tracker, ip, yield* Clock.currentTimeMillis)
+        // Read the time first: `tracker` must be read and written with no suspension in between.
+        const now = yield* Clock.currentTimeMillis
+        const admitted = ConnTracker.add(tracker, ip, now)
         if ("rejected" in admitted) return yield* Effect.logDebug(`refusing inbound connection: ${admitted.rejected}`)
         tracker = admitted.tracker
         yield* Effect.gen(function* () {
@@ -370,7 +413,7 @@ export const make = (input: Options) =>
         yield* Effect.fromResult(ChannelDescriptor.validate(descriptor))
         const id = descriptor.id
         if (channels.has(id)) return yield* new ChannelAlreadyOpen({ channelId: id, message: `channel ${channelLabel(id)} (${descriptor.name}) is already open` })
-        const inbound = yield* Queue.bounded<Envelope.Inbound<unknown>>(descriptor.recvBufferCapacity)
+        const inbound = yield* Queue.bounded<Envelope.Inbound<unknown>, Cause.Done>(descriptor.recvBufferCapacity)
         const attrs = { chID: channelLabel(id) }
         const open: OpenChannel = {
           descriptor,
@@ -384,13 +427,11 @@ export const make = (input: Options) =>
             advertised.set(id, descriptor)
           }),
           () =>
-            Effect.andThen(
-              Effect.sync(() => {
-                if (channels.get(id) === open) channels.delete(id)
-                if (!declared.has(id)) advertised.delete(id)
-              }),
-              Queue.shutdown(inbound)
-            )
+            Effect.sync(() => {
+              if (channels.get(id) === open) channels.delete(id)
+              if (!declared.has(id)) advertised.delete(id)
+              closeInbound(inbound)
+            })
         )
 
         const enqueue = (entry: PeerEntry, data: Uint8Array) =>

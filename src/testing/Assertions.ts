@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Effect, Option, Queue, Schema, Stream, type Scope } from "effect"
+import { Cause, Effect, Option, Queue, Schema, Stream, type Scope } from "effect"
 import { isDeepStrictEqual } from "node:util"
 import type * as NodeId from "../domain/NodeId.ts"
 import type * as PeerUpdate from "../domain/PeerUpdate.ts"
@@ -30,9 +30,11 @@ export const probe = <A, E>(stream: Stream.Stream<A, E>): Effect.Effect<Probe<A>
     const buffer = yield* Queue.unbounded<A, Option.Option<E>>()
     yield* Effect.forkScoped(
       Stream.runForEach(stream, (a) => Queue.offer(buffer, a)).pipe(
-        Effect.matchEffect({
+        // Any end counts, an interruption included (a stream over a shut-down queue ends with one):
+        // otherwise `take` would wait out its whole budget and report a timeout, not the end.
+        Effect.matchCauseEffect({
           onSuccess: () => Queue.fail(buffer, Option.none()),
-          onFailure: (e) => Queue.fail(buffer, Option.some(e))
+          onFailure: (cause) => Queue.fail(buffer, Cause.findErrorOption(cause))
         })
       )
     )

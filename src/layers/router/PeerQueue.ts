@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Effect, Queue } from "effect"
+import { Cause, Deferred, Effect, Queue } from "effect"
 import type { QueueType } from "../../services/Router.ts"
 
 /** An encoded message bound for a peer. */
@@ -15,11 +15,11 @@ export interface Outgoing {
   readonly data: Uint8Array
 }
 
-/** A peer queue. `take` fails with `Cause.Done`-like `Closed` once closed and drained. */
+/** A peer queue. Closing drops what is buffered: the peer is gone. */
 export interface PeerQueue {
-  /** Waits for room; `false` if the queue is closed. */
+  /** Waits for room; `false` if the queue is closed, or closes while it waits. */
   readonly offer: (item: Outgoing) => Effect.Effect<boolean>
-  /** Waits for an item; fails once the queue is closed. */
+  /** Waits for an item; fails with `Closed` once the queue is closed. */
   readonly take: Effect.Effect<Outgoing, Closed>
   readonly size: () => number
   readonly close: Effect.Effect<void>
@@ -31,6 +31,7 @@ export class Closed {
 }
 
 const succeedTrue = Effect.succeed(true)
+const succeedFalse = Effect.succeed(false)
 
 const fifo = (capacity: number): Effect.Effect<PeerQueue> =>
   Effect.map(Queue.bounded<Outgoing, Closed>(capacity), (q) => {
@@ -49,48 +50,78 @@ const fifo = (capacity: number): Effect.Effect<PeerQueue> =>
         })
       }),
       size: () => Queue.sizeUnsafe(q) + batch.length - index,
-      close: Effect.asVoid(Queue.fail(q, new Closed()))
+      // `Queue.fail` alone would leave senders waiting for room suspended forever: nobody takes from
+      // a dead peer's queue. Shutting down after failing releases them with `false`, drops what is
+      // buffered (the peer is gone) and keeps `Closed` as the error of every later take.
+      close: Effect.sync(() => {
+        batch = []
+        index = 0
+        Queue.failCauseUnsafe(q, Cause.fail(new Closed()))
+        Queue.shutdownUnsafe(q)
+      })
     }
   })
 
 /**
- * Priority: one bucket per priority level; `take` serves the highest non-empty bucket. A bounded
- * queue of tokens does the waiting (one token per item), so backpressure and wake-ups are Effect's own.
+ * Priority: one bucket per priority level; `take` serves the highest non-empty bucket. An item is
+ * published only once there is room for it, so a sender interrupted while waiting leaves nothing
+ * behind (a token-per-item design let an interrupted sender's message be sent anyway and leave an
+ * item without a token). Waiters sleep on a signal that the next change fires, then re-check.
  */
 const priority = (capacity: number): Effect.Effect<PeerQueue> =>
-  Effect.map(Queue.bounded<true, Closed>(capacity), (tokens) => {
+  Effect.sync(() => {
     const buckets = new Map<number, Array<Outgoing>>()
     let levels: Array<number> = []
-    return {
-      offer: (item) =>
-        Effect.suspend(() => {
-          let bucket = buckets.get(item.priority)
-          if (bucket === undefined) {
-            bucket = []
-            buckets.set(item.priority, bucket)
-            levels = [...buckets.keys()].sort((a, b) => b - a)
-          }
-          // Publish the item before its token: there are always at least as many items as tokens, so
-          // `take` always finds one (perhaps a better one than the token's own).
-          bucket.push(item)
-          const b = bucket
-          return Effect.map(Queue.offer(tokens, true), (ok) => {
-            if (!ok) {
-              const i = b.indexOf(item)
-              if (i >= 0) b.splice(i, 1)
-            }
-            return ok
-          })
-        }),
-      take: Effect.map(Queue.take(tokens), () => {
-        for (const level of levels) {
-          const bucket = buckets.get(level)!
-          if (bucket.length > 0) return bucket.shift()!
+    let count = 0
+    let closed = false
+    // Created only when someone waits, so the fast paths allocate nothing.
+    let changed: Deferred.Deferred<void> | undefined
+    const signal = () => (changed ??= Deferred.makeUnsafe<void>())
+    const fire = () => {
+      if (changed === undefined) return
+      const fired = changed
+      changed = undefined
+      Deferred.doneUnsafe(fired, Effect.void)
+    }
+    const offer = (item: Outgoing): Effect.Effect<boolean> =>
+      Effect.suspend(() => {
+        if (closed) return succeedFalse
+        if (count >= capacity) return Effect.andThen(Deferred.await(signal()), offer(item))
+        let bucket = buckets.get(item.priority)
+        if (bucket === undefined) {
+          bucket = []
+          buckets.set(item.priority, bucket)
+          levels = [...buckets.keys()].sort((a, b) => b - a)
         }
-        throw new Error("PeerQueue: token without item")
-      }),
-      size: () => Queue.sizeUnsafe(tokens),
-      close: Effect.asVoid(Queue.fail(tokens, new Closed()))
+        bucket.push(item)
+        count++
+        fire()
+        return succeedTrue
+      })
+    const take: Effect.Effect<Outgoing, Closed> = Effect.suspend(() => {
+      if (count === 0) return closed ? Effect.fail(new Closed()) : Effect.andThen(Deferred.await(signal()), take)
+      for (const level of levels) {
+        const bucket = buckets.get(level)!
+        if (bucket.length > 0) {
+          count--
+          fire()
+          return Effect.succeed(bucket.shift()!)
+        }
+      }
+      return Effect.die(new Error("PeerQueue: count without item"))
+    })
+    return {
+      offer,
+      take,
+      size: () => count,
+      close: Effect.sync(() => {
+        if (closed) return
+        closed = true
+        buckets.clear()
+        levels = []
+        count = 0
+        fire()
+      })
     }
   })
 
