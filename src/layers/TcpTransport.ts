@@ -31,6 +31,12 @@ import * as ByteStream from "./tcp/ByteStream.ts"
 import * as MConnection from "./tcp/MConnection.ts"
 import * as SecretConnection from "./tcp/SecretConnection.ts"
 
+/**
+ * Socket buffer watermarks: how much Node reads ahead from the kernel and buffers for writing
+ * before waiting. Node's 16 KiB default turns a 64 KiB packed write into a stop-and-go exchange.
+ */
+const SOCKET_BUFFER = 256 * 1024
+
 /** The protocols this transport serves. */
 export const PROTOCOLS = ["mconn", "tcp"] as const
 
@@ -150,7 +156,7 @@ export const make = (options: Options = {}): Effect.Effect<Transport["Service"],
     let closed = false
     let listening: Endpoint.Endpoint | undefined
 
-    const server = Net.createServer({ pauseOnConnect: true, noDelay: true })
+    const server = Net.createServer({ pauseOnConnect: true, noDelay: true, highWaterMark: SOCKET_BUFFER })
     server.on("connection", (socket) => {
       if (closed || Queue.sizeUnsafe(pending) >= maxPending) return void socket.destroy()
       socket.on("error", () => {})
@@ -192,7 +198,7 @@ export const make = (options: Options = {}): Effect.Effect<Transport["Service"],
         const target = yield* Effect.fromResult(checkDialEndpoint(endpoint))
         const text = hostText(target.host, target.port)
         const socket = yield* Effect.callback<Net.Socket, DialError>((resume) => {
-          const s = Net.connect({ host: target.host, port: target.port, noDelay: true })
+          const s = Net.connect({ host: target.host, port: target.port, noDelay: true, highWaterMark: SOCKET_BUFFER } as Net.NetConnectOpts)
           s.pause()
           const onError = (e: NodeJS.ErrnoException) => {
             s.destroy()

@@ -60,18 +60,34 @@ export interface MConnection {
   readonly awaitClosed: Effect.Effect<void>
 }
 
-/** A token bucket over `Clock`: `take(n)` waits until `n` bytes may pass. Burst: one second's worth. */
+/**
+ * A token bucket: `tryTake(n, now)` lets `n` bytes pass if the budget allows (synchronous, for the
+ * fast path); `delay(n, now)` says how long to wait until it would. Burst: one second's worth.
+ */
 const makeRateLimiter = (rate: number) => {
   let tokens = rate
   let last: number | undefined
-  return (n: number): Effect.Effect<void> =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) => {
-      if (last !== undefined) tokens = Math.min(rate, tokens + ((now - last) * rate) / 1000)
-      last = now
+  const refill = (now: number) => {
+    if (last !== undefined) tokens = Math.min(rate, tokens + ((now - last) * rate) / 1000)
+    last = now
+  }
+  return {
+    tryTake: (n: number, now: number): boolean => {
+      refill(now)
+      if (tokens < Math.min(n, rate)) return false
       tokens -= n
-      if (tokens >= 0) return Effect.void
-      return Effect.sleep(Math.ceil((-tokens * 1000) / rate))
-    })
+      return true
+    },
+    delay: (n: number, now: number): number => {
+      refill(now)
+      return Math.max(1, Math.ceil(((Math.min(n, rate) - tokens) * 1000) / rate))
+    },
+    take: (n: number, now: number): number => {
+      refill(now)
+      tokens -= n
+      return tokens >= 0 ? 0 : Math.ceil((-tokens * 1000) / rate)
+    }
+  }
 }
 
 /**
@@ -89,6 +105,7 @@ export const make = (options: {
   Effect.gen(function* () {
     const { stream, secret, config, remote } = options
     const scope = yield* Effect.scope
+    const clock = yield* Clock.Clock
     const scheduler = new ChannelScheduler(
       options.channels.map((c) => ({ id: c.id, priority: c.priority, sendQueueCapacity: c.sendQueueCapacity })),
       { maxPacketMsgPayloadSize: config.maxPacketMsgPayloadSize }
@@ -124,40 +141,77 @@ export const make = (options: {
         closedWith = error
         signal("sender")
         signal("enqueuers")
+        stream.socket.off("drain", onDrain)
         return Effect.all([Queue.fail(received, error), stream.close, Deferred.succeed(done, undefined)], { discard: true })
       })
 
     const protocolError = (reason: string, message: string) => new ConnectionError({ remote, reason, message: `${remote}: ${message}` })
 
     // ---------------------------------------------------------------------------------------------
+    // Sending. `flush` packs everything pending (pong, ping, packets) into one sealed write, straight
+    // from the caller when the socket can take it: no fiber hop on the latency path. The send loop
+    // only waits: for the kernel to drain, for the rate limit, or for work.
     const sendRate = makeRateLimiter(config.sendRate)
     const buffer = new Uint8Array(WRITE_BUFFER)
     const maxPacket = scheduler.maxPacketWireLength
+    const socket = stream.socket
+    let draining = false
+    let rateLimited = false
+    const onDrain = () => {
+      draining = false
+      signal("sender")
+    }
+
+    const hasWork = () => pongPending || pingPending || scheduler.hasPending
+
+    /** Writes what is pending if the socket and the rate limit allow; true if it wrote. */
+    const flush = (now: number): boolean => {
+      if (closedWith !== undefined || draining || !hasWork()) return false
+      if (!sendRate.tryTake(WRITE_BUFFER, now)) {
+        rateLimited = true
+        signal("sender")
+        return false
+      }
+      let offset = 0
+      if (pongPending) {
+        offset = encodePongInto(buffer, offset)
+        pongPending = false
+      }
+      if (pingPending) {
+        offset = encodePingInto(buffer, offset)
+        pingPending = false
+      }
+      while (scheduler.hasPending && offset + maxPacket <= WRITE_BUFFER) {
+        const next = scheduler.fill(buffer, offset, WRITE_BUFFER - offset)
+        if (next === offset) break
+        offset = next
+      }
+      // Charge what was actually written (the check above reserved a full buffer).
+      sendRate.take(offset - WRITE_BUFFER, now)
+      const sealed = secret.writer.sealRange(buffer, 0, offset)
+      if (!socket.destroyed && !socket.write(sealed)) {
+        draining = true
+        socket.once("drain", onDrain)
+      }
+      signal("enqueuers")
+      // More than one buffer's worth pending: the send loop carries on.
+      if (hasWork()) signal("sender")
+      return true
+    }
 
     const sendLoop = Effect.gen(function* () {
       while (closedWith === undefined) {
-        if (!scheduler.hasPending && !pongPending && !pingPending) {
+        if (rateLimited) {
+          rateLimited = false
+          yield* Effect.sleep(sendRate.delay(WRITE_BUFFER, yield* Clock.currentTimeMillis))
+        }
+        if (draining || !hasWork()) {
           yield* Deferred.await(wakeSender)
           continue
         }
-        let offset = 0
-        if (pongPending) {
-          offset = encodePongInto(buffer, offset)
-          pongPending = false
-        }
-        if (pingPending) {
-          offset = encodePingInto(buffer, offset)
-          pingPending = false
-        }
-        while (scheduler.hasPending && offset + maxPacket <= WRITE_BUFFER) {
-          const next = scheduler.fill(buffer, offset, WRITE_BUFFER - offset)
-          if (next === offset) break
-          offset = next
-        }
-        signal("enqueuers")
-        const sealed = secret.writer.sealRange(buffer, 0, offset)
-        yield* sendRate(sealed.length)
-        yield* stream.write(sealed)
+        flush(yield* Clock.currentTimeMillis)
+        // Let senders add more before the next packed write.
+        yield* Effect.yieldNow
       }
     })
 
@@ -176,7 +230,7 @@ export const make = (options: {
             lastReceived = yield* Clock.currentTimeMillis
             if (packet._tag === "Ping") {
               pongPending = true
-              signal("sender")
+              flush(lastReceived)
             } else if (packet._tag === "Msg") {
               const message = reassembler.onMsg(packet.channelId, packet.eof, packet.data)
               if (message !== undefined) {
@@ -192,7 +246,8 @@ export const make = (options: {
       yield* consume(secret.inbox.chunks.splice(0))
       while (closedWith === undefined) {
         const chunk = yield* stream.read
-        yield* recvRate(chunk.length)
+        const wait = recvRate.take(chunk.length, yield* Clock.currentTimeMillis)
+        if (wait > 0) yield* Effect.sleep(wait)
         plaintexts.length = 0
         secret.reader.pushTo(chunk, plaintexts)
         yield* consume(plaintexts)
@@ -208,7 +263,7 @@ export const make = (options: {
           return yield* protocolError("pong_timeout", `pong timeout: nothing received for ${now - lastReceived} ms`)
         }
         pingPending = true
-        signal("sender")
+        flush(now)
       }
     })
 
@@ -244,7 +299,7 @@ export const make = (options: {
         // The peer did not list the channel: it would drop the connection, so the message goes nowhere.
         if (!options.peerChannels.has(channelId)) return Effect.void
         if (scheduler.tryEnqueue(channelId, data)) {
-          signal("sender")
+          if (!flush(clock.currentTimeMillisUnsafe())) signal("sender")
           return Effect.void
         }
         return Effect.andThen(Deferred.await(wakeEnqueuers), send(channelId, data))

@@ -1,0 +1,75 @@
+/**
+ * The other process of the TCP benchmarks. Modes (argv[2]):
+ *   ours-sink SIZE COUNT   accept one connection, handshake, receive COUNT messages, reply "done"
+ *   ours-echo              accept one connection, handshake, echo every message
+ *   ours-accept            accept and handshake connections forever (handshake rate, idle conns)
+ *   raw-sink BYTES         accept a raw socket, open sealed frames until BYTES plaintext, reply 1 frame
+ *   raw-echo               accept a raw socket, echo each sealed frame's plaintext in one sealed frame
+ * Prints "PORT <n>" when listening, then runs until killed or done.
+ */
+import * as Net from "node:net"
+import { Context, Effect, Layer, Scope } from "effect"
+import * as TcpTransport from "../src/layers/TcpTransport.ts"
+import * as NodeIdentity from "../src/services/NodeIdentity.ts"
+import { Transport } from "../src/services/Transport.ts"
+import { FrameOpener, FrameSealer } from "../src/wire/FrameCipher.ts"
+import { SecretReader, SecretWriter } from "../src/wire/SecretStream.ts"
+import { defaultAead } from "../src/wire/SodiumAead.ts"
+import { benchChannel, benchInfo, benchKey, benchMConnection, RAW_KEY_A, RAW_KEY_B } from "./_tcp-common.ts"
+
+const [mode, arg1, arg2] = process.argv.slice(2)
+
+const ours = Effect.gen(function* () {
+  const key = benchKey(2)
+  const ctx = yield* Layer.build(TcpTransport.layer({ host: "127.0.0.1", port: 0, mconnection: benchMConnection }).pipe(Layer.provide(NodeIdentity.layer(key))))
+  const t = Context.get(ctx, Transport)
+  const [ep] = yield* t.endpoints
+  console.log(`PORT ${ep!.port}`)
+  const options = { nodeInfo: benchInfo(key), nodeKey: key, channels: [benchChannel] }
+  if (mode === "ours-accept") {
+    while (true) {
+      const scope = yield* Scope.make()
+      const conn = yield* Scope.provide(t.accept, scope)
+      yield* Effect.forkDetach(Effect.ignore(conn.handshake(options)))
+    }
+  }
+  const conn = yield* t.accept
+  yield* conn.handshake(options)
+  if (mode === "ours-sink") {
+    const count = Number(arg2)
+    for (let i = 0; i < count; i++) yield* conn.receive
+    yield* conn.send(benchChannel.id, new Uint8Array([1]))
+    yield* Effect.sleep(1000)
+    return
+  }
+  while (true) {
+    const m = yield* conn.receive
+    yield* conn.send(m.channelId, m.data)
+  }
+})
+
+const raw = () => {
+  const server = Net.createServer((socket) => {
+    socket.setNoDelay(true)
+    const reader = new SecretReader(new FrameOpener(RAW_KEY_A, { aead: defaultAead }))
+    const writer = new SecretWriter(new FrameSealer(RAW_KEY_B, { aead: defaultAead }))
+    let received = 0
+    const target = Number(arg1)
+    socket.on("data", (chunk) => {
+      for (const pt of reader.push(chunk)) {
+        if (mode === "raw-echo") socket.write(writer.seal(pt))
+        else {
+          received += pt.length
+          if (received >= target) socket.write(writer.seal(new Uint8Array([1])))
+        }
+      }
+    })
+  })
+  server.listen(0, "127.0.0.1", () => console.log(`PORT ${(server.address() as Net.AddressInfo).port}`))
+}
+
+if (mode?.startsWith("raw")) raw()
+else Effect.runPromise(Effect.scoped(ours)).then(() => process.exit(0), (e) => {
+  console.error(e)
+  process.exit(1)
+})

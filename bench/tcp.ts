@@ -1,0 +1,208 @@
+/**
+ * TCP benchmarks, between two processes on loopback (the other one is bench/_tcp-peer.ts):
+ * - tcp-throughput (size 100, 1024, 65536): our transport vs raw node:net carrying the same sealed
+ *   1044-byte frames packed into writes of up to 64 KiB (the best this frame format allows);
+ * - tcp-pingpong: 100-byte round trips, p50/p99, vs the same raw sealed-frame ping-pong;
+ * - tcp-handshake: sequential dials with full handshakes per second, and RSS per idle connection.
+ * Both sides use the same frame cipher (libsodium when installed), so ratios measure our overhead.
+ */
+import { spawn, type ChildProcess } from "node:child_process"
+import * as Net from "node:net"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { Context, Effect, Layer, Scope } from "effect"
+import * as Endpoint from "../src/domain/Endpoint.ts"
+import * as TcpTransport from "../src/layers/TcpTransport.ts"
+import * as NodeIdentity from "../src/services/NodeIdentity.ts"
+import { Transport } from "../src/services/Transport.ts"
+import { FrameOpener, FrameSealer, DATA_MAX_SIZE } from "../src/wire/FrameCipher.ts"
+import { SecretReader, SecretWriter } from "../src/wire/SecretStream.ts"
+import { defaultAead } from "../src/wire/SodiumAead.ts"
+import { benchChannel, benchInfo, benchKey, benchMConnection, RAW_KEY_A, RAW_KEY_B } from "./_tcp-common.ts"
+
+const here = dirname(fileURLToPath(import.meta.url))
+const SCALE = Number(process.env["BENCH_SCALE"] ?? 1)
+
+const startPeer = (...args: Array<string>) =>
+  Effect.acquireRelease(
+    Effect.callback<{ child: ChildProcess; port: number }, Error>((resume) => {
+      const profile = process.env["BENCH_PROFILE_DIR"] === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${process.env["BENCH_PROFILE_DIR"]}/peer`]
+      const child = spawn(process.execPath, [...profile, join(here, "_tcp-peer.ts"), ...args], { stdio: ["ignore", "pipe", "inherit"] })
+      let out = ""
+      child.stdout!.on("data", (d: Buffer) => {
+        out += d.toString()
+        const m = /PORT (\d+)/.exec(out)
+        if (m !== null) resume(Effect.succeed({ child, port: Number(m[1]) }))
+      })
+      child.once("exit", (code) => resume(Effect.fail(new Error(`peer ${args.join(" ")} exited with ${code}`))))
+    }),
+    ({ child }) =>
+      process.env["BENCH_PROFILE_DIR"] === undefined
+        ? Effect.sync(() => child.kill())
+        : Effect.callback<void>((resume) => {
+          // Let a profiled peer exit by itself so it writes its profile.
+          const timer = setTimeout(() => child.kill(), 3000)
+          child.once("exit", () => {
+            clearTimeout(timer)
+            resume(Effect.void)
+          })
+        })
+  )
+
+const ourTransport = Effect.map(
+  Layer.build(TcpTransport.layer({ host: "127.0.0.1", port: 0, mconnection: benchMConnection }).pipe(Layer.provide(NodeIdentity.layer(benchKey(1))))),
+  (ctx) => Context.get(ctx, Transport)
+)
+
+const dialOurs = (t: Transport["Service"], port: number) =>
+  Effect.gen(function* () {
+    const conn = yield* t.dial(Endpoint.make({ protocol: "mconn", ip: "127.0.0.1", port }))
+    yield* conn.handshake({ nodeInfo: benchInfo(benchKey(1)), nodeKey: benchKey(1), expectedId: benchKey(2).nodeId, channels: [benchChannel] })
+    return conn
+  })
+
+const now = () => Number(process.hrtime.bigint()) / 1e6
+
+// ------------------------------------------------------------------------------------------------
+const oursThroughput = (size: number, count: number) =>
+  Effect.scoped(Effect.gen(function* () {
+    const { port } = yield* startPeer("ours-sink", String(size), String(count))
+    const t = yield* ourTransport
+    const conn = yield* dialOurs(t, port)
+    const payload = new Uint8Array(size).fill(7)
+    const start = now()
+    for (let i = 0; i < count; i++) yield* conn.send(benchChannel.id, payload)
+    yield* conn.receive
+    return now() - start
+  }))
+
+const rawConnect = (port: number) =>
+  Effect.callback<Net.Socket>((resume) => {
+    const s = Net.connect({ port, host: "127.0.0.1", noDelay: true }, () => resume(Effect.succeed(s)))
+  })
+
+const rawThroughput = (size: number, count: number) =>
+  Effect.scoped(Effect.gen(function* () {
+    const total = size * count
+    const { port } = yield* startPeer("raw-sink", String(total))
+    const socket = yield* rawConnect(port)
+    const writer = new SecretWriter(new FrameSealer(RAW_KEY_A, { aead: defaultAead }))
+    const reader = new SecretReader(new FrameOpener(RAW_KEY_B, { aead: defaultAead }))
+    const data = new Uint8Array(total).fill(7)
+    const perWrite = Math.floor((64 * 1024) / 1044) * DATA_MAX_SIZE
+    const start = now()
+    const done = new Promise<void>((resolve) => socket.on("data", (c) => { if (reader.push(c).length > 0) resolve() }))
+    for (let o = 0; o < total; o += perWrite) {
+      if (!socket.write(writer.sealRange(data, o, Math.min(total, o + perWrite)))) {
+        yield* Effect.promise(() => new Promise((r) => socket.once("drain", r)))
+      }
+    }
+    yield* Effect.promise(() => done)
+    const ms = now() - start
+    socket.destroy()
+    return ms
+  }))
+
+// ------------------------------------------------------------------------------------------------
+const percentile = (xs: Array<number>, p: number) => xs.sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))]!
+
+const oursPingPong = (rounds: number) =>
+  Effect.scoped(Effect.gen(function* () {
+    const { port } = yield* startPeer("ours-echo")
+    const t = yield* ourTransport
+    const conn = yield* dialOurs(t, port)
+    const payload = new Uint8Array(100).fill(1)
+    const samples: Array<number> = []
+    for (let i = 0; i < rounds + 200; i++) {
+      const start = now()
+      yield* conn.send(benchChannel.id, payload)
+      yield* conn.receive
+      if (i >= 200) samples.push((now() - start) * 1000)
+    }
+    return samples
+  }))
+
+const rawPingPong = (rounds: number) =>
+  Effect.scoped(Effect.gen(function* () {
+    const { port } = yield* startPeer("raw-echo")
+    const socket = yield* rawConnect(port)
+    const writer = new SecretWriter(new FrameSealer(RAW_KEY_A, { aead: defaultAead }))
+    const reader = new SecretReader(new FrameOpener(RAW_KEY_B, { aead: defaultAead }))
+    const payload = new Uint8Array(100).fill(1)
+    const samples = yield* Effect.promise(() => new Promise<Array<number>>((resolve) => {
+      const out: Array<number> = []
+      let i = 0
+      let start = now()
+      socket.on("data", (c) => {
+        if (reader.push(c).length === 0) return
+        if (i >= 200) out.push((now() - start) * 1000)
+        if (++i === rounds + 200) return resolve(out)
+        start = now()
+        socket.write(writer.seal(payload))
+      })
+      socket.write(writer.seal(payload))
+    }))
+    socket.destroy()
+    return samples
+  }))
+
+// ------------------------------------------------------------------------------------------------
+const handshakes = (count: number) =>
+  Effect.scoped(Effect.gen(function* () {
+    const { port } = yield* startPeer("ours-accept")
+    const t = yield* ourTransport
+    yield* Effect.scoped(dialOurs(t, port)) // warm-up
+    const start = now()
+    for (let i = 0; i < count; i++) yield* Effect.scoped(dialOurs(t, port))
+    const perSecond = count / ((now() - start) / 1000)
+    const gc = (globalThis as { gc?: () => void }).gc
+    gc?.()
+    const before = process.memoryUsage().rss
+    const scope = yield* Scope.make()
+    for (let i = 0; i < 200; i++) yield* Scope.provide(dialOurs(t, port), scope)
+    gc?.()
+    const after = process.memoryUsage().rss
+    yield* Scope.close(scope, { _tag: "Success", value: undefined } as never)
+    return { perSecond, rssKbPerConn: (after - before) / 1024 / 200 }
+  }))
+
+// ------------------------------------------------------------------------------------------------
+const only = process.env["BENCH_ONLY"]
+
+const main = Effect.gen(function* () {
+  if (only === "throughput-1024") {
+    const ms = yield* oursThroughput(1024, Math.floor(100_000 * SCALE))
+    console.log(JSON.stringify({ name: "tcp-throughput-profile", size: 1024, mb_per_s: +((1024 * Math.floor(100_000 * SCALE)) / 1e6 / (ms / 1000)).toFixed(1) }))
+    return
+  }
+  for (const [size, count] of [[100, 200_000], [1024, 100_000], [65536, 2_000]] as const) {
+    const n = Math.max(100, Math.floor(count * SCALE))
+    yield* oursThroughput(size, Math.min(n, 2000)) // warm-up
+    const base = yield* rawThroughput(size, n)
+    const ours = yield* oursThroughput(size, n)
+    const mb = (ms: number) => (size * n) / 1e6 / (ms / 1000)
+    console.log(JSON.stringify({
+      name: "tcp-throughput",
+      size,
+      messages: n,
+      mb_per_s: +mb(ours).toFixed(1),
+      msgs_per_s: Math.round(n / (ours / 1000)),
+      baseline: +mb(base).toFixed(1),
+      ratio: +(mb(ours) / mb(base)).toFixed(3),
+      cipher: defaultAead(new Uint8Array(32)).name
+    }))
+  }
+  const rounds = Math.max(200, Math.floor(2000 * SCALE))
+  const ourSamples = yield* oursPingPong(rounds)
+  const rawSamples = yield* rawPingPong(rounds)
+  const p50 = percentile(ourSamples, 0.5)
+  const basep50 = percentile(rawSamples, 0.5)
+  console.log(JSON.stringify({ name: "tcp-pingpong", size: 100, rounds, p50_us: Math.round(p50), p99_us: Math.round(percentile(ourSamples, 0.99)), baseline: Math.round(basep50), ratio: +(p50 / basep50).toFixed(3) }))
+  const h = yield* handshakes(Math.max(50, Math.floor(300 * SCALE)))
+  console.log(JSON.stringify({ name: "tcp-handshake", handshakes_per_s: Math.round(h.perSecond), rss_kb_per_conn: Math.round(h.rssKbPerConn), baseline: 150, ratio: +(h.perSecond / 150).toFixed(3) }))
+})
+
+Effect.runPromise(main).then(() => process.exit(0), (e) => {
+  console.error(e)
+  process.exit(1)
+})
