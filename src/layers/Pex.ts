@@ -1,0 +1,506 @@
+/**
+ * The PEX reactor (SPEC §6, in CometBFT's wire form, WIRE §5). Three fibers of the layer's scope:
+ * - peer updates: tracks connected peers that serve channel `0x00`, and adds an inbound peer's
+ *   self-reported listen address to the PeerManager (CometBFT does the same);
+ * - the request scheduler: asks one peer at a time, at most one outstanding request per peer and
+ *   never the same peer twice within `peerRequestInterval`, at the adaptive interval of
+ *   {@link nextRequestInterval}. The next deadline is anchored to the last request, so inbound
+ *   traffic never postpones it (SPEC §9.2.23);
+ * - the message loop: answers requests (rate-limited as CometBFT does), takes in answers to our
+ *   requests, and reports every rule broken as a fatal `PeerError` (the router disconnects the
+ *   peer) plus a "bad" reputation event.
+ *
+ * @since 0.1.0
+ */
+import { create } from "@bufbuild/protobuf"
+import { Clock, Deferred, Effect, FiberSet, Layer, Option, Random, Result, Stream } from "effect"
+import type * as ChannelDescriptor from "../domain/ChannelDescriptor.ts"
+import type * as Endpoint from "../domain/Endpoint.ts"
+import * as Envelope from "../domain/Envelope.ts"
+import * as Ip from "../domain/Ip.ts"
+import * as NodeAddress from "../domain/NodeAddress.ts"
+import * as NodeId from "../domain/NodeId.ts"
+import { PeerError } from "../domain/PeerError.ts"
+import type * as PeerUpdate from "../domain/PeerUpdate.ts"
+import {
+  MessageSchema,
+  NetAddressSchema,
+  PexAddrsSchema,
+  PexRequestSchema,
+  type Message,
+  type NetAddress
+} from "../proto/tendermint/p2p/pex_pb.ts"
+import { AddressResolver } from "../services/AddressResolver.ts"
+import { PeerManager } from "../services/PeerManager.ts"
+import {
+  CHANNEL_ID,
+  FULL_STORE_RATIO,
+  MAX_ADDRESSES_ON_WIRE,
+  Pex,
+  PexMisbehaviour,
+  decodeOptions,
+  descriptor,
+  type InvalidPexOptions,
+  type MisbehaviourReason,
+  type Options,
+  type OptionsInput,
+  type Stats
+} from "../services/Pex.ts"
+import { Router, type ChannelAlreadyOpen } from "../services/Router.ts"
+import { Transport } from "../services/Transport.ts"
+import * as MemoryTransport from "./MemoryTransport.ts"
+
+// ---------------------------------------------------------------------------------------------
+// Pure pieces: messages, the address mapping, the interval
+// ---------------------------------------------------------------------------------------------
+
+/** The protocol of addresses learnt over PEX: CometBFT's TCP transport. */
+export const WIRE_PROTOCOL = NodeAddress.DEFAULT_PROTOCOL
+
+/** The IP text that stands for "no IP" on the wire: memory addresses travel as `{id, "0.0.0.0", 0}`. */
+export const NO_IP = "0.0.0.0"
+
+/** `pex_request` (`0a00` on the wire). */
+export const requestMessage = (): Message => create(MessageSchema, { sum: { case: "pexRequest", value: create(PexRequestSchema) } })
+
+/** `pex_addrs` carrying `addrs`, in order. */
+export const addrsMessage = (addrs: ReadonlyArray<NetAddress>): Message =>
+  create(MessageSchema, { sum: { case: "pexAddrs", value: create(PexAddrsSchema, { addrs: [...addrs] }) } })
+
+/** A wire `NetAddress`. The ID is not checked, so test vectors with IDs like `"1"` can be built. */
+export const netAddress = (id: string, ip: string, port: number): NetAddress => create(NetAddressSchema, { id, ip, port })
+
+/**
+ * The wire entries for one advertised address, given the endpoints it resolved to. A memory address
+ * (`memory:<id>`, no IP) is `{id, "0.0.0.0", 0}`; otherwise one entry per endpoint with a usable IP
+ * (not unspecified) and a port. Addresses with neither give nothing.
+ */
+export const toNetAddresses = (address: NodeAddress.NodeAddress, endpoints: ReadonlyArray<Endpoint.Endpoint>): ReadonlyArray<NetAddress> => {
+  if (address.protocol === MemoryTransport.PROTOCOL && address.hostname === "") return [netAddress(address.nodeId, NO_IP, 0)]
+  const out: Array<NetAddress> = []
+  for (const e of endpoints) {
+    const ip = Ip.parse(e.ip)
+    if (Option.isNone(ip) || Ip.isUnspecified(ip.value) || e.port === 0) continue
+    out.push(netAddress(address.nodeId, Ip.format(ip.value), e.port))
+  }
+  return out
+}
+
+/** What a received `NetAddress` means: an address to add, an entry to skip quietly, or misbehaviour. */
+export type ParsedNetAddress =
+  | { readonly _tag: "Address"; readonly address: NodeAddress.NodeAddress }
+  | { readonly _tag: "Skip"; readonly reason: string }
+  | { readonly _tag: "Invalid"; readonly reason: string }
+
+/**
+ * Reads a received entry as CometBFT does (`NetAddressFromProto`, plus its address book's ID check).
+ * Invalid (misbehaviour): an ID that is not 20 bytes of hex, an IP that does not parse, a port ≥ 65536.
+ * Skipped, not punished: entries no transport can dial (unspecified IP, port 0, broadcast or
+ * multicast IP). With `memory` (the local transport speaks it), `{id, "0.0.0.0" or "::", 0}` is the
+ * memory address `memory:<id>`. Others become `mconn://<id>@<ip>:<port>`.
+ */
+export const fromNetAddress = (entry: NetAddress, memory: boolean): ParsedNetAddress => {
+  const id = NodeId.decodeResult(entry.id)
+  if (Result.isFailure(id)) return { _tag: "Invalid", reason: `invalid node ID ${JSON.stringify(entry.id)}: ${id.failure.message}` }
+  const ip = Ip.parse(entry.ip)
+  if (Option.isNone(ip)) return { _tag: "Invalid", reason: `invalid IP address ${JSON.stringify(entry.ip)}` }
+  if (!Number.isInteger(entry.port) || entry.port < 0 || entry.port > 65535) return { _tag: "Invalid", reason: `invalid port number ${entry.port}` }
+  if (Ip.isUnspecified(ip.value)) {
+    if (entry.port === 0 && memory) return { _tag: "Address", address: NodeAddress.make({ protocol: MemoryTransport.PROTOCOL, nodeId: id.success }) }
+    return { _tag: "Skip", reason: `unspecified IP ${entry.ip}` }
+  }
+  if (entry.port === 0) return { _tag: "Skip", reason: "no port" }
+  if (Ip.isBroadcast(ip.value) || Ip.isMulticast(ip.value)) return { _tag: "Skip", reason: `IP ${entry.ip} is not routable` }
+  return { _tag: "Address", address: NodeAddress.make({ protocol: WIRE_PROTOCOL, nodeId: id.success, hostname: Ip.format(ip.value), port: entry.port }) }
+}
+
+/**
+ * The address a peer reports in its NodeInfo `listen_addr` (`[scheme://]host:port`), as
+ * `mconn://<id>@host:port`. Unspecified IPs (`0.0.0.0`, `::`) give nothing, except that with
+ * `memory` an unspecified IP with port 0 (what memory nodes report) gives `memory:<id>`. Port 0,
+ * and anything that does not parse, give nothing.
+ */
+export const fromListenAddr = (nodeId: NodeId.NodeId, listenAddr: string, memory: boolean): NodeAddress.NodeAddress | undefined => {
+  const scheme = listenAddr.indexOf("://")
+  const hostPort = scheme < 0 ? listenAddr : listenAddr.slice(scheme + 3)
+  const m = /^(?:\[([^\]]+)\]|([^:[\]/]*)):(\d{1,5})$/.exec(hostPort)
+  if (m === null) return undefined
+  const host = m[1] ?? m[2] ?? ""
+  const port = Number(m[3])
+  if (host === "" || port > 65535) return undefined
+  const ip = Ip.parse(host)
+  let hostname = host.toLowerCase()
+  if (Option.isSome(ip)) {
+    if (Ip.isUnspecified(ip.value)) return port === 0 && memory ? NodeAddress.make({ protocol: MemoryTransport.PROTOCOL, nodeId }) : undefined
+    hostname = Ip.format(ip.value)
+  }
+  if (port === 0) return undefined
+  const address = NodeAddress.make({ protocol: WIRE_PROTOCOL, nodeId, hostname, port })
+  return Result.isSuccess(NodeAddress.validate(address)) ? address : undefined
+}
+
+/** The inputs of {@link nextRequestInterval}. */
+export interface IntervalInput {
+  /** New addresses the last answer brought. */
+  readonly added: number
+  /** New addresses all answers brought so far (including `added`). */
+  readonly totalPeers: number
+  /** Connected PEX peers with no request of ours outstanding. */
+  readonly available: number
+  /** Stored peers / `maxPeers` (0 when `maxPeers` is 0, unlimited). */
+  readonly storeRatio: number
+}
+
+/**
+ * SPEC §6 `calculateNextRequestTime`: `fullStoreInterval` once the store is ≥ 95% full,
+ * `noPeersInterval` with no available peer, else
+ * `min / available × ((totalPeers + 1) / (added + 1))² + min`, capped at `requestIntervalMax`.
+ *
+ * @example
+ * ```ts
+ * // added 0, one available peer, totalPeers 10, min 200 ms: 200/1 × 11² + 200 = 24.4 s
+ * nextRequestInterval({ added: 0, totalPeers: 10, available: 1, storeRatio: 0 }, { ...o, requestIntervalMin: 200 })
+ * ```
+ */
+export const nextRequestInterval = (
+  input: IntervalInput,
+  options: Pick<Options, "requestIntervalMin" | "requestIntervalMax" | "fullStoreInterval" | "noPeersInterval">
+): number => {
+  if (input.storeRatio >= FULL_STORE_RATIO) return options.fullStoreInterval
+  if (input.available <= 0) return options.noPeersInterval
+  const min = options.requestIntervalMin
+  const growth = ((input.totalPeers + 1) / (input.added + 1)) ** 2
+  return Math.min(options.requestIntervalMax, (min / input.available) * growth + min)
+}
+
+/** Stored peers over `maxPeers`; 0 when `maxPeers` is 0 (unlimited: never full). */
+export const storeRatio = (stored: number, maxPeers: number): number => (maxPeers === 0 ? 0 : stored / maxPeers)
+
+// ---------------------------------------------------------------------------------------------
+// The reactor
+// ---------------------------------------------------------------------------------------------
+
+interface PeerState {
+  /** Up and serving PEX (false for a peer we heard from before its `up` was processed). */
+  up: boolean
+  direction: "incoming" | "outgoing" | undefined
+  /** A request of ours awaits its answer. */
+  outstanding: boolean
+  /** When we last asked it. */
+  lastAskedAt: number | undefined
+  /** CometBFT's `lastReceivedRequests`: none yet, one free one, or the time of the last counted one. */
+  lastRequest: "none" | "free" | number
+  /** Seed mode: answered once, disconnecting. */
+  answeredAsSeed: boolean
+  /** Reported for misbehaviour; its further messages are ignored until it goes down. */
+  condemned: boolean
+}
+
+/** A one-shot signal replaced each time it fires: waiters take the current one, then re-check. */
+const makeSignal = Effect.gen(function* () {
+  let current = yield* Deferred.make<void>()
+  return {
+    get: () => current,
+    fire: Effect.suspend(() => {
+      const fired = current
+      current = Deferred.makeUnsafe<void>()
+      return Deferred.succeed(fired, undefined)
+    })
+  }
+})
+
+/** How many of the latest misbehaviour reports `stats` keeps. */
+const RECENT_MISBEHAVIOURS = 32
+
+/** Resolutions of advertised addresses run this many at once. */
+const RESOLVE_CONCURRENCY = 16
+
+/**
+ * Builds the reactor and starts its fibers in the current scope (closing it stops them and closes
+ * channel `0x00`). Fails with `InvalidPexOptions` for bad options, `ChannelAlreadyOpen` when channel
+ * `0x00` is taken.
+ */
+export const make = (input: OptionsInput = {}) =>
+  Effect.gen(function* () {
+    const options = yield* Effect.fromResult(decodeOptions(input))
+    const router = yield* Router
+    const peerManager = yield* PeerManager
+    const resolver = yield* AddressResolver
+    const transport = yield* Transport
+    const memory = transport.protocols.includes(MemoryTransport.PROTOCOL)
+    const channel = yield* router.openChannel(descriptor)
+    const fibers = yield* FiberSet.make()
+    const wake = yield* makeSignal
+
+    const peers = new Map<NodeId.NodeId, PeerState>()
+    let interval = options.requestIntervalMin
+    let lastRequestAt: number | undefined
+    const recent: Array<PexMisbehaviour> = []
+    const counters = { requestsSent: 0, responsesReceived: 0, requestsAnswered: 0, addressesReceived: 0, addressesAdded: 0, misbehaviours: 0 }
+
+    const stateOf = (id: NodeId.NodeId): PeerState => {
+      let p = peers.get(id)
+      if (p === undefined) {
+        p = { up: false, direction: undefined, outstanding: false, lastAskedAt: undefined, lastRequest: "none", answeredAsSeed: false, condemned: false }
+        peers.set(id, p)
+      }
+      return p
+    }
+
+    const available = () => {
+      let n = 0
+      for (const p of peers.values()) if (p.up && !p.outstanding && !p.condemned) n++
+      return n
+    }
+
+    const misbehave = (nodeId: NodeId.NodeId, reason: MisbehaviourReason, detail: string) =>
+      Effect.gen(function* () {
+        const p = stateOf(nodeId)
+        if (p.condemned) return
+        p.condemned = true
+        p.outstanding = false
+        counters.misbehaviours++
+        const error = new PexMisbehaviour({ nodeId, reason, message: `PEX: peer ${nodeId} ${detail}` })
+        recent.push(error)
+        if (recent.length > RECENT_MISBEHAVIOURS) recent.shift()
+        yield* Effect.logInfo(error.message)
+        yield* channel.sendError(new PeerError({ nodeId, message: error.message, fatal: true }))
+        // CometBFT also marks the peer bad in its address book; here it costs a point of score.
+        yield* Effect.ignore(peerManager.report(nodeId, "bad"))
+      })
+
+    /** `PeerManager.add`; `true` when the address is new. Refusals (our own address, a store error) are logged. */
+    const addAddress = (address: NodeAddress.NodeAddress) =>
+      peerManager.add(address).pipe(
+        Effect.catch((e) => Effect.as(Effect.logDebug(`PEX: not adding ${NodeAddress.format(address)}: ${e.message}`), false))
+      )
+
+    // -------------------------------------------------------------------------------------------
+    // Peer updates
+    // -------------------------------------------------------------------------------------------
+
+    const onUp = (nodeId: NodeId.NodeId, channels: ReadonlySet<number>) =>
+      Effect.gen(function* () {
+        const routed = (yield* router.peers).find((r) => r.nodeId === nodeId)
+        if (routed !== undefined && routed.direction === "incoming") {
+          // An inbound peer is its own source for its listen address (CometBFT `AddPeer`).
+          const address = fromListenAddr(nodeId, routed.nodeInfo.listenAddr, memory)
+          if (address !== undefined) yield* addAddress(address)
+        }
+        if (!channels.has(CHANNEL_ID)) return
+        const p = stateOf(nodeId)
+        p.up = true
+        p.direction = routed?.direction
+        if (p.direction === "outgoing") yield* wake.fire
+      })
+
+    const onUpdate = (u: PeerUpdate.PeerUpdate) => {
+      if (u.status === "up") return onUp(u.nodeId, u.channels)
+      if (u.status === "down") return Effect.sync(() => void peers.delete(u.nodeId))
+      return Effect.void
+    }
+
+    /** One subscription; `true` when it lagged and must be renewed, `false` when the manager closed. */
+    const followUpdates = Effect.scoped(Effect.gen(function* () {
+      const stream = yield* peerManager.subscribe
+      const routed = yield* router.peers
+      const live = new Set(routed.map((r) => r.nodeId))
+      for (const [id, p] of peers) if (p.up && !live.has(id)) peers.delete(id)
+      for (const r of routed) yield* onUp(r.nodeId, r.channels)
+      return yield* Stream.runForEach(stream, onUpdate).pipe(
+        Effect.as(false),
+        Effect.catchTag("SubscriberLagged", (e) => Effect.as(Effect.logWarning(`PEX: ${e.message}`), true))
+      )
+    }))
+
+    yield* Effect.forkScoped(Effect.gen(function* () {
+      while (yield* followUpdates) {}
+    }))
+
+    // -------------------------------------------------------------------------------------------
+    // Requests we send
+    // -------------------------------------------------------------------------------------------
+
+    /** Asks one eligible peer now; otherwise says when one becomes eligible (if ever, by time alone). */
+    const askOne = (now: number) =>
+      Effect.gen(function* () {
+        // Draw first: choosing and marking the peer below then happen without yielding, so the
+        // scheduler and `requestNow` can never both pick the same peer.
+        const r = yield* Random.next
+        const eligible: Array<NodeId.NodeId> = []
+        let eligibleAt: number | undefined
+        for (const [id, p] of peers) {
+          if (!p.up || p.outstanding || p.condemned) continue
+          // A seed asks only peers it dialed: inbound ones are about to be let go.
+          if (options.seedMode && p.direction !== "outgoing") continue
+          const at = p.lastAskedAt === undefined ? now : p.lastAskedAt + options.peerRequestInterval
+          if (at <= now) eligible.push(id)
+          else eligibleAt = eligibleAt === undefined ? at : Math.min(eligibleAt, at)
+        }
+        if (eligible.length === 0) return { peer: undefined, eligibleAt }
+        const peer = eligible[Math.min(eligible.length - 1, Math.floor(r * eligible.length))]!
+        const p = stateOf(peer)
+        p.outstanding = true
+        p.lastAskedAt = now
+        lastRequestAt = now
+        counters.requestsSent++
+        const sent = yield* channel.send(Envelope.to(peer, requestMessage())).pipe(Effect.timeoutOption(options.sendTimeout))
+        // Never queued: no answer can come, so the peer must not stay marked as owing one.
+        if (Option.isNone(sent)) p.outstanding = false
+        return { peer, eligibleAt: undefined }
+      })
+
+    const scheduler = Effect.gen(function* () {
+      while (true) {
+        const signal = wake.get()
+        const now = yield* Clock.currentTimeMillis
+        const due = lastRequestAt === undefined ? now : lastRequestAt + interval
+        if (now < due) {
+          yield* Effect.raceFirst(Deferred.await(signal), Effect.sleep(due - now))
+          continue
+        }
+        const asked = yield* askOne(now)
+        if (asked.peer !== undefined) continue
+        const wait = asked.eligibleAt === undefined ? options.noPeersInterval : Math.min(options.noPeersInterval, asked.eligibleAt - now)
+        yield* Effect.raceFirst(Deferred.await(signal), Effect.sleep(Math.max(1, wait)))
+      }
+    })
+
+    yield* Effect.forkScoped(scheduler)
+
+    // -------------------------------------------------------------------------------------------
+    // Requests we answer
+    // -------------------------------------------------------------------------------------------
+
+    const entriesFor = (address: NodeAddress.NodeAddress) => {
+      if (address.protocol === MemoryTransport.PROTOCOL && address.hostname === "") return Effect.succeed(toNetAddresses(address, []))
+      return resolver.resolve(address).pipe(
+        Effect.timeoutOption(options.resolveTimeout),
+        Effect.map((found) => (Option.isSome(found) ? toNetAddresses(address, found.value) : [])),
+        Effect.catch(() => Effect.succeed<ReadonlyArray<NetAddress>>([]))
+      )
+    }
+
+    const answer = (nodeId: NodeId.NodeId) =>
+      Effect.gen(function* () {
+        const addresses = yield* peerManager.advertise(nodeId, options.maxAddressesSent)
+        const resolved = yield* Effect.forEach(addresses, entriesFor, { concurrency: RESOLVE_CONCURRENCY })
+        const seen = new Set<string>()
+        const entries: Array<NetAddress> = []
+        for (const e of resolved.flat()) {
+          const key = `${e.id}@${e.ip}:${e.port}`
+          if (seen.has(key) || entries.length >= MAX_ADDRESSES_ON_WIRE) continue
+          seen.add(key)
+          entries.push(e)
+        }
+        counters.requestsAnswered++
+        yield* channel.send(Envelope.to(nodeId, addrsMessage(entries))).pipe(Effect.timeoutOption(options.sendTimeout))
+      })
+
+    const directionOf = (nodeId: NodeId.NodeId, p: PeerState) =>
+      p.direction !== undefined
+        ? Effect.succeed(p.direction)
+        : Effect.map(router.peers, (routed) => routed.find((r) => r.nodeId === nodeId)?.direction)
+
+    const onRequest = (nodeId: NodeId.NodeId) =>
+      Effect.gen(function* () {
+        const p = stateOf(nodeId)
+        if (options.seedMode && (yield* directionOf(nodeId, p)) === "incoming") {
+          if (p.answeredAsSeed) return
+          p.answeredAsSeed = true
+          yield* answer(nodeId)
+          // No clean "disconnect" exists: a fatal PeerError evicts without touching the score. The
+          // delay lets the answer leave before the connection closes (CometBFT's FlushStop).
+          yield* FiberSet.run(fibers, Effect.andThen(
+            Effect.sleep(options.seedDisconnectDelay),
+            channel.sendError(new PeerError({ nodeId, message: `PEX seed: answered ${nodeId}, disconnecting`, fatal: true }))
+          ))
+          return
+        }
+        const now = yield* Clock.currentTimeMillis
+        // CometBFT `receiveRequest`: the first request is free, the second starts the clock.
+        if (p.lastRequest === "none") p.lastRequest = "free"
+        else if (p.lastRequest === "free") p.lastRequest = now
+        else if (now - p.lastRequest < options.minRequestInterval) {
+          return yield* misbehave(nodeId, "request_too_soon", `sent a PEX request too soon: ${now - p.lastRequest} ms after the previous one, the minimum is ${options.minRequestInterval} ms`)
+        } else p.lastRequest = now
+        yield* answer(nodeId)
+      })
+
+    // -------------------------------------------------------------------------------------------
+    // Answers we receive
+    // -------------------------------------------------------------------------------------------
+
+    const onAddrs = (nodeId: NodeId.NodeId, addrs: ReadonlyArray<NetAddress>) =>
+      Effect.gen(function* () {
+        const p = peers.get(nodeId)
+        if (p === undefined || !p.outstanding) return yield* misbehave(nodeId, "unsolicited_addrs", "sent a PEX response when none was requested")
+        p.outstanding = false
+        if (addrs.length > options.maxAddressesAccepted) {
+          return yield* misbehave(nodeId, "too_many_addresses", `sent too many addresses: ${addrs.length}, at most ${options.maxAddressesAccepted} accepted`)
+        }
+        const parsed = addrs.map((a) => fromNetAddress(a, memory))
+        for (const entry of parsed) {
+          if (entry._tag === "Invalid") return yield* misbehave(nodeId, "invalid_address", `sent an invalid address: ${entry.reason}`)
+        }
+        counters.responsesReceived++
+        counters.addressesReceived += addrs.length
+        let added = 0
+        for (const entry of parsed) if (entry._tag === "Address" && (yield* addAddress(entry.address))) added++
+        counters.addressesAdded += added
+        const stored = (yield* peerManager.peers).length
+        interval = nextRequestInterval(
+          { added, totalPeers: counters.addressesAdded, available: available(), storeRatio: storeRatio(stored, peerManager.options.maxPeers) },
+          options
+        )
+        yield* wake.fire
+      })
+
+    const onMessage = (envelope: Envelope.Inbound<Message>) =>
+      Effect.suspend(() => {
+        const from = envelope.from
+        if (peers.get(from)?.condemned === true) return Effect.void
+        const sum = envelope.message.sum
+        switch (sum.case) {
+          case "pexRequest":
+            return onRequest(from)
+          case "pexAddrs":
+            return onAddrs(from, sum.value.addrs)
+          default:
+            return misbehave(from, "unknown_message", "sent an unknown PEX message")
+        }
+      })
+
+    yield* Effect.forkScoped(Stream.runForEach(channel.messages, onMessage))
+
+    return Pex.of({
+      options,
+      requestNow: Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.map(askOne(now), (asked) => asked.peer)),
+      stats: Effect.sync((): Stats => ({
+        ...counters,
+        peers: [...peers.values()].filter((p) => p.up).length,
+        outstanding: [...peers].filter(([, p]) => p.outstanding).map(([id]) => id),
+        recentMisbehaviours: [...recent],
+        requestInterval: interval
+      }))
+    })
+  })
+
+/**
+ * The PEX reactor as a layer: opens channel `0x00` on the router and runs until the layer's scope
+ * closes. Needs the router, the PeerManager, an AddressResolver (to turn advertised addresses into
+ * IPs) and the Transport (whether it speaks `memory`). Fails with `InvalidPexOptions` for bad
+ * options, `ChannelAlreadyOpen` when something else holds channel `0x00`.
+ *
+ * @example
+ * ```ts
+ * const node = Pex.layer({ seedMode: true }).pipe(Layer.provideMerge(routerStack))
+ * ```
+ */
+export const layer = (
+  options: OptionsInput = {}
+): Layer.Layer<
+  Pex,
+  InvalidPexOptions | ChannelAlreadyOpen | ChannelDescriptor.InvalidChannelDescriptor,
+  Router | PeerManager | AddressResolver | Transport
+> => Layer.effect(Pex, make(options))
