@@ -1,0 +1,168 @@
+/**
+ * A whole node as one layer: identity, peer store, PeerManager, transport, Router and PEX, wired as
+ * a production node needs them. `layer(config)` runs on TCP with a SQLite peer store under the home
+ * directory; `layerMemory(network, config)` is the same node over the memory transport, for tests.
+ * Persistent and bootstrap peers are added once everything is up.
+ *
+ * ```ts
+ * const node = Node.layer({ home: "./.effect-p2p", network: "my-chain", moniker: "n1" })
+ * const app = MyReactor.pipe(Layer.provide(node))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { join } from "node:path"
+import { Effect, Layer } from "effect"
+import type * as ChannelDescriptor from "../domain/ChannelDescriptor.ts"
+import * as NodeAddress from "../domain/NodeAddress.ts"
+import type * as NodeId from "../domain/NodeId.ts"
+import type * as NodeKey from "../domain/NodeKey.ts"
+import * as AddressResolver from "../services/AddressResolver.ts"
+import * as NodeIdentity from "../services/NodeIdentity.ts"
+import { PeerManager, type OptionsInput as PeerManagerOptions } from "../services/PeerManager.ts"
+import * as PexService from "../services/Pex.ts"
+import type { Options as RouterOptions } from "../services/Router.ts"
+import { Router } from "../services/Router.ts"
+import type { PeerStore } from "../services/PeerStore.ts"
+import { Transport } from "../services/Transport.ts"
+import { MemoryNetwork, type Service as MemoryNetworkService } from "./MemoryNetwork.ts"
+import * as MemoryTransport from "./MemoryTransport.ts"
+import * as NodeKeyFile from "./NodeKeyFile.ts"
+import * as PeerManagerLayer from "./PeerManager.ts"
+import * as PeerStoreMemory from "./PeerStoreMemory.ts"
+import * as PeerStoreSqlite from "./PeerStoreSqlite.ts"
+import * as PexLayer from "./Pex.ts"
+import * as RouterLayer from "./Router.ts"
+import type * as MConnection from "./tcp/MConnection.ts"
+import * as TcpTransport from "./TcpTransport.ts"
+
+/** What a node is told; every field but `network` and `moniker` has a default. */
+export interface Config {
+  /** Chain ID peers must share. */
+  readonly network: string
+  /** Human-readable name in NodeInfo. */
+  readonly moniker: string
+  /** Home directory: `config/node_key.json` and `data/peerstore.db`. Default `./.effect-p2p` (TCP); none (memory). */
+  readonly home?: string
+  /** Use this key instead of `config/node_key.json`. */
+  readonly nodeKey?: NodeKey.NodeKey
+  /** Version string in NodeInfo. */
+  readonly version?: string
+  /** Where to listen. Default 127.0.0.1:26656. */
+  readonly listen?: { readonly host: string; readonly port: number }
+  /** `host:port` peers should dial us at (advertised by PEX). Default: the listening address. */
+  readonly externalAddress?: string
+  /** Peers always kept connected (and retried). */
+  readonly persistentPeers?: ReadonlyArray<NodeAddress.NodeAddress>
+  /** Peers added at start (CometBFT's seeds work the same way here: dialed, then asked for addresses). */
+  readonly bootstrapPeers?: ReadonlyArray<NodeAddress.NodeAddress>
+  /** Node IDs never advertised to others. */
+  readonly privatePeerIds?: ReadonlyArray<NodeId.NodeId>
+  /** Inbound connection slots. Default 40. */
+  readonly maxInboundPeers?: number
+  /** Outbound connection slots. Default 10. */
+  readonly maxOutboundPeers?: number
+  /** Run peer exchange. Default true. */
+  readonly pex?: boolean
+  /** Answer PEX requests, then disconnect (a seed node). Default false. */
+  readonly seedMode?: boolean
+  /** Handshake bound, ms. Default 20000. */
+  readonly handshakeTimeout?: number
+  /** Dial bound, ms. Default 3000. */
+  readonly dialTimeout?: number
+  /** MConnection settings (TCP). */
+  readonly mconnection?: Partial<MConnection.Config>
+  /** Channels of the application's reactors, advertised from the first handshake. */
+  readonly channels?: ReadonlyArray<ChannelDescriptor.ChannelDescriptor>
+  /** Further PeerManager options, over the ones derived above. */
+  readonly peerManager?: PeerManagerOptions
+  /** Further Router options, over the ones derived above. */
+  readonly router?: Partial<RouterOptions>
+}
+
+/** The services a node provides to its reactors. */
+export type Services = Router | PeerManager | Transport | NodeIdentity.NodeIdentity | AddressResolver.AddressResolver
+
+/** Default home directory. */
+export const DEFAULT_HOME = "./.effect-p2p"
+
+const peerManagerOptions = (config: Config): PeerManagerOptions => {
+  const inbound = config.maxInboundPeers ?? 40
+  const outbound = config.maxOutboundPeers ?? 10
+  const maxConnected = inbound + outbound
+  return {
+    maxConnected,
+    maxOutgoingConnections: outbound,
+    maxPeers: Math.min(65535, 4 + 4 * maxConnected + (config.persistentPeers?.length ?? 0)),
+    persistentPeers: (config.persistentPeers ?? []).map((a) => a.nodeId),
+    privatePeers: config.privatePeerIds ?? [],
+    ...config.peerManager
+  }
+}
+
+const routerOptions = (config: Config): RouterOptions => ({
+  ...config.router,
+  nodeInfo: {
+    network: config.network,
+    moniker: config.moniker,
+    ...(config.version === undefined ? {} : { version: config.version }),
+    ...(config.externalAddress === undefined || config.externalAddress === "" ? {} : { listenAddr: `tcp://${config.externalAddress}` }),
+    ...config.router?.nodeInfo
+  },
+  channels: [...(config.pex === false ? [] : [PexService.descriptor]), ...(config.channels ?? []), ...(config.router?.channels ?? [])],
+  ...(config.handshakeTimeout === undefined ? {} : { handshakeTimeout: config.handshakeTimeout }),
+  ...(config.dialTimeout === undefined ? {} : { dialTimeout: config.dialTimeout })
+})
+
+/** Adds the configured persistent and bootstrap peers (after the stack is up, so PEX sees them come up). */
+const addPeers = (config: Config) =>
+  Layer.effectDiscard(Effect.gen(function* () {
+    const peerManager = yield* PeerManager
+    for (const address of [...(config.persistentPeers ?? []), ...(config.bootstrapPeers ?? [])]) {
+      yield* peerManager.add(address).pipe(
+        Effect.catchTag("InvalidPeerAddress", (e) => Effect.logWarning(`ignoring configured peer ${NodeAddress.format(address)}: ${e.message}`))
+      )
+    }
+  }))
+
+const assemble = <E1, E2, E3>(
+  config: Config,
+  identity: Layer.Layer<NodeIdentity.NodeIdentity, E1>,
+  base: Layer.Layer<AddressResolver.AddressResolver | PeerStore, E2>,
+  transport: Layer.Layer<Transport, E3, NodeIdentity.NodeIdentity>
+) => {
+  const core = RouterLayer.layer(routerOptions(config)).pipe(
+    Layer.provideMerge(Layer.mergeAll(transport, PeerManagerLayer.layer(peerManagerOptions(config)))),
+    Layer.provideMerge(base),
+    Layer.provideMerge(identity)
+  )
+  const pex = config.pex === false
+    ? Layer.empty
+    : PexLayer.layer({ seedMode: config.seedMode ?? false })
+  return addPeers(config).pipe(Layer.provideMerge(pex.pipe(Layer.provideMerge(core))))
+}
+
+/** A production node: TCP transport, SQLite peer store and node key under `home`, DNS resolution. */
+export const layer = (config: Config) => {
+  const home = config.home ?? DEFAULT_HOME
+  const identity = config.nodeKey !== undefined ? NodeIdentity.layer(config.nodeKey) : NodeKeyFile.layer(join(home, "config", "node_key.json"))
+  const base = Layer.mergeAll(PeerStoreSqlite.layerSqlite(join(home, "data", "peerstore.db")), AddressResolver.layerDns())
+  const transport = TcpTransport.layer({
+    host: config.listen?.host ?? "127.0.0.1",
+    port: config.listen?.port ?? 26656,
+    ...(config.mconnection === undefined ? {} : { mconnection: config.mconnection })
+  })
+  return assemble(config, identity, base, transport)
+}
+
+/**
+ * The same node over a `MemoryNetwork` (tests, simulations): memory transport, in-memory peer
+ * store (SQLite under `home` if one is given), and the given key or a random one.
+ */
+export const layerMemory = (network: MemoryNetworkService, config: Config) => {
+  const identity = config.nodeKey !== undefined ? NodeIdentity.layer(config.nodeKey) : NodeIdentity.layerRandom
+  const store = config.home === undefined ? PeerStoreMemory.layerMemory : PeerStoreSqlite.layerSqlite(join(config.home, "data", "peerstore.db"))
+  const base = Layer.mergeAll(store, AddressResolver.layerStatic({}))
+  const transport = MemoryTransport.layer.pipe(Layer.provide(Layer.succeed(MemoryNetwork, network)))
+  return assemble(config, identity, base, transport)
+}
