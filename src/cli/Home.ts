@@ -1,0 +1,74 @@
+/**
+ * The node's home directory, CometBFT's layout: `config/config.toml`, `config/node_key.json`,
+ * `data/peerstore.db`. Reading validates everything before anything is written.
+ *
+ * @since 0.1.0
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { Effect, Result } from "effect"
+import * as NodeKey from "../domain/NodeKey.ts"
+import * as Config from "./Config.ts"
+
+/** Paths inside a home directory. */
+export const paths = (home: string) => ({
+  config: join(home, "config", "config.toml"),
+  nodeKey: join(home, "config", "node_key.json"),
+  data: join(home, "data")
+})
+
+/** The configuration file's values (empty when there is none), or a ConfigError naming the key. */
+export const readConfigFile = (home: string): Effect.Effect<Config.Raw, Config.ConfigError> =>
+  Effect.suspend(() => {
+    const file = paths(home).config
+    if (!existsSync(file)) return Effect.succeed({})
+    let text: string
+    try {
+      text = readFileSync(file, "utf8")
+    } catch (e) {
+      return Effect.fail(new Config.ConfigError({ key: file, message: `${file}: cannot read: ${(e as Error).message}` }))
+    }
+    return Effect.fromResult(Config.fromToml(file, text))
+  })
+
+/** The node key in the home directory, if the file exists; a malformed file is a ConfigError naming it. */
+export const readNodeKey = (home: string): Effect.Effect<NodeKey.NodeKey | undefined, Config.ConfigError> =>
+  Effect.suspend(() => {
+    const file = paths(home).nodeKey
+    if (!existsSync(file)) return Effect.succeed(undefined)
+    const key = NodeKey.fromJson(readFileSync(file, "utf8"), file)
+    return Result.isFailure(key)
+      ? Effect.fail(new Config.ConfigError({ key: file, message: key.failure.message }))
+      : Effect.succeed(key.success)
+  })
+
+/**
+ * Writes `config.toml` and `node_key.json` where absent (CometBFT's `init`); returns what it wrote.
+ * Existing files are never touched.
+ */
+export const init = (home: string, config: Config.NodeConfig): Effect.Effect<ReadonlyArray<string>, Config.ConfigError> =>
+  Effect.gen(function* () {
+    const p = paths(home)
+    const written: Array<string> = []
+    const existingKey = yield* readNodeKey(home)
+    yield* Effect.try({
+      try: () => {
+        mkdirSync(join(home, "config"), { recursive: true })
+        mkdirSync(p.data, { recursive: true })
+        if (!existsSync(p.config)) {
+          writeFileSync(p.config, Config.toToml(config))
+          written.push(p.config)
+        }
+      },
+      catch: (e) => new Config.ConfigError({ key: home, message: `${home}: cannot write: ${(e as Error).message}` })
+    })
+    if (existingKey === undefined) {
+      const key = yield* NodeKey.generate()
+      yield* Effect.try({
+        try: () => writeFileSync(p.nodeKey, NodeKey.toJson(key), { mode: 0o600 }),
+        catch: (e) => new Config.ConfigError({ key: p.nodeKey, message: `${p.nodeKey}: cannot write: ${(e as Error).message}` })
+      })
+      written.push(p.nodeKey)
+    }
+    return written
+  })

@@ -1,0 +1,87 @@
+#!/usr/bin/env node
+/**
+ * The `effect-p2p` command: `init`, `start`, `show-node-id`, `testnet`, `crawl`.
+ * Bad flags or configuration print one line naming the key and exit with code 2; SIGINT/SIGTERM
+ * shut a running node down cleanly and exit with code 0.
+ *
+ * @since 0.1.0
+ */
+import { NodeRuntime, NodeServices } from "@effect/platform-node"
+import { Cause, Console, Effect, Exit, Layer, Logger, Option } from "effect"
+import { Command, Flag } from "effect/cli"
+import * as NodeLayer from "../layers/Node.ts"
+import * as Config from "./Config.ts"
+import * as Home from "./Home.ts"
+import * as Start from "./Start.ts"
+import { commands as extraCommands } from "./commands.ts"
+
+const VERSION = "0.1.0"
+
+const home = Flag.String("home").pipe(Flag.withDescription("node home directory (config/, data/)"), Flag.withDefault(NodeLayer.DEFAULT_HOME))
+const optional = (name: string, description: string) => Flag.String(name).pipe(Flag.withDescription(description), Flag.optional)
+
+const init = Command.make("init", { home }, ({ home }) =>
+  Effect.gen(function* () {
+    const written = yield* Home.init(home, Config.resolve(yield* Home.readConfigFile(home)))
+    yield* Console.log(written.length === 0 ? `${home} is already initialised` : written.map((f) => `wrote ${f}`).join("\n"))
+  })).pipe(Command.withDescription("write config/config.toml and config/node_key.json if absent"))
+
+const start = Command.make("start", {
+  home,
+  laddr: optional("laddr", "listen address, tcp://HOST:PORT"),
+  persistentPeers: optional("persistent-peers", "comma-separated id@host:port peers to keep connected"),
+  bootstrapPeers: optional("bootstrap-peers", "comma-separated id@host:port peers to start from"),
+  seeds: optional("seeds", "comma-separated id@host:port seed nodes"),
+  network: optional("network", "network (chain) ID"),
+  moniker: optional("moniker", "node name"),
+  pex: optional("pex", "peer exchange: true or false"),
+  seedMode: optional("seed-mode", "seed mode: true or false"),
+  httpAddr: optional("http-addr", "HOST:PORT of /metrics and /net_info (\"\" disables)")
+}, (f) => {
+  const value = (o: Option.Option<string>) => Option.getOrUndefined(o)
+  return Start.run(f.home, {
+    laddr: value(f.laddr),
+    "persistent-peers": value(f.persistentPeers),
+    "bootstrap-peers": value(f.bootstrapPeers),
+    seeds: value(f.seeds),
+    network: value(f.network),
+    moniker: value(f.moniker),
+    pex: value(f.pex),
+    "seed-mode": value(f.seedMode),
+    "http-addr": value(f.httpAddr)
+  })
+}).pipe(Command.withDescription("run a node until SIGINT or SIGTERM"))
+
+const showNodeId = Command.make("show-node-id", { home }, ({ home }) =>
+  Effect.gen(function* () {
+    const key = yield* Home.readNodeKey(home)
+    if (key === undefined) {
+      return yield* new Config.ConfigError({ key: Home.paths(home).nodeKey, message: `${Home.paths(home).nodeKey}: no node key; run \`effect-p2p init --home ${home}\`` })
+    }
+    yield* Console.log(key.nodeId)
+  })).pipe(Command.withDescription("print this node's ID"))
+
+const root = Command.make("effect-p2p").pipe(
+  Command.withDescription("a CometBFT-compatible P2P node built on Effect"),
+  Command.withSubcommands([init, start, showNodeId, ...extraCommands])
+)
+
+/** Exit codes: 0 success and clean shutdown on a signal, 2 bad usage or configuration, 1 other failures. */
+const exitCode = (exit: Exit.Exit<unknown, unknown>): number => {
+  if (Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause)) return 0
+  const error = Cause.squash(exit.cause) as { readonly _tag?: string; readonly errors?: ReadonlyArray<unknown> }
+  // effect/cli reports usage errors (unknown flag, bad value) as ShowHelp with the errors listed.
+  if (error?._tag === "ShowHelp") return (error.errors?.length ?? 0) > 0 ? 2 : 0
+  return error?._tag === "ConfigError" || error?._tag === "CliError" || /^(UnrecognizedOption|DuplicateOption|MissingOption|MissingArgument|UnexpectedArgument|InvalidValue|UnknownSubcommand|ValidationError)$/.test(error?._tag ?? "") ? 2 : 1
+}
+
+const program = Command.run(root, { version: VERSION }).pipe(
+  Effect.catchTag("ConfigError", (e) =>
+    Effect.andThen(Console.error(`effect-p2p: ${e.message}`), Effect.fail(e))),
+  Effect.provide(Layer.mergeAll(NodeServices.layer, Logger.layer([Logger.consoleLogFmt])))
+)
+
+NodeRuntime.runMain(program, {
+  disableErrorReporting: true,
+  teardown: (exit, onExit) => onExit(exitCode(exit))
+})
