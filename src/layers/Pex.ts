@@ -46,7 +46,7 @@ import {
   type OptionsInput,
   type Stats
 } from "../services/Pex.ts"
-import { Router, type ChannelAlreadyOpen } from "../services/Router.ts"
+import { Router, type ChannelAlreadyOpen, type TooManyChannels } from "../services/Router.ts"
 import { Transport } from "../services/Transport.ts"
 import * as MemoryTransport from "./MemoryTransport.ts"
 
@@ -501,6 +501,6 @@ export const layer = (
   options: OptionsInput = {}
 ): Layer.Layer<
   Pex,
-  InvalidPexOptions | ChannelAlreadyOpen | ChannelDescriptor.InvalidChannelDescriptor,
+  InvalidPexOptions | ChannelAlreadyOpen | TooManyChannels | ChannelDescriptor.InvalidChannelDescriptor,
   Router | PeerManager | AddressResolver | Transport
 > => Layer.effect(Pex, make(options))

@@ -22,12 +22,14 @@ import {
   ChannelAlreadyOpen,
   InvalidRouterOptions,
   Router,
+  TooManyChannels,
   defaults,
   type Channel,
   type Options,
   type RoutedPeer
 } from "../services/Router.ts"
 import { DialError, HandshakeTimeout, Transport, type Connection, type HandshakeError, type Peer } from "../services/Transport.ts"
+import * as Handshake from "./Handshake.ts"
 import * as ConnTracker from "./router/ConnTracker.ts"
 import * as PeerQueue from "./router/PeerQueue.ts"
 
@@ -137,7 +139,10 @@ export const make = (input: Options) =>
     for (const d of input.channels ?? []) advertised.set(d.id, yield* Effect.fromResult(ChannelDescriptor.validate(d)))
     const declared = new Set(advertised.keys())
     const peers = new Map<NodeId.NodeId, PeerEntry>()
+    /** Eviction asked for while the peer was admitted but not yet routed. */
     const evictRequested = new Set<NodeId.NodeId>()
+    /** Admitted by the PeerManager, route not yet registered. */
+    const admittedPeers = new Set<NodeId.NodeId>()
     let tracker = ConnTracker.make(options.maxIncomingConnectionAttempts, options.incomingConnectionWindow)
     const handshakeSlots = yield* Semaphore.make(options.maxConcurrentHandshakes)
     const dialSlots = yield* Semaphore.make(options.maxConcurrentDials)
@@ -163,14 +168,18 @@ export const make = (input: Options) =>
      * The transport is asked to bound the handshake, and the router bounds it too: a transport that
      * ignores the timeout must not pin a handshake slot or dial worker forever (SPEC §9.1.3).
      */
-    const handshake = (conn: Connection, expectedId?: NodeId.NodeId): Effect.Effect<Peer, HandshakeError> =>
-      conn.handshake({
+    const handshake = (conn: Connection, expectedId?: NodeId.NodeId): Effect.Effect<Peer, HandshakeError> => {
+      const handshakeOptions = {
         nodeInfo: nodeInfo(),
         nodeKey: key,
         timeout: options.handshakeTimeout,
         channels: [...advertised.values()],
         ...(expectedId === undefined ? {} : { expectedId })
-      }).pipe(
+      }
+      return conn.handshake(handshakeOptions).pipe(
+        // The transport checks too; checking here as well keeps a third-party transport that forgets
+        // from admitting an unvalidated, mismatched or incompatible peer (SPEC §4.7).
+        Effect.flatMap((peer) => Effect.fromResult(Handshake.check(Endpoint.format(conn.remoteEndpoint), handshakeOptions, peer))),
         Effect.timeoutOrElse({
           duration: options.handshakeTimeout,
           orElse: () => {
@@ -179,6 +188,7 @@ export const make = (input: Options) =>
           }
         })
       )
+    }
 
     /** Handshake failures that show the peer incompatible mark it inactive. */
     const onHandshakeError = (error: HandshakeError) =>
@@ -200,6 +210,8 @@ export const make = (input: Options) =>
         const entry: PeerEntry = { nodeId: id, nodeInfo: info, remoteEndpoint: conn.remoteEndpoint, direction, channels: new Set(info.channels), queue, connection: conn }
         const cleanup = Effect.gen(function* () {
           if (peers.get(id) === entry) peers.delete(id)
+          admittedPeers.delete(id)
+          evictRequested.delete(id)
           yield* queue.close
           yield* conn.close
           yield* Metric.update(Metrics.peers, peers.size)
@@ -208,6 +220,7 @@ export const make = (input: Options) =>
         })
         return yield* Effect.gen(function* () {
           peers.set(id, entry)
+          admittedPeers.delete(id)
           yield* Metric.update(Metrics.peers, peers.size)
           // The queue exists before `up` is published, so a reactor may send the moment it hears of the peer.
           yield* peerManager.ready(id, entry.channels)
@@ -282,6 +295,7 @@ export const make = (input: Options) =>
           }
           const admittedByManager = yield* Effect.exit(peerManager.accepted(info.nodeId))
           if (Exit.isFailure(admittedByManager)) return yield* Effect.logDebug(`inbound peer ${info.nodeId} refused`, admittedByManager.cause)
+          admittedPeers.add(info.nodeId)
           yield* route(conn, info, "incoming")
         }).pipe(Effect.ensuring(Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => {
           tracker = ConnTracker.remove(tracker, ip, now)
@@ -370,6 +384,7 @@ export const make = (input: Options) =>
         }
         const admitted = yield* Effect.exit(peerManager.dialed(address))
         if (Exit.isFailure(admitted)) return yield* Effect.logDebug(`outbound peer ${info.nodeId} refused`, admitted.cause)
+        admittedPeers.add(info.nodeId)
         yield* route(conn.value, info, "outgoing")
       }))
 
@@ -391,7 +406,9 @@ export const make = (input: Options) =>
         const entry = peers.get(id)
         yield* Metric.update(Metrics.peersEvicted, 1)
         if (entry === undefined) {
-          evictRequested.add(id)
+          // Admitted but not routed yet: the route evicts it as soon as it registers. Otherwise the
+          // peer is already gone and the request is stale.
+          if (admittedPeers.has(id)) evictRequested.add(id)
           continue
         }
         yield* Effect.logDebug(`evicting peer ${id}`)
@@ -413,6 +430,9 @@ export const make = (input: Options) =>
         yield* Effect.fromResult(ChannelDescriptor.validate(descriptor))
         const id = descriptor.id
         if (channels.has(id)) return yield* new ChannelAlreadyOpen({ channelId: id, message: `channel ${channelLabel(id)} (${descriptor.name}) is already open` })
+        if (!advertised.has(id) && advertised.size >= NodeInfo.MAX_CHANNELS) {
+          return yield* new TooManyChannels({ channelId: id, message: `cannot open channel ${channelLabel(id)} (${descriptor.name}): a node advertises at most ${NodeInfo.MAX_CHANNELS} channels` })
+        }
         const inbound = yield* Queue.bounded<Envelope.Inbound<unknown>, Cause.Done>(descriptor.recvBufferCapacity)
         const attrs = { chID: channelLabel(id) }
         const open: OpenChannel = {

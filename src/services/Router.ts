@@ -92,6 +92,12 @@ export class ChannelAlreadyOpen extends Schema.TaggedError<ChannelAlreadyOpen>()
   message: Schema.String
 }) {}
 
+/** Opening one more channel would make our NodeInfo invalid (at most 16 channels). */
+export class TooManyChannels extends Schema.TaggedError<TooManyChannels>()("TooManyChannels", {
+  channelId: Schema.Number,
+  message: Schema.String
+}) {}
+
 /** A bad router option; `option` names it. */
 export class InvalidRouterOptions extends Schema.TaggedError<InvalidRouterOptions>()("InvalidRouterOptions", {
   option: Schema.String,
@@ -113,7 +119,7 @@ export interface Channel<Desc extends DescMessage = DescMessage> {
   readonly send: (envelope: Envelope.Outbound<MessageShape<Desc>>) => Effect.Effect<void>
   /** Reports a misbehaving peer: fatal errors disconnect it, others lower its score. */
   readonly sendError: (error: PeerError) => Effect.Effect<void>
-  /** Messages from peers, with `from` set. Ends when the channel's scope closes. */
+  /** Messages from peers, with `from` set. Ends when the channel's scope closes or the router stops. */
   readonly messages: Stream.Stream<Envelope.Inbound<MessageShape<Desc>>>
 }
 
@@ -133,7 +139,7 @@ export class Router extends Context.Service<
     /** Opens a channel for the caller's scope; closing the scope closes it. */
     readonly openChannel: <Desc extends DescMessage>(
       descriptor: ChannelDescriptor.ChannelDescriptor<Desc>
-    ) => Effect.Effect<Channel<Desc>, ChannelAlreadyOpen | ChannelDescriptor.InvalidChannelDescriptor, Scope.Scope>
+    ) => Effect.Effect<Channel<Desc>, ChannelAlreadyOpen | TooManyChannels | ChannelDescriptor.InvalidChannelDescriptor, Scope.Scope>
     /** Our NodeInfo as the next handshake will send it. */
     readonly nodeInfo: Effect.Effect<NodeInfo.NodeInfo>
     /** Peers routed now. */

@@ -22,3 +22,15 @@ describe("Router basics", () => {
       assert.strictEqual((yield* a!.router.peers).length, 1)
     }).pipe(Effect.scoped))
 })
+
+describe("Router channel limit", () => {
+  it.effect("opening a 17th channel fails with TooManyChannels, since peers reject a NodeInfo with more than 16", () =>
+    Effect.gen(function* () {
+      const net = yield* TestNetwork.make({ nodes: 1 })
+      const router = net.nodes[0]!.router
+      for (let id = 1; id <= 16; id++) yield* router.openChannel(ChannelDescriptor.make({ id, messageType: StringValueSchema }))
+      const err = yield* Effect.flip(router.openChannel(ChannelDescriptor.make({ id: 17, messageType: StringValueSchema })))
+      assert.strictEqual(err._tag, "TooManyChannels")
+      assert.strictEqual((yield* router.nodeInfo).channels.length, 16)
+    }).pipe(Effect.scoped))
+})
