@@ -356,13 +356,14 @@ export const make = (input: OptionsInput = {}) =>
         const now = yield* Clock.currentTimeMillis
         const due = lastRequestAt === undefined ? now : lastRequestAt + interval
         if (now < due) {
-          yield* Effect.raceFirst(Deferred.await(signal), Effect.sleep(due - now))
+          // Whole milliseconds, at least one: a fractional deadline would wake just short of it and spin.
+          yield* Effect.raceFirst(Deferred.await(signal), Effect.sleep(Math.max(1, Math.ceil(due - now))))
           continue
         }
         const asked = yield* askOne(now)
         if (asked.peer !== undefined) continue
         const wait = asked.eligibleAt === undefined ? options.noPeersInterval : Math.min(options.noPeersInterval, asked.eligibleAt - now)
-        yield* Effect.raceFirst(Deferred.await(signal), Effect.sleep(Math.max(1, wait)))
+        yield* Effect.raceFirst(Deferred.await(signal), Effect.sleep(Math.max(1, Math.ceil(wait))))
       }
     })
 

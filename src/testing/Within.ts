@@ -23,9 +23,9 @@ const testClock: Effect.Effect<Adjustable | undefined> = Effect.withFiber((fiber
 })
 
 /** Virtual milliseconds advanced per step. */
-const STEP_MS = 1
+const STEP_MS = 5
 /** Scheduler yields between steps, so message hops complete before time moves. */
-const YIELDS_PER_STEP = 8
+const YIELDS_PER_STEP = 16
 
 /** Runs `effect`, failing with `WaitTimedOut` (naming `what`) after `duration`. */
 export const within = <A, E, R>(duration: Duration.Input, what: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | WaitTimedOut, R> =>
