@@ -86,8 +86,11 @@ const makeConnection = (socket: Net.Socket, aead: FrameAeadFactory, config: MCon
     let mconn: MConnection.MConnection | undefined
     let handshaking = false
 
+    // Before a handshake succeeded: closed if the socket is gone (a failed handshake closes it), else not ready.
     const notReady = () =>
-      Effect.fail(new ConnectionError({ remote, reason: "not_handshaken", message: `connection to ${remote} has not completed its handshake` }))
+      socket.destroyed
+        ? Effect.fail(new ConnectionClosed({ remote, message: `connection to ${remote} is closed` }))
+        : Effect.fail(new ConnectionError({ remote, reason: "not_handshaken", message: `connection to ${remote} has not completed its handshake` }))
 
     const exchange = (options: HandshakeOptions) =>
       Effect.gen(function* () {
@@ -123,8 +126,8 @@ const makeConnection = (socket: Net.Socket, aead: FrameAeadFactory, config: MCon
       localEndpoint: local,
       remoteEndpoint,
       handshake,
-      send: (channelId, data) => (mconn === undefined ? notReady() : mconn.send(channelId, data)),
-      receive: Effect.suspend(() => (mconn === undefined ? (socket.destroyed ? Effect.fail(new ConnectionClosed({ remote, message: `connection to ${remote} is closed` })) : notReady()) : mconn.receive)),
+      send: (channelId, data) => Effect.suspend(() => (mconn === undefined ? notReady() : mconn.send(channelId, data))),
+      receive: Effect.suspend(() => (mconn === undefined ? notReady() : mconn.receive)),
       close: Effect.suspend(() => (mconn === undefined ? stream.close : mconn.close)),
       awaitClosed: Deferred.await(closed)
     }

@@ -219,7 +219,12 @@ export const make = (options: {
     const recvRate = makeRateLimiter(config.recvRate)
     const plaintexts: Array<Uint8Array> = []
 
-    /** Handles decrypted bytes: packets, pings, pongs, complete messages (waiting while `receive` is behind). */
+    /**
+     * Handles decrypted bytes: packets, pings, pongs, complete messages (waiting while `receive` is
+     * behind). Pongs are coalesced: one per batch of bytes read (and before waiting on `receive`),
+     * not one per ping, or each 3-byte ping would cost a 1044-byte sealed frame (a flood of pings
+     * would make us send ~350 times what the peer sends).
+     */
     const consume = (chunks: ReadonlyArray<Uint8Array>) =>
       Effect.gen(function* () {
         for (const chunk of chunks) {
@@ -230,16 +235,19 @@ export const make = (options: {
             lastReceived = yield* Clock.currentTimeMillis
             if (packet._tag === "Ping") {
               pongPending = true
-              flush(lastReceived)
             } else if (packet._tag === "Msg") {
               const message = reassembler.onMsg(packet.channelId, packet.eof, packet.data)
               if (message !== undefined) {
                 const item = { channelId: packet.channelId, data: message }
-                if (!Queue.offerUnsafe(received, item)) yield* Queue.offer(received, item)
+                if (!Queue.offerUnsafe(received, item)) {
+                  if (pongPending) flush(lastReceived)
+                  yield* Queue.offer(received, item)
+                }
               }
             }
           }
         }
+        if (pongPending) flush(lastReceived)
       })
 
     const recvLoop = Effect.gen(function* () {

@@ -27,10 +27,12 @@ export class PlaintextInbox {
   readonly chunks: Array<Uint8Array> = []
   readonly #stream: ByteStream
   readonly #reader: SecretReader
+  readonly #remote: string
 
-  constructor(stream: ByteStream, reader: SecretReader, ciphertext: ReadonlyArray<Uint8Array>) {
+  constructor(stream: ByteStream, reader: SecretReader, ciphertext: ReadonlyArray<Uint8Array>, remote: string) {
     this.#stream = stream
     this.#reader = reader
+    this.#remote = remote
     for (const c of ciphertext) reader.pushTo(c, this.chunks)
   }
 
@@ -39,6 +41,7 @@ export class PlaintextInbox {
     const stream = this.#stream
     const reader = this.#reader
     const chunks = this.chunks
+    const remote = this.#remote
     const available = () => {
       let total = 0
       for (const c of chunks) total += c.length
@@ -49,7 +52,7 @@ export class PlaintextInbox {
         const chunk = yield* stream.read
         yield* Effect.try({
           try: () => reader.pushTo(chunk, chunks),
-          catch: (e) => new ConnectionError({ remote: "", reason: "decrypt", message: (e as Error).message })
+          catch: (e) => new ConnectionError({ remote, reason: "decrypt", message: `${remote}: ${(e as Error).message}` })
         })
       }
       const out = new Uint8Array(n)
@@ -122,9 +125,15 @@ export const handshake = (stream: ByteStream, key: NodeKey.NodeKey, remote: stri
     const eph = Crypto.generateEphemeralKeyPair()
     yield* stream.write(Crypto.encodeEphemeralKey(eph.publicKey))
     // The plaintext phase reads exactly 35 bytes: the first sealed frame may follow in the same chunk.
+    // The length prefix is checked on its own first, so a wrong one (a 2 GiB claim, say) fails at
+    // once instead of waiting for 34 more bytes that may never come.
     const leftover: Array<Uint8Array> = []
-    const message = yield* readExactly(stream, Crypto.EPHEMERAL_KEY_MESSAGE_LENGTH, leftover)
-    const remoteEph = yield* Effect.try({ try: () => Crypto.decodeEphemeralKey(message), catch: (e) => fail(`bad ephemeral key: ${(e as Error).message}`) })
+    const prefix = yield* readExactly(stream, 1, leftover)
+    if (prefix[0] !== Crypto.EPHEMERAL_KEY_BODY_LENGTH) {
+      return yield* fail(`bad ephemeral key: length prefix 0x${prefix[0]!.toString(16).padStart(2, "0")} is not 0x22 (34 bytes)`)
+    }
+    const keyBody = yield* readExactly(stream, Crypto.EPHEMERAL_KEY_BODY_LENGTH, leftover)
+    const remoteEph = yield* Effect.try({ try: () => Crypto.decodeEphemeralKeyBody(keyBody), catch: (e) => fail(`bad ephemeral key: ${(e as Error).message}`) })
     const { lo, hi, locIsLeast } = Crypto.sort32(eph.publicKey, remoteEph)
     const dh = yield* Effect.try({ try: () => Crypto.computeSharedSecret(eph.secretKey, remoteEph), catch: (e) => fail((e as Error).message) })
     const secrets = Crypto.deriveSecrets(dh, locIsLeast)
@@ -134,7 +143,7 @@ export const handshake = (stream: ByteStream, key: NodeKey.NodeKey, remote: stri
     const signature = NodeKey.sign(key, challenge)
     yield* stream.write(writer.seal(Crypto.encodeAuthSigMessage(key.publicKey, signature)))
     const inbox = yield* Effect.try({
-      try: () => new PlaintextInbox(stream, reader, leftover),
+      try: () => new PlaintextInbox(stream, reader, leftover, remote),
       catch: (e) => fail(`cannot decrypt the first frame: ${(e as Error).message}`)
     })
     const body = yield* inbox.readDelimited(MAX_AUTH_SIG_SIZE, "AuthSigMessage", remote).pipe(
