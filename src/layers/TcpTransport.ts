@@ -151,6 +151,8 @@ export const make = (options: Options = {}): Effect.Effect<Transport["Service"],
   Effect.gen(function* () {
     yield* NodeIdentity // the identity is used per handshake; required so layers wire it in
     const config: MConnection.Config = { ...MConnection.defaults, ...options.mconnection }
+    const invalid = MConnection.validateConfig(config)
+    if (invalid !== undefined) return yield* new TransportListenError({ address: hostText(options.host ?? "127.0.0.1", options.port ?? 0), message: `invalid MConnection setting: ${invalid}` })
     const aead = options.cipher === "node" ? nodeCryptoAead : defaultAead
     const maxPending = options.maxPendingConnections ?? 64
     const host = options.host ?? "127.0.0.1"

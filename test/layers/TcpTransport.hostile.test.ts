@@ -797,7 +797,7 @@ describe("TcpTransport against hostile peers", () => {
             }
           }
         })()
-        const exit = yield* Effect.exit(within(800, "connection to close", conn.awaitClosed))
+        const exit = yield* Effect.exit(within(1100, "connection to close", conn.awaitClosed))
         assert.isTrue(Exit.isFailure(exit), "the connection closed although the peer answered every ping")
         assert.isAtLeast(pings, 2)
         stop = true
@@ -890,4 +890,29 @@ describe("TcpTransport against hostile peers", () => {
         assert.strictEqual((yield* raw("pong", () => peer.readPacket(), 1000))._tag, "Pong")
       }))
   })
+})
+
+describe("TcpTransport limits", () => {
+  live("a peer that stops reading makes send fail with send_timeout and closes the connection", () =>
+    Effect.gen(function* () {
+      const t = yield* makeTransport(OURS, { mconnection: { sendTimeout: 300 } })
+      const { peer, conn } = yield* established(t)
+      peer.socket.pause() // never reads again: the TCP window and our buffers fill up
+      const big = new Uint8Array(512 * 1024)
+      const error = yield* Effect.flip(within(20_000, "send to block and time out", Effect.gen(function* () {
+        for (let i = 0; i < 1000; i++) yield* conn.send(0xf0, big)
+      })))
+      assert.strictEqual(error._tag, "ConnectionError")
+      if (error._tag === "ConnectionError") assert.strictEqual(error.reason, "send_timeout")
+      yield* within(WAIT_MS, "awaitClosed", conn.awaitClosed)
+    }))
+
+  it.effect("MConnection settings are checked when the transport is built: pongTimeout must be below pingInterval", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(makeTransport(OURS, { mconnection: { pingInterval: 1000, pongTimeout: 1000 } }))
+      assert.strictEqual(error._tag, "TransportListenError")
+      assert.match(error.message, /pongTimeout/)
+      const zero = yield* Effect.flip(makeTransport(OURS, { mconnection: { sendRate: 0 } }))
+      assert.match(zero.message, /sendRate/)
+    }).pipe(Effect.scoped))
 })

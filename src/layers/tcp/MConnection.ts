@@ -35,6 +35,8 @@ export interface Config {
   readonly pongTimeout: number
   /** Complete messages buffered for `receive` before reading from the socket pauses. Default 16. */
   readonly receiveBuffer: number
+  /** How long `send` waits for room in a full channel queue before the connection is closed. Default 10 s. */
+  readonly sendTimeout: number
 }
 
 /** CometBFT's defaults. */
@@ -44,7 +46,17 @@ export const defaults: Config = {
   recvRate: 5_120_000,
   pingInterval: 60_000,
   pongTimeout: 45_000,
-  receiveBuffer: 16
+  receiveBuffer: 16,
+  sendTimeout: 10_000
+}
+
+/** The first setting that is out of range, as a message naming it, or `undefined`. */
+export const validateConfig = (c: Config): string | undefined => {
+  const positive = ["maxPacketMsgPayloadSize", "sendRate", "recvRate", "pingInterval", "pongTimeout", "receiveBuffer", "sendTimeout"] as const
+  for (const k of positive) if (!(Number.isFinite(c[k]) && c[k] > 0)) return `${k} must be a positive number, got ${c[k]}`
+  if (!Number.isInteger(c.maxPacketMsgPayloadSize) || !Number.isInteger(c.receiveBuffer)) return "maxPacketMsgPayloadSize and receiveBuffer must be integers"
+  if (c.pongTimeout >= c.pingInterval) return `pongTimeout (${c.pongTimeout} ms) must be below pingInterval (${c.pingInterval} ms)`
+  return undefined
 }
 
 /** Size of one socket write. */
@@ -263,15 +275,25 @@ export const make = (options: {
     })
 
     // ---------------------------------------------------------------------------------------------
+    // A ping every `pingInterval`; if nothing at all arrives within `pongTimeout` of an unanswered
+    // ping, the peer is gone. Any traffic counts as an answer (SPEC §9.1.11).
+    let lastPingSent: number | undefined
     const keepalive = Effect.gen(function* () {
       while (closedWith === undefined) {
-        yield* Effect.sleep(Math.min(config.pingInterval, config.pongTimeout / 2))
         const now = yield* Clock.currentTimeMillis
-        if (now - lastReceived > config.pongTimeout) {
-          return yield* protocolError("pong_timeout", `pong timeout: nothing received for ${now - lastReceived} ms`)
+        const awaiting = lastPingSent !== undefined && lastReceived < lastPingSent
+        if (awaiting && now - lastPingSent! >= config.pongTimeout) {
+          return yield* protocolError("pong_timeout", `pong timeout: nothing received for ${now - lastReceived} ms after a ping`)
         }
-        pingPending = true
-        flush(now)
+        const nextPing = (lastPingSent ?? lastReceived) + config.pingInterval
+        if (now >= nextPing) {
+          lastPingSent = now
+          pingPending = true
+          flush(now)
+          continue
+        }
+        const nextCheck = awaiting ? lastPingSent! + config.pongTimeout : Number.POSITIVE_INFINITY
+        yield* Effect.sleep(Math.max(1, Math.ceil(Math.min(nextPing, nextCheck) - now)))
       }
     })
 
@@ -298,7 +320,7 @@ export const make = (options: {
 
     const closedError = () => closedWith ?? new ConnectionClosed({ remote, message: `connection to ${remote} is closed` })
 
-    const send = (channelId: number, data: Uint8Array): Effect.Effect<void, ConnectionClosed | ConnectionError> =>
+    const send = (channelId: number, data: Uint8Array, deadline?: number): Effect.Effect<void, ConnectionClosed | ConnectionError> =>
       Effect.suspend(() => {
         if (closedWith !== undefined) return Effect.fail(closedError())
         if (!registered.has(channelId)) {
@@ -310,7 +332,17 @@ export const make = (options: {
           if (!flush(clock.currentTimeMillisUnsafe())) signal("sender")
           return Effect.void
         }
-        return Effect.andThen(Deferred.await(wakeEnqueuers), send(channelId, data))
+        // Wait for room, but not forever: a peer that takes nothing for `sendTimeout` is stuck.
+        if (deadline === undefined) deadline = clock.currentTimeMillisUnsafe() + config.sendTimeout
+        const remaining = deadline - clock.currentTimeMillisUnsafe()
+        if (remaining <= 0) {
+          const error = protocolError("send_timeout", `no room to send on channel ${channelId} for ${config.sendTimeout} ms`)
+          return Effect.andThen(shutdown(error), Effect.fail(error))
+        }
+        return Effect.andThen(
+          Effect.raceFirst(Deferred.await(wakeEnqueuers), Effect.sleep(Math.max(1, Math.ceil(remaining)))),
+          send(channelId, data, deadline)
+        )
       })
 
     return {
