@@ -211,6 +211,21 @@ export const make = (options: {
       return true
     }
 
+    /**
+     * Flushes once the current synchronous run ends (a microtask): every message a fiber sends
+     * before it yields goes into one packed write, and a lone message (a ping-pong) still leaves
+     * without waiting for another fiber to be scheduled.
+     */
+    let flushScheduled = false
+    const scheduleFlush = () => {
+      if (flushScheduled) return
+      flushScheduled = true
+      queueMicrotask(() => {
+        flushScheduled = false
+        if (!flush(clock.currentTimeMillisUnsafe()) && hasWork()) signal("sender")
+      })
+    }
+
     const sendLoop = Effect.gen(function* () {
       while (closedWith === undefined) {
         if (rateLimited) {
@@ -252,14 +267,14 @@ export const make = (options: {
               if (message !== undefined) {
                 const item = { channelId: packet.channelId, data: message }
                 if (!Queue.offerUnsafe(received, item)) {
-                  if (pongPending) flush(lastReceived)
+                  if (pongPending) scheduleFlush()
                   yield* Queue.offer(received, item)
                 }
               }
             }
           }
         }
-        if (pongPending) flush(lastReceived)
+        if (pongPending) scheduleFlush()
       })
 
     const recvLoop = Effect.gen(function* () {
@@ -329,7 +344,7 @@ export const make = (options: {
         // The peer did not list the channel: it would drop the connection, so the message goes nowhere.
         if (!options.peerChannels.has(channelId)) return Effect.void
         if (scheduler.tryEnqueue(channelId, data)) {
-          if (!flush(clock.currentTimeMillisUnsafe())) signal("sender")
+          scheduleFlush()
           return Effect.void
         }
         // Wait for room, but not forever: a peer that takes nothing for `sendTimeout` is stuck.
