@@ -42,10 +42,8 @@ const ours = Effect.gen(function* () {
     yield* Effect.sleep(1000)
     return
   }
-  while (true) {
-    const m = yield* conn.receive
-    yield* conn.send(m.channelId, m.data)
-  }
+  // Echo until the other side goes (then exit normally, so a profiled run writes its profile).
+  yield* Effect.forever(Effect.flatMap(conn.receive, (m) => conn.send(m.channelId, m.data))).pipe(Effect.ignore)
 })
 
 const raw = () => {

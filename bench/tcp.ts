@@ -104,6 +104,9 @@ const rawThroughput = (size: number, count: number) =>
   }))
 
 // ------------------------------------------------------------------------------------------------
+/** Round trips run before measuring, so both sides are JIT-compiled. */
+const WARMUP_ROUNDS = 2000
+
 const percentile = (xs: Array<number>, p: number) => xs.sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))]!
 
 const oursPingPong = (rounds: number) =>
@@ -113,11 +116,11 @@ const oursPingPong = (rounds: number) =>
     const conn = yield* dialOurs(t, port)
     const payload = new Uint8Array(100).fill(1)
     const samples: Array<number> = []
-    for (let i = 0; i < rounds + 200; i++) {
+    for (let i = 0; i < rounds + WARMUP_ROUNDS; i++) {
       const start = now()
       yield* conn.send(benchChannel.id, payload)
       yield* conn.receive
-      if (i >= 200) samples.push((now() - start) * 1000)
+      if (i >= WARMUP_ROUNDS) samples.push((now() - start) * 1000)
     }
     return samples
   }))
@@ -135,8 +138,8 @@ const rawPingPong = (rounds: number) =>
       let start = now()
       socket.on("data", (c) => {
         if (reader.push(c).length === 0) return
-        if (i >= 200) out.push((now() - start) * 1000)
-        if (++i === rounds + 200) return resolve(out)
+        if (i >= WARMUP_ROUNDS) out.push((now() - start) * 1000)
+        if (++i === rounds + WARMUP_ROUNDS) return resolve(out)
         start = now()
         socket.write(writer.seal(payload))
       })
@@ -175,6 +178,11 @@ const main = Effect.gen(function* () {
     console.log(JSON.stringify({ name: "tcp-throughput-profile", size: 1024, mb_per_s: +((1024 * Math.floor(100_000 * SCALE)) / 1e6 / (ms / 1000)).toFixed(1) }))
     return
   }
+  if (only === "pingpong") {
+    const samples = yield* oursPingPong(Math.floor(2000 * SCALE))
+    console.log(JSON.stringify({ name: "tcp-pingpong-profile", p50_us: Math.round(percentile(samples, 0.5)) }))
+    return
+  }
   for (const [size, count] of [[100, 200_000], [1024, 100_000], [65536, 2_000]] as const) {
     const n = Math.max(100, Math.floor(count * SCALE))
     yield* oursThroughput(size, Math.min(n, 2000)) // warm-up
@@ -192,7 +200,7 @@ const main = Effect.gen(function* () {
       cipher: defaultAead(new Uint8Array(32)).name
     }))
   }
-  const rounds = Math.max(200, Math.floor(2000 * SCALE))
+  const rounds = Math.max(500, Math.floor(5000 * SCALE))
   const ourSamples = yield* oursPingPong(rounds)
   const rawSamples = yield* rawPingPong(rounds)
   const p50 = percentile(ourSamples, 0.5)
