@@ -3,6 +3,7 @@ import { createCipheriv, randomBytes } from "node:crypto"
 import * as fc from "fast-check"
 import * as F from "../../src/wire/FrameCipher.ts"
 import { hasFixture, hex, readJsonFixture, toHex } from "../fixtures.ts"
+import { thrown } from "../helpers.ts"
 
 const RS_VECTORS = "tendermint-rs-vectors.json"
 
@@ -10,14 +11,6 @@ interface RsVectors {
   readonly nonce_increment_checkpoints: { readonly checkpoints: Readonly<Record<string, string>> }
 }
 
-const thrown = (f: () => unknown): unknown => {
-  try {
-    f()
-  } catch (e) {
-    return e
-  }
-  assert.fail("expected an error")
-}
 
 const openReason = (f: () => unknown): F.FrameOpenErrorReason => {
   const e = thrown(f)

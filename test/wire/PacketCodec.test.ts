@@ -5,6 +5,7 @@ import * as fc from "fast-check"
 import { PacketMsgSchema, PacketSchema, type Packet as ProtoPacket } from "../../src/proto/tendermint/p2p/conn_pb.ts"
 import * as C from "../../src/wire/PacketCodec.ts"
 import { hasFixture, hex, readJsonFixture, toHex } from "../fixtures.ts"
+import { thrown } from "../helpers.ts"
 
 const VECTORS = "protobuf-vectors.json"
 
@@ -12,14 +13,6 @@ interface Vectors {
   readonly conn_packet_vectors: ReadonlyArray<{ readonly name: string; readonly hex: string }>
 }
 
-const thrown = (f: () => unknown): unknown => {
-  try {
-    f()
-  } catch (e) {
-    return e
-  }
-  assert.fail("expected an error")
-}
 
 const packetReason = (f: () => unknown): C.PacketErrorReason => {
   const e = thrown(f)

@@ -6,15 +6,8 @@ import { PacketSchema } from "../../src/proto/tendermint/p2p/conn_pb.ts"
 import * as C from "../../src/wire/PacketCodec.ts"
 import { PacketReader } from "../../src/wire/PacketReader.ts"
 import { hex, toHex } from "../fixtures.ts"
+import { thrown } from "../helpers.ts"
 
-const thrown = (f: () => unknown): unknown => {
-  try {
-    f()
-  } catch (e) {
-    return e
-  }
-  assert.fail("expected an error")
-}
 
 const packetReason = (f: () => unknown): C.PacketErrorReason => {
   const e = thrown(f)

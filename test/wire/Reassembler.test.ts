@@ -2,15 +2,8 @@ import { assert, describe, it } from "@effect/vitest"
 import * as fc from "fast-check"
 import * as R from "../../src/wire/Reassembler.ts"
 import { toHex } from "../fixtures.ts"
+import { thrown } from "../helpers.ts"
 
-const thrown = (f: () => unknown): unknown => {
-  try {
-    f()
-  } catch (e) {
-    return e
-  }
-  assert.fail("expected an error")
-}
 
 const reassemblyError = (f: () => unknown): R.ReassemblyError => {
   const e = thrown(f)

@@ -5,6 +5,7 @@ import * as fc from "fast-check"
 import { AuthSigMessageSchema } from "../../src/proto/tendermint/p2p/conn_pb.ts"
 import * as SC from "../../src/wire/SecretConnectionCrypto.ts"
 import { hasFixture, hex, readFixture, readJsonFixture, toHex } from "../fixtures.ts"
+import { thrown } from "../helpers.ts"
 
 const GOLDEN_FILES = ["cometbft-TestDeriveSecretsAndChallengeGolden.golden", "tendermint-rs-TestDeriveSecretsAndChallenge.golden"]
 const RS_VECTORS = "tendermint-rs-vectors.json"
@@ -15,14 +16,6 @@ interface RsVectors {
 }
 
 /** Runs `f` and returns the error it throws, failing the test if it does not throw. */
-const thrown = (f: () => unknown): unknown => {
-  try {
-    f()
-  } catch (e) {
-    return e
-  }
-  assert.fail("expected an error")
-}
 
 const authSigReason = (f: () => unknown): SC.AuthSigErrorReason => {
   const e = thrown(f)

@@ -4,15 +4,8 @@ import * as fc from "fast-check"
 import * as F from "../../src/wire/FrameCipher.ts"
 import { SecretReader, SecretWriter } from "../../src/wire/SecretStream.ts"
 import { hex, toHex } from "../fixtures.ts"
+import { thrown } from "../helpers.ts"
 
-const thrown = (f: () => unknown): unknown => {
-  try {
-    f()
-  } catch (e) {
-    return e
-  }
-  assert.fail("expected an error")
-}
 
 const openReason = (f: () => unknown): F.FrameOpenErrorReason => {
   const e = thrown(f)

@@ -2,15 +2,8 @@ import { assert, describe, it } from "@effect/vitest"
 import * as fc from "fast-check"
 import * as U from "../../src/wire/Uvarint.ts"
 import { hex, toHex } from "../fixtures.ts"
+import { thrown } from "../helpers.ts"
 
-const thrown = (f: () => unknown): unknown => {
-  try {
-    f()
-  } catch (e) {
-    return e
-  }
-  assert.fail("expected an error")
-}
 
 const uvarintReason = (f: () => unknown): U.UvarintErrorReason => {
   const e = thrown(f)
