@@ -28,19 +28,8 @@ import * as Connections from "./peermanager/Connections.ts"
 import * as Dialing from "./peermanager/Dialing.ts"
 import * as Peers from "./peermanager/Peers.ts"
 import * as State from "./peermanager/State.ts"
+import * as Signal from "./Signal.ts"
 
-/** A one-shot signal that is replaced each time it fires: waiters take the current one, then re-check. */
-const makeSignal = Effect.gen(function* () {
-  let current = yield* Deferred.make<void>()
-  return {
-    get: () => current,
-    fire: Effect.suspend(() => {
-      const fired = current
-      current = Deferred.makeUnsafe<void>()
-      return Deferred.succeed(fired, undefined)
-    })
-  }
-})
 
 /** `before`, less the dialing marks and upgrade reservations that `after` dropped. */
 const releasesOnly = (before: State.State, after: State.State): State.State => ({
@@ -59,8 +48,8 @@ export const make = (
     const options = yield* Effect.fromResult(decodeOptions(input))
     const store = yield* PeerStore
     const lock = yield* Semaphore.make(1)
-    const dialSignal = yield* makeSignal
-    const evictSignal = yield* makeSignal
+    const dialSignal = yield* Signal.make
+    const evictSignal = yield* Signal.make
     const subscribers = new Set<Queue.Queue<PeerUpdate.PeerUpdate, SubscriberLagged | Cause.Done>>()
     /** Set when the manager's scope closes: waiters stop (interrupted) instead of blocking forever. */
     let closed = false

@@ -49,6 +49,7 @@ import {
 import { Router, type ChannelAlreadyOpen, type TooManyChannels } from "../services/Router.ts"
 import { Transport } from "../services/Transport.ts"
 import * as MemoryTransport from "./MemoryTransport.ts"
+import * as Signal from "./Signal.ts"
 
 // ---------------------------------------------------------------------------------------------
 // Pure pieces: messages, the address mapping, the interval
@@ -196,18 +197,6 @@ interface PeerState {
   condemned: boolean
 }
 
-/** A one-shot signal replaced each time it fires: waiters take the current one, then re-check. */
-const makeSignal = Effect.gen(function* () {
-  let current = yield* Deferred.make<void>()
-  return {
-    get: () => current,
-    fire: Effect.suspend(() => {
-      const fired = current
-      current = Deferred.makeUnsafe<void>()
-      return Deferred.succeed(fired, undefined)
-    })
-  }
-})
 
 /** How many of the latest misbehaviour reports `stats` keeps. */
 const RECENT_MISBEHAVIOURS = 32
@@ -230,7 +219,7 @@ export const make = (input: OptionsInput = {}) =>
     const memory = transport.protocols.includes(MemoryTransport.PROTOCOL)
     const channel = yield* router.openChannel(descriptor)
     const fibers = yield* FiberSet.make()
-    const wake = yield* makeSignal
+    const wake = yield* Signal.make
 
     const peers = new Map<NodeId.NodeId, PeerState>()
     let interval = options.requestIntervalMin
