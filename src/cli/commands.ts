@@ -1,2 +1,5 @@
 /** Subcommands defined in their own files, registered by `main.ts`. */
-export const commands = [] as const
+import { crawlCommand } from "./Crawl.ts"
+import { testnetCommand } from "./Testnet.ts"
+
+export const commands = [testnetCommand, crawlCommand] as const

@@ -51,7 +51,7 @@ export const check = (remote: string, options: HandshakeOptions, peer: Peer): Re
   }
   const compatible = NodeInfo.compatibleWith(options.nodeInfo, info)
   if (Result.isFailure(compatible)) {
-    return Result.fail(new IncompatiblePeer({ remote, nodeId: info.nodeId, reason: compatible.failure.reason, message: `handshake with ${remote}: ${compatible.failure.message}` }))
+    return Result.fail(new IncompatiblePeer({ remote, nodeId: info.nodeId, reason: compatible.failure.reason, peerNetwork: info.network, message: `handshake with ${remote}: ${compatible.failure.message}` }))
   }
   return Result.succeed(peer)
 }

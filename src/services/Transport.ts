@@ -101,6 +101,8 @@ export class IncompatiblePeer extends Schema.TaggedError<IncompatiblePeer>()("In
   remote: Schema.String,
   nodeId: Schema.String,
   reason: Schema.String,
+  /** The network (chain ID) the peer announced, so a tool can retry on it. */
+  peerNetwork: Schema.optionalKey(Schema.String),
   message: Schema.String
 }) {}
 
