@@ -916,3 +916,17 @@ describe("TcpTransport limits", () => {
       assert.match(zero.message, /sendRate/)
     }).pipe(Effect.scoped))
 })
+
+describe("TcpTransport graceful close", () => {
+  live("messages a peer sent just before hanging up are still delivered, then ConnectionClosed", () =>
+    Effect.gen(function* () {
+      const t = yield* makeTransport(OURS)
+      const { peer, conn } = yield* established(t)
+      peer.sendPlain(concat(encodePacketMsg(0xf0, true, Uint8Array.of(1, 2, 3)), encodePacketMsg(0xf0, true, Uint8Array.of(4))))
+      peer.socket.end()
+      yield* within(WAIT_MS, "awaitClosed", conn.awaitClosed)
+      assert.deepStrictEqual((yield* within(WAIT_MS, "first", conn.receive)).data, Uint8Array.of(1, 2, 3))
+      assert.deepStrictEqual((yield* within(WAIT_MS, "second", conn.receive)).data, Uint8Array.of(4))
+      assert.strictEqual(tagOf(yield* Effect.flip(within(WAIT_MS, "end", conn.receive))), "ConnectionClosed")
+    }))
+})

@@ -131,6 +131,8 @@ export const make = (options: {
     let wakeSender = Deferred.makeUnsafe<void>()
     let wakeEnqueuers = Deferred.makeUnsafe<void>()
     let pongPending = false
+    /** Closed by the peer (end of stream) rather than by us or an error: buffered messages still drain. */
+    let remoteEnded = false
     let pingPending = false
     let lastReceived = yield* Clock.currentTimeMillis
 
@@ -322,7 +324,11 @@ export const make = (options: {
           return Effect.fail(protocolError(e.reason ?? e._tag ?? "protocol", e.message ?? String(defect)))
         }),
         Effect.matchEffect({
-          onFailure: (error) => shutdown(error),
+          onFailure: (error) => {
+            // The peer hung up: messages it sent before that are still delivered, as CometBFT does.
+            if (name === "receive" && error._tag === "ConnectionClosed") remoteEnded = true
+            return shutdown(error)
+          },
           onSuccess: () => shutdown(new ConnectionClosed({ remote, message: `connection to ${remote} is closed (${name} ended)` }))
         })
       )
@@ -362,7 +368,7 @@ export const make = (options: {
 
     return {
       send,
-      receive: Effect.suspend(() => (closedWith !== undefined ? Effect.fail(closedError()) : Queue.take(received))),
+      receive: Effect.suspend(() => (closedWith !== undefined && !remoteEnded ? Effect.fail(closedError()) : Queue.take(received))),
       close: shutdown(new ConnectionClosed({ remote, message: `connection to ${remote} is closed` })),
       awaitClosed: Deferred.await(done)
     }
