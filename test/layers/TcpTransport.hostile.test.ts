@@ -720,37 +720,37 @@ describe("TcpTransport against hostile peers", () => {
         }))
 
     // Only the prefix is sent: the limit applies before the body is awaited or allocated.
-    packetCase("a packet length prefix of 2 GiB", (p) => p.sendPlain(TWO_GIB), "too-large")
-    packetCase("a packet length prefix of maxPacketMsgSize + 1 (1035)", (p) => p.sendPlain(encodeUvarint(1035)), "too-large")
-    packetCase("a packet length prefix longer than 10 bytes", (p) => p.sendPlain(hex("ffffffffffffffffffff01")), "too-large")
+    packetCase("a packet length prefix of 2 GiB", (p) => p.sendPlain(TWO_GIB), "too_large")
+    packetCase("a packet length prefix of maxPacketMsgSize + 1 (1035)", (p) => p.sendPlain(encodeUvarint(1035)), "too_large")
+    packetCase("a packet length prefix longer than 10 bytes", (p) => p.sendPlain(hex("ffffffffffffffffffff01")), "too_large")
     packetCase(
       "a message growing past the channel's recvMessageCapacity (before its eof)",
       (p) => p.sendPlain(concat(encodePacketMsg(0xf0, false, new Uint8Array(60)), encodePacketMsg(0xf0, false, new Uint8Array(60)))),
-      "message-too-large",
+      "message_too_large",
       { channels: [smallChannel, otherChannel] }
     )
     packetCase(
       "a single packet larger than the channel's recvMessageCapacity",
       (p) => p.sendPlain(encodePacketMsg(0xf0, true, new Uint8Array(101))),
-      "message-too-large",
+      "message_too_large",
       { channels: [smallChannel, otherChannel] }
     )
-    packetCase("a packet on an unknown channel", (p) => p.sendPlain(encodePacketMsg(0x77, true, Uint8Array.of(1))), "unknown-channel")
+    packetCase("a packet on an unknown channel", (p) => p.sendPlain(encodePacketMsg(0x77, true, Uint8Array.of(1))), "unknown_channel")
     packetCase(
       "a packet on a negative channel id (int32 -1)",
       // Packet{msg{channel_id: -1 (10-byte varint), eof: true, data: 01}}
       (p) => p.sendPlain(delimited(concat(hex("1a10"), hex("08ffffffffffffffffff01"), hex("1001"), hex("1a0101")))),
-      "unknown-channel"
+      "unknown_channel"
     )
     packetCase("a tampered sealed frame", (p) => {
       const sealed = p.secure.writer.seal(encodePacketMsg(0xf0, true, Uint8Array.of(1, 2, 3)))
       sealed[100]! ^= 0x01
       p.write(sealed)
     }, "authentication")
-    packetCase("a sealed frame whose length field claims more than 1024 bytes", (p) => p.sendFrameClaiming(1025), "chunk-length")
-    packetCase("a sealed frame whose length field claims 2^32 - 1 bytes", (p) => p.sendFrameClaiming(0xffffffff), "chunk-length")
-    packetCase("an unknown packet type (field 4)", (p) => p.sendPlain(hex("022200")), "unknown-packet-type")
-    packetCase("an empty packet", (p) => p.sendPlain(hex("00")), "unknown-packet-type")
+    packetCase("a sealed frame whose length field claims more than 1024 bytes", (p) => p.sendFrameClaiming(1025), "chunk_length")
+    packetCase("a sealed frame whose length field claims 2^32 - 1 bytes", (p) => p.sendFrameClaiming(0xffffffff), "chunk_length")
+    packetCase("an unknown packet type (field 4)", (p) => p.sendPlain(hex("022200")), "unknown_packet_type")
+    packetCase("an empty packet", (p) => p.sendPlain(hex("00")), "unknown_packet_type")
     packetCase("a malformed packet", (p) => p.sendPlain(hex("021a05")), "encoding")
 
     live("a truncated sealed frame followed by the end of the stream ends the connection with ConnectionClosed", () =>

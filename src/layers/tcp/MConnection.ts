@@ -321,7 +321,8 @@ export const make = (options: {
       loop.pipe(
         Effect.catchDefect((defect) => {
           const e = defect as { readonly _tag?: string; readonly reason?: string; readonly message?: string }
-          return Effect.fail(protocolError(e.reason ?? e._tag ?? "protocol", e.message ?? String(defect)))
+          // Wire errors use kebab-case reasons; ConnectionError reasons are snake_case like every other reason.
+          return Effect.fail(protocolError((e.reason ?? e._tag ?? "protocol").replace(/-/g, "_"), e.message ?? String(defect)))
         }),
         Effect.matchEffect({
           onFailure: (error) => {
