@@ -20,10 +20,8 @@ import { NodeIdentity } from "../services/NodeIdentity.ts"
 import { PeerManager } from "../services/PeerManager.ts"
 import {
   ChannelAlreadyOpen,
-  InvalidRouterOptions,
   Router,
   TooManyChannels,
-  defaults,
   type Channel,
   type Options,
   type RoutedPeer
@@ -31,7 +29,10 @@ import {
 import { DialError, HandshakeTimeout, Transport, type Connection, type HandshakeError, type Peer } from "../services/Transport.ts"
 import * as Handshake from "./Handshake.ts"
 import * as ConnTracker from "./router/ConnTracker.ts"
+import { resolveOptions } from "./router/Options.ts"
 import * as PeerQueue from "./router/PeerQueue.ts"
+
+export { resolveOptions } from "./router/Options.ts"
 
 interface OpenChannel {
   readonly descriptor: ChannelDescriptor.ChannelDescriptor
@@ -44,46 +45,6 @@ interface PeerEntry extends RoutedPeer {
   readonly queue: PeerQueue.PeerQueue
   readonly connection: Connection
 }
-
-const positive = (option: string, value: number | undefined, fallback: number, minimum = Number.MIN_VALUE) => {
-  const v = value ?? fallback
-  if (!Number.isFinite(v) || v < minimum) {
-    const rule = minimum === Number.MIN_VALUE ? "a positive number" : `a number of at least ${minimum}`
-    throw new InvalidRouterOptions({ option, message: `Router option ${option} must be ${rule}, got ${value}` })
-  }
-  return v
-}
-
-/** Counts (slots, queue sizes) must be whole: flooring 0.5 to 0 would stop dialing or accepting for good. */
-const positiveInt = (option: string, value: number | undefined, fallback: number) => {
-  const v = value ?? fallback
-  if (!Number.isSafeInteger(v) || v < 1) throw new InvalidRouterOptions({ option, message: `Router option ${option} must be a positive integer, got ${value}` })
-  return v
-}
-
-/** Validates options and applies defaults. */
-export const resolveOptions = (input: Options) =>
-  Effect.try({
-    try: () => {
-      if (input.queueType !== undefined && input.queueType !== "fifo" && input.queueType !== "priority") {
-        throw new InvalidRouterOptions({ option: "queueType", message: `queue type ${JSON.stringify(input.queueType)} is not supported: use "fifo" or "priority"` })
-      }
-      if (input.nodeInfo.moniker === "") throw new InvalidRouterOptions({ option: "nodeInfo.moniker", message: "Router option nodeInfo.moniker must not be empty" })
-      return {
-        queueType: input.queueType ?? defaults.queueType,
-        dialTimeout: positive("dialTimeout", input.dialTimeout, defaults.dialTimeout),
-        handshakeTimeout: positive("handshakeTimeout", input.handshakeTimeout, defaults.handshakeTimeout),
-        resolveTimeout: positive("resolveTimeout", input.resolveTimeout, defaults.resolveTimeout),
-        maxConcurrentDials: positiveInt("maxConcurrentDials", input.maxConcurrentDials, defaults.maxConcurrentDials),
-        maxConcurrentHandshakes: positiveInt("maxConcurrentHandshakes", input.maxConcurrentHandshakes, defaults.maxConcurrentHandshakes),
-        maxIncomingConnectionAttempts: positiveInt("maxIncomingConnectionAttempts", input.maxIncomingConnectionAttempts, defaults.maxIncomingConnectionAttempts),
-        // SPEC §4.1: a window below 1 ms is an error.
-        incomingConnectionWindow: positive("incomingConnectionWindow", input.incomingConnectionWindow, defaults.incomingConnectionWindow, 1),
-        peerQueueSize: positiveInt("peerQueueSize", input.peerQueueSize, defaults.peerQueueSize)
-      }
-    },
-    catch: (e) => (e instanceof InvalidRouterOptions ? e : new InvalidRouterOptions({ option: "options", message: String(e) }))
-  })
 
 const channelLabel = (id: number) => `0x${id.toString(16).padStart(2, "0")}`
 
