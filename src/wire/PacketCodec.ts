@@ -57,7 +57,7 @@ export interface PongPacket {
 /** A `PacketMsg`: one piece of a channel message; `eof` marks the last piece. */
 export interface MsgPacket {
   readonly _tag: "Msg"
-  /** As sent: any int32. Only 0..255 and registered channels are valid; the reassembler checks. */
+  /** As sent, an arbitrary int32. Only 0..255 and registered channels are valid; the reassembler checks. */
   readonly channelId: number
   readonly eof: boolean
   /** A view of the decoded bytes (not a copy); empty when the field is absent. */
@@ -352,7 +352,7 @@ const skipField = (buf: Uint8Array, end: number, tagStart: number): void => {
   } while (depth > 0)
 }
 
-/** Validates an empty message (PacketPing/PacketPong): any fields it has are unknown and skipped. */
+/** Validates an empty message (PacketPing/PacketPong): fields it has are unknown and skipped. */
 const skipMessage = (buf: Uint8Array, end: number): void => {
   while (pos < end) {
     const tagStart = pos
