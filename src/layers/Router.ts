@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import { fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf"
+import { fromBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf"
 import { type Cause, Clock, Effect, Exit, FiberSet, Layer, Metric, Queue, Scope, Semaphore, Stream } from "effect"
 import * as ChannelDescriptor from "../domain/ChannelDescriptor.ts"
 import * as Endpoint from "../domain/Endpoint.ts"
@@ -28,6 +28,7 @@ import {
 } from "../services/Router.ts"
 import { DialError, HandshakeTimeout, Transport, type Connection, type HandshakeError, type Peer } from "../services/Transport.ts"
 import * as Handshake from "./Handshake.ts"
+import * as Codec from "./router/Codec.ts"
 import * as ConnTracker from "./router/ConnTracker.ts"
 import { resolveOptions } from "./router/Options.ts"
 import * as PeerQueue from "./router/PeerQueue.ts"
@@ -425,7 +426,7 @@ export const make = (input: Options) =>
           Effect.suspend(() => {
             let data: Uint8Array
             try {
-              data = toBinary(descriptor.messageType, envelope.message)
+              data = Codec.encode(descriptor.messageType, envelope.message)
             } catch (e) {
               count(droppedUnencodable, 1)
               return Effect.logWarning(`channel ${channelLabel(id)}: cannot encode message: ${(e as Error).message}`)
