@@ -89,7 +89,12 @@ const compile = (desc: DescMessage): Write | null => {
   }
   const writers: Array<Write> = []
   // Registered before the fields so recursive types find it (through `children` below).
+  const typeName = desc.typeName
+  const checked = desc.fields.length > 0
   const write: Write = (w, m) => {
+    // A message of another type is refused, as protobuf-es does (it would otherwise be written
+    // with this type's field numbers).
+    if (checked && m["$typeName"] !== typeName) throw new Error(`cannot encode a ${String(m["$typeName"])} as ${typeName}`)
     for (let i = 0; i < writers.length; i++) writers[i]!(w, m)
     const unknown = m["$unknown"] as ReadonlyArray<{ no: number; wireType: WireType; data: Uint8Array }> | undefined
     if (unknown !== undefined) for (const u of unknown) w.tag(u.no, u.wireType).raw(u.data)

@@ -67,6 +67,12 @@ describe("router codec", () => {
     same(StringValueSchema, create(StringValueSchema, { value: "after" }))
   })
 
+  it("a message of another type is refused, as toBinary refuses it", () => {
+    const wrong = create(BoolValueSchema, { value: true }) as unknown as MessageShape<typeof StringValueSchema>
+    assert.throws(() => toBinary(StringValueSchema, wrong))
+    assert.throws(() => encode(StringValueSchema, wrong))
+  })
+
   it("unknown fields are written back", () => {
     const withUnknown = create(BytesValueSchema, { value: Uint8Array.of(1) })
     ;(withUnknown as { $unknown?: Array<{ no: number; wireType: number; data: Uint8Array }> }).$unknown = [{ no: 9, wireType: 0, data: Uint8Array.of(7) }]
