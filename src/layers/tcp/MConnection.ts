@@ -254,40 +254,48 @@ export const make = (options: {
      * not one per ping, or each 3-byte ping would cost a 1044-byte sealed frame (a flood of pings
      * would make us send ~350 times what the peer sends).
      */
-    const consume = (chunks: ReadonlyArray<Uint8Array>) =>
-      Effect.gen(function* () {
-        for (const chunk of chunks) {
-          packets.push(chunk)
-          while (true) {
-            const packet = packets.next()
-            if (packet === undefined) break
-            lastReceived = yield* Clock.currentTimeMillis
-            if (packet._tag === "Ping") {
-              pongPending = true
-            } else if (packet._tag === "Msg") {
-              const message = reassembler.onMsg(packet.channelId, packet.eof, packet.data)
-              if (message !== undefined) {
-                const item = { channelId: packet.channelId, data: message }
-                if (!Queue.offerUnsafe(received, item)) {
-                  if (pongPending) scheduleFlush()
-                  yield* Queue.offer(received, item)
-                }
-              }
+    /**
+     * Handles decrypted bytes synchronously (packets, pings, pongs, reassembly) and returns the
+     * complete messages that did not fit in the receive buffer; the caller waits to deliver those.
+     * Staying synchronous matters: this runs once per socket read on the latency path.
+     */
+    const consume = (chunks: ReadonlyArray<Uint8Array>): Array<Received> | undefined => {
+      let overflow: Array<Received> | undefined
+      for (const chunk of chunks) {
+        packets.push(chunk)
+        while (true) {
+          const packet = packets.next()
+          if (packet === undefined) break
+          lastReceived = clock.currentTimeMillisUnsafe()
+          if (packet._tag === "Ping") {
+            pongPending = true
+          } else if (packet._tag === "Msg") {
+            const message = reassembler.onMsg(packet.channelId, packet.eof, packet.data)
+            if (message !== undefined) {
+              const item = { channelId: packet.channelId, data: message }
+              if (overflow !== undefined || !Queue.offerUnsafe(received, item)) (overflow ??= []).push(item)
             }
           }
         }
-        if (pongPending) scheduleFlush()
-      })
+      }
+      if (pongPending) scheduleFlush()
+      return overflow
+    }
+
+    /** Delivers what did not fit, waiting while `receive` is behind (backpressure to the socket). */
+    const deliver = (overflow: Array<Received> | undefined) =>
+      overflow === undefined ? Effect.void : Effect.forEach(overflow, (item) => Queue.offer(received, item), { discard: true })
 
     const recvLoop = Effect.gen(function* () {
-      yield* consume(secret.inbox.chunks.splice(0))
+      yield* deliver(consume(secret.inbox.chunks.splice(0)))
       while (closedWith === undefined) {
         const chunk = yield* stream.read
-        const wait = recvRate.take(chunk.length, yield* Clock.currentTimeMillis)
+        const wait = recvRate.take(chunk.length, clock.currentTimeMillisUnsafe())
         if (wait > 0) yield* Effect.sleep(wait)
         plaintexts.length = 0
         secret.reader.pushTo(chunk, plaintexts)
-        yield* consume(plaintexts)
+        const overflow = consume(plaintexts)
+        if (overflow !== undefined) yield* deliver(overflow)
       }
     })
 
