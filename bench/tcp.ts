@@ -178,6 +178,14 @@ const main = Effect.gen(function* () {
     console.log(JSON.stringify({ name: "tcp-throughput-profile", size: 1024, mb_per_s: +((1024 * Math.floor(100_000 * SCALE)) / 1e6 / (ms / 1000)).toFixed(1) }))
     return
   }
+  if (only === "throughput-1024-ratio") {
+    const n = Math.floor(100_000 * SCALE)
+    yield* oursThroughput(1024, 2000)
+    const base = yield* rawThroughput(1024, n)
+    const ours = yield* oursThroughput(1024, n)
+    console.log(JSON.stringify({ name: "tcp-throughput-1024", ours_mb_s: +((1024 * n) / 1e3 / ours).toFixed(1), raw_mb_s: +((1024 * n) / 1e3 / base).toFixed(1), ratio: +(base / ours).toFixed(3) }))
+    return
+  }
   if (only === "pingpong") {
     const samples = yield* oursPingPong(Math.floor(2000 * SCALE))
     console.log(JSON.stringify({ name: "tcp-pingpong-profile", p50_us: Math.round(percentile(samples, 0.5)) }))

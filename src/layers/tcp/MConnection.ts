@@ -133,6 +133,8 @@ export const make = (options: {
     let pongPending = false
     /** Closed by the peer (end of stream) rather than by us or an error: buffered messages still drain. */
     let remoteEnded = false
+    let batch: ReadonlyArray<Received> = []
+    let batchIndex = 0
     let pingPending = false
     let lastReceived = yield* Clock.currentTimeMillis
 
@@ -377,7 +379,16 @@ export const make = (options: {
 
     return {
       send,
-      receive: Effect.suspend(() => (closedWith !== undefined && !remoteEnded ? Effect.fail(closedError()) : Queue.take(received))),
+      receive: Effect.suspend(() => {
+        if (closedWith !== undefined && !remoteEnded) return Effect.fail(closedError())
+        // Everything buffered is taken at once and handed out one by one: one wake-up per batch.
+        if (batchIndex < batch.length) return Effect.succeed(batch[batchIndex++]!)
+        return Effect.map(Queue.takeAll(received), (items) => {
+          batch = items
+          batchIndex = 1
+          return items[0]
+        })
+      }),
       close: shutdown(new ConnectionClosed({ remote, message: `connection to ${remote} is closed` })),
       awaitClosed: Deferred.await(done)
     }
