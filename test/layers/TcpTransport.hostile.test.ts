@@ -351,6 +351,19 @@ const established = (t: Transport["Service"], extra: Partial<HandshakeOptions> =
     return { peer, conn }
   })
 
+/** A raw peer writes `bytes` as its opening: our handshake fails promptly with HandshakeAuthFailed mentioning `expected`, and the socket is closed. */
+const refusedPromptly = (t: Transport["Service"], bytes: Uint8Array, expected: string) =>
+  Effect.gen(function* () {
+    const { peer, conn } = yield* acceptRaw(t)
+    const fiber = yield* startHandshake(conn, { timeout: LONG_TIMEOUT })
+    peer.write(bytes)
+    const { error, elapsed } = yield* handshakeFailure(fiber)
+    assert.strictEqual(error._tag, "HandshakeAuthFailed", Buffer.from(bytes).toString("hex"))
+    assert.include(error.message, expected)
+    assert.isBelow(elapsed, PROMPT_MS)
+    yield* assertClosed(peer, conn)
+  })
+
 const live = (name: string, body: () => Effect.Effect<void, unknown, Scope.Scope>) =>
   it.live(name, () => Effect.scoped(body()))
 
@@ -432,31 +445,15 @@ describe("TcpTransport against hostile peers", () => {
           concat(Uint8Array.of(0x22, 0x12, 0x20), randomBytes(32)),
           concat(Uint8Array.of(0x22, 0x0a, 0x1f), randomBytes(32))
         ]
-        for (const bytes of variants) {
-          const { peer, conn } = yield* acceptRaw(t)
-          const fiber = yield* startHandshake(conn, { timeout: LONG_TIMEOUT })
-          peer.write(bytes)
-          const { error, elapsed } = yield* handshakeFailure(fiber)
-          assert.strictEqual(error._tag, "HandshakeAuthFailed", Buffer.from(bytes).toString("hex"))
-          assert.include(error.message, "ephemeral key")
-          assert.isBelow(elapsed, PROMPT_MS)
-          yield* assertClosed(peer, conn)
-        }
+        for (const bytes of variants) yield* refusedPromptly(t, bytes, "ephemeral key")
         yield* assertStillAccepts(t)
       }))
 
     live("a valid ephemeral key followed by garbage instead of a sealed frame fails with HandshakeAuthFailed", () =>
       Effect.gen(function* () {
         const t = yield* makeTransport(OURS)
-        const { peer, conn } = yield* acceptRaw(t)
-        const fiber = yield* startHandshake(conn, { timeout: LONG_TIMEOUT })
         // In one write, so the garbage arrives with the key and sits in the plaintext reader's leftover.
-        peer.write(concat(Crypto.encodeEphemeralKey(Crypto.generateEphemeralKeyPair().publicKey), randomBytes(2 * SEALED_FRAME_SIZE + 5)))
-        const { error, elapsed } = yield* handshakeFailure(fiber)
-        assert.strictEqual(error._tag, "HandshakeAuthFailed")
-        assert.include(error.message, "decrypt")
-        assert.isBelow(elapsed, PROMPT_MS)
-        yield* assertClosed(peer, conn)
+        yield* refusedPromptly(t, concat(Crypto.encodeEphemeralKey(Crypto.generateEphemeralKeyPair().publicKey), randomBytes(2 * SEALED_FRAME_SIZE + 5)), "decrypt")
         yield* assertStillAccepts(t)
       }))
 
@@ -464,16 +461,7 @@ describe("TcpTransport against hostile peers", () => {
       Effect.gen(function* () {
         const t = yield* makeTransport(OURS)
         assert.strictEqual(Crypto.LOW_ORDER_POINTS.length, 7)
-        for (const point of Crypto.LOW_ORDER_POINTS) {
-          const { peer, conn } = yield* acceptRaw(t)
-          const fiber = yield* startHandshake(conn, { timeout: LONG_TIMEOUT })
-          peer.write(Crypto.encodeEphemeralKey(point))
-          const { error, elapsed } = yield* handshakeFailure(fiber)
-          assert.strictEqual(error._tag, "HandshakeAuthFailed", Buffer.from(point).toString("hex"))
-          assert.include(error.message, "low-order")
-          assert.isBelow(elapsed, PROMPT_MS)
-          yield* assertClosed(peer, conn)
-        }
+        for (const point of Crypto.LOW_ORDER_POINTS) yield* refusedPromptly(t, Crypto.encodeEphemeralKey(point), "low-order")
         yield* assertStillAccepts(t)
       }))
 
