@@ -50,3 +50,12 @@ export const within = <A, E, R>(duration: Duration.Input, what: string, effect: 
 /** Lets virtual (or real) time pass, driving the test clock like {@link within}. */
 export const settle = (duration: Duration.Input = 10): Effect.Effect<void> =>
   Effect.catchTag(within(duration, "settle", Effect.never), "WaitTimedOut", () => Effect.void)
+
+/**
+ * Polls `check` every `every` ms (virtual under `TestClock`) until it holds, failing with
+ * `WaitTimedOut` naming `what` after `duration`. For state that has no event to wait on.
+ */
+export const eventually = <E, R>(duration: Duration.Input, what: string, check: Effect.Effect<boolean, E, R>, every: Duration.Input = 50): Effect.Effect<void, E | WaitTimedOut, R> =>
+  within(duration, what, Effect.gen(function* () {
+    while (!(yield* check)) yield* Effect.sleep(every)
+  }))

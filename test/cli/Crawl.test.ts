@@ -3,9 +3,8 @@ import { mkdtempSync, rmSync } from "node:fs"
 import * as Net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Cause, Console, Context, Effect, Exit, FileSystem, Layer, Path, Result, Stdio, Terminal, type Scope } from "effect"
+import { Cause, Console, Context, Effect, Exit, Layer, Result, type Scope } from "effect"
 import { Command } from "effect/cli"
-import { ChildProcessSpawner } from "effect/process"
 import * as Crawl from "../../src/cli/Crawl.ts"
 import * as NodeAddress from "../../src/domain/NodeAddress.ts"
 import * as NodeKey from "../../src/domain/NodeKey.ts"
@@ -13,6 +12,7 @@ import * as Node from "../../src/layers/Node.ts"
 import { PeerManager } from "../../src/services/PeerManager.ts"
 import { Router } from "../../src/services/Router.ts"
 import { IncompatiblePeer, Transport } from "../../src/services/Transport.ts"
+import { cliLayer } from "./helpers.ts"
 
 const NETWORK = "crawl-test"
 
@@ -65,20 +65,6 @@ const text = (a: NodeAddress.NodeAddress) => `${a.nodeId}@${a.hostname}:${a.port
 /** Nobody listens on port 1 of loopback. */
 const unreachable = `${NodeKey.fromSeed(new Uint8Array(32).fill(77)).nodeId}@127.0.0.1:1`
 
-const cliLayer = Layer.mergeAll(
-  FileSystem.layerNoop({}),
-  Path.layer,
-  Stdio.layerTest({}),
-  Layer.succeed(Terminal.Terminal, Terminal.make({
-    columns: Effect.succeed(80),
-    rows: Effect.succeed(24),
-    size: Effect.die("unused"),
-    readInput: Effect.die("unused"),
-    readLine: Effect.die("unused"),
-    display: () => Effect.void
-  })),
-  Layer.succeed(ChildProcessSpawner.ChildProcessSpawner, ChildProcessSpawner.make(() => Effect.die("unused")))
-)
 
 /** Runs `effect-p2p crawl ARGS`, returning what it printed with `Console.log` and its exit. */
 const runCommand = (args: ReadonlyArray<string>) =>

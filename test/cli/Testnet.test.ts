@@ -1,12 +1,12 @@
 import { assert, describe, it } from "@effect/vitest"
 import { readdirSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { Cause, Effect, Exit, Fiber, FileSystem, Layer, Path, Result, Stdio, Terminal } from "effect"
+import { Cause, Effect, Exit, Fiber, Result } from "effect"
 import { Command } from "effect/cli"
-import { ChildProcessSpawner } from "effect/process"
 import * as Probe from "../../src/cli/Probe.ts"
 import * as Testnet from "../../src/cli/Testnet.ts"
 import { settle, within } from "../../src/testing/Within.ts"
+import { cliLayer } from "./helpers.ts"
 
 /** Runs a testnet with no output, collecting its samples. */
 const collect = (options: Omit<Testnet.TestnetOptions, "onSample" | "output">) =>
@@ -18,20 +18,6 @@ const collect = (options: Omit<Testnet.TestnetOptions, "onSample" | "output">) =
 
 const testnetDirs = () => readdirSync(tmpdir()).filter((d) => d.startsWith("effect-p2p-testnet-"))
 
-const cliLayer = Layer.mergeAll(
-  FileSystem.layerNoop({}),
-  Path.layer,
-  Stdio.layerTest({}),
-  Layer.succeed(Terminal.Terminal, Terminal.make({
-    columns: Effect.succeed(80),
-    rows: Effect.succeed(24),
-    size: Effect.die("unused"),
-    readInput: Effect.die("unused"),
-    readLine: Effect.die("unused"),
-    display: () => Effect.void
-  })),
-  Layer.succeed(ChildProcessSpawner.ChildProcessSpawner, ChildProcessSpawner.make(() => Effect.die("unused")))
-)
 
 describe("testnet", () => {
   it.effect("memory: 6 nodes told only of node 0 form a full mesh, and the probes report messages and round trips", () =>

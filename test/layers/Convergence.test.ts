@@ -7,7 +7,7 @@ import * as MemoryNetwork from "../../src/layers/MemoryNetwork.ts"
 import * as MemoryTransport from "../../src/layers/MemoryTransport.ts"
 import * as Node from "../../src/layers/Node.ts"
 import { Router } from "../../src/services/Router.ts"
-import { within } from "../../src/testing/Within.ts"
+import { eventually } from "../../src/testing/Within.ts"
 
 const NODES = 50
 /** Every node should reach its outbound target (maxOutboundPeers, 10 by default). */
@@ -32,9 +32,7 @@ describe("PEX convergence", () => {
       }
       const start = yield* Clock.currentTimeMillis
       const counts = () => Effect.forEach(routers, (r) => Effect.map(r.peers, (p) => p.length))
-      yield* within("60 seconds", `every node to reach ${TARGET} peers`, Effect.gen(function* () {
-        while ((yield* counts()).some((n) => n < TARGET)) yield* Effect.sleep(100)
-      }))
+      yield* eventually("60 seconds", `every node to reach ${TARGET} peers`, Effect.map(counts(), (c) => c.every((n) => n >= TARGET)), 100)
       const virtual = (yield* Clock.currentTimeMillis) - start
       const final = yield* counts()
       console.log(`convergence: ${NODES} nodes reached >= ${TARGET} peers after ${virtual} ms virtual, ${Date.now() - wallStart} ms wall; peers min ${Math.min(...final)}, max ${Math.max(...final)}`)

@@ -10,15 +10,10 @@ import * as NodeAddress from "../../src/domain/NodeAddress.ts"
 import * as NodeKey from "../../src/domain/NodeKey.ts"
 import { PeerManager } from "../../src/services/PeerManager.ts"
 import { Router } from "../../src/services/Router.ts"
-import { within } from "../../src/testing/Within.ts"
+import { eventually } from "../../src/testing/Within.ts"
 
 const key = (n: number) => NodeKey.fromSeed(new Uint8Array(32).fill(n))
 const memoryAddress = (k: NodeKey.NodeKey) => NodeAddress.make({ protocol: MemoryTransport.PROTOCOL, nodeId: k.nodeId })
-
-const waitUntil = (what: string, check: Effect.Effect<boolean>) =>
-  within("60 seconds", what, Effect.gen(function* () {
-    while (!(yield* check)) yield* Effect.sleep(50)
-  }))
 
 describe("Node", () => {
   it.effect("memory nodes told only of a bootstrap node find each other through PEX", () =>
@@ -32,7 +27,7 @@ describe("Node", () => {
         }))
       yield* build(k0, [])
       const nodes = [yield* build(k1, [k0]), yield* build(k2, [k0]), yield* build(k3, [k0])]
-      yield* waitUntil("every node to know the three others", Effect.map(
+      yield* eventually("60 seconds", "every node to know the three others", Effect.map(
         Effect.forEach(nodes, (n) => n.peerManager.peers),
         (lists) => lists.every((peers) => peers.length === 3)
       ))

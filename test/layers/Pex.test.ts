@@ -24,7 +24,7 @@ import { Router, type Channel } from "../../src/services/Router.ts"
 import { Transport } from "../../src/services/Transport.ts"
 import * as Assertions from "../../src/testing/Assertions.ts"
 import * as TestNetwork from "../../src/testing/TestNetwork.ts"
-import { within } from "../../src/testing/Within.ts"
+import { eventually, within } from "../../src/testing/Within.ts"
 import { hasFixture, hex, readJsonFixture, toHex } from "../fixtures.ts"
 
 // ---------------------------------------------------------------------------------------------
@@ -58,12 +58,6 @@ const awaitStatus = (p: Assertions.Probe<PeerUpdate.PeerUpdate>, nodeId: NodeId.
       const u = yield* p.take
       if (u.nodeId === nodeId && u.status === status) return u
     }
-  }))
-
-/** Waits (virtual time), polling every 50 ms, until `check` holds. */
-const eventually = (millis: number, what: string, check: Effect.Effect<boolean>) =>
-  within(millis, what, Effect.gen(function* () {
-    while (!(yield* check)) yield* Effect.sleep(50)
   }))
 
 /** The next PEX message a raw channel receives, within `millis`. */

@@ -6,7 +6,7 @@ import { PacketSchema } from "../../src/proto/tendermint/p2p/conn_pb.ts"
 import * as C from "../../src/wire/PacketCodec.ts"
 import { PacketReader } from "../../src/wire/PacketReader.ts"
 import { hex, toHex } from "../fixtures.ts"
-import { thrown } from "../helpers.ts"
+import { split, thrown } from "../helpers.ts"
 
 
 const packetReason = (f: () => unknown): C.PacketErrorReason => {
@@ -43,17 +43,6 @@ const wire = (p: C.Packet): Uint8Array =>
         : create(PacketSchema, { sum: { case: "packetMsg", value: { channelId: p.channelId, eof: p.eof, data: p.data } } })
   )
 
-/** Splits `bytes` at the given (unsorted, possibly repeated) cut points. */
-const split = (bytes: Uint8Array, cuts: ReadonlyArray<number>): Array<Uint8Array> => {
-  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b)
-  const chunks: Array<Uint8Array> = []
-  let prev = 0
-  for (const p of [...points, bytes.length]) {
-    chunks.push(bytes.slice(prev, p))
-    prev = p
-  }
-  return chunks
-}
 
 const readAll = (reader: PacketReader, chunks: ReadonlyArray<Uint8Array>): Array<C.Packet> => {
   const out: Array<C.Packet> = []

@@ -4,7 +4,7 @@ import * as fc from "fast-check"
 import * as F from "../../src/wire/FrameCipher.ts"
 import { SecretReader, SecretWriter } from "../../src/wire/SecretStream.ts"
 import { hex, toHex } from "../fixtures.ts"
-import { thrown } from "../helpers.ts"
+import { split, thrown } from "../helpers.ts"
 
 
 const openReason = (f: () => unknown): F.FrameOpenErrorReason => {
@@ -19,17 +19,6 @@ const pair = (key: Uint8Array = randomBytes(32)) => ({
   reader: new SecretReader(new F.FrameOpener(key))
 })
 
-/** Splits `bytes` at the given cut points. */
-const split = (bytes: Uint8Array, cuts: ReadonlyArray<number>): Array<Uint8Array> => {
-  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b)
-  const chunks: Array<Uint8Array> = []
-  let prev = 0
-  for (const p of [...points, bytes.length]) {
-    chunks.push(bytes.slice(prev, p))
-    prev = p
-  }
-  return chunks
-}
 
 describe("SecretWriter", () => {
   it("seals data into back-to-back 1044-byte frames, identical to FrameSealer.sealData", () => {
