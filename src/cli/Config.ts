@@ -1,7 +1,10 @@
 /**
- * The node's configuration: CometBFT's `config.toml` (`[p2p]` keys, `moniker`,
- * `[instrumentation]`), command-line flags over it, defaults under both. Every problem is one
- * `ConfigError` naming the key and what is wrong, so the command can print one line and exit 2.
+ * The node's configuration: CometBFT's `config.toml` (`moniker`, `log_level`, `log_format`,
+ * `[p2p]`, `[rpc] laddr`, `[instrumentation]`), command-line flags over it, defaults under both.
+ * Every problem is one `ConfigError` naming the key and what is wrong, so the command can print
+ * one line and exit 2. A CometBFT v0.34-v1.0 `config.toml` loads unchanged: the sections and
+ * top-level keys of other subsystems are skipped, and the `[p2p]` keys this node does not use are
+ * accepted and reported (one warning line). Keys no CometBFT version has are errors.
  *
  * @since 0.1.0
  */
@@ -10,6 +13,7 @@ import { parse as parseToml, stringify } from "smol-toml"
 import * as NodeAddress from "../domain/NodeAddress.ts"
 import * as NodeId from "../domain/NodeId.ts"
 import { formatGoDuration, parseGoDuration } from "./Duration.ts"
+import * as LogLevel from "./LogLevel.ts"
 
 /** A configuration value is wrong. `key` is the TOML key or flag, e.g. `p2p.laddr` or `--laddr`. */
 export class ConfigError extends Schema.TaggedError<ConfigError>()("ConfigError", {
@@ -33,15 +37,15 @@ export interface P2PConfig {
   readonly privatePeerIds: ReadonlyArray<NodeId.NodeId>
   readonly maxNumInboundPeers: number
   readonly maxNumOutboundPeers: number
-  readonly flushThrottleTimeout: number
   readonly maxPacketMsgPayloadSize: number
   readonly sendRate: number
   readonly recvRate: number
   readonly pex: boolean
   readonly seedMode: boolean
-  readonly allowDuplicateIp: boolean
   readonly handshakeTimeout: number
   readonly dialTimeout: number
+  /** Cap on the retry delay of persistent peers, ms; 0: the default backoff cap. */
+  readonly persistentPeersMaxDialPeriod: number
 }
 
 /** The whole configuration. */
@@ -49,11 +53,23 @@ export interface NodeConfig {
   readonly moniker: string
   /** The chain ID peers must share (CometBFT takes it from the genesis file). */
   readonly network: string
-  readonly logLevel: "debug" | "info" | "warn" | "error"
+  /** `log_level` as written: a level, or `module:level` pairs (see `LogLevel`). */
+  readonly logLevel: string
+  readonly logFormat: "plain" | "json"
   readonly p2p: P2PConfig
+  readonly rpc: {
+    /** `host:port` serving /net_info, /status, /health and JSON-RPC; "" serves them only beside /metrics. */
+    readonly laddr: string
+    /** Connections the RPC server serves at once; 0: no limit. */
+    readonly maxOpenConnections: number
+  }
   readonly instrumentation: {
-    /** `host:port` of the HTTP endpoint serving /metrics and /net_info; "" disables it. */
+    /** Serve /metrics (CometBFT's `prometheus`). */
+    readonly prometheus: boolean
+    /** `host:port` of the HTTP endpoint serving /metrics (and /net_info, /status); "" disables it. */
     readonly httpAddr: string
+    /** Connections the metrics server serves at once; 0: no limit. */
+    readonly maxOpenConnections: number
     /** Prefix of metric names. */
     readonly namespace: string
   }
@@ -64,6 +80,7 @@ export const defaults: NodeConfig = {
   moniker: "effect-p2p-node",
   network: "effect-p2p",
   logLevel: "info",
+  logFormat: "plain",
   p2p: {
     laddr: { host: "127.0.0.1", port: 26656 },
     externalAddress: "",
@@ -73,17 +90,17 @@ export const defaults: NodeConfig = {
     privatePeerIds: [],
     maxNumInboundPeers: 40,
     maxNumOutboundPeers: 10,
-    flushThrottleTimeout: 10,
     maxPacketMsgPayloadSize: 1024,
     sendRate: 5_120_000,
     recvRate: 5_120_000,
     pex: true,
     seedMode: false,
-    allowDuplicateIp: false,
     handshakeTimeout: 20_000,
-    dialTimeout: 3_000
+    dialTimeout: 3_000,
+    persistentPeersMaxDialPeriod: 0
   },
-  instrumentation: { httpAddr: "127.0.0.1:26660", namespace: "cometbft" }
+  rpc: { laddr: "", maxOpenConnections: 900 },
+  instrumentation: { prometheus: true, httpAddr: "127.0.0.1:26660", maxOpenConnections: 3, namespace: "cometbft" }
 }
 
 /** Raw values as read from TOML or flags, by dotted key. */
@@ -149,19 +166,28 @@ const text = (key: string, value: unknown, options: { readonly nonEmpty?: boolea
   return Result.succeed(value)
 }
 
+/** `host:port` (an empty host: every interface), or "" for none; a `tcp://` prefix is dropped. */
 const hostPort = (key: string, value: unknown): Result.Result<string, ConfigError> => {
   if (typeof value !== "string") return fail(key, `must be "host:port" or ""`)
-  if (value === "") return Result.succeed(value)
-  const m = /^(?:\[[^\]]+\]|[^:[\]]*):(\d{1,5})$/.exec(value)
+  const address = value.trim().replace(/^tcp:\/\//, "")
+  if (address === "") return Result.succeed(address)
+  const m = /^(?:\[[^\]]+\]|[^:/[\]]*):(\d{1,5})$/.exec(address)
   if (m === null || Number(m[1]) > 65535) return fail(key, `${JSON.stringify(value)} is not "host:port"`)
-  return Result.succeed(value)
+  return Result.succeed(address)
+}
+
+const logLevel = (key: string, value: unknown): Result.Result<string, ConfigError> => {
+  if (typeof value !== "string") return fail(key, `must be a string like "info" or "main:info,p2p:debug,*:error"`)
+  const spec = LogLevel.parse(value)
+  return Result.isFailure(spec) ? fail(key, spec.failure) : Result.succeed(value.trim())
 }
 
 /** The keys `config.toml` may hold (dotted), with their checks. Unknown keys are an error. */
 const keys: Record<string, (key: string, value: unknown) => Result.Result<unknown, ConfigError>> = {
   moniker: (k, v) => text(k, v, { nonEmpty: true }),
   network: (k, v) => text(k, v, { nonEmpty: true }),
-  log_level: (k, v) => (v === "debug" || v === "info" || v === "warn" || v === "error" ? Result.succeed(v) : fail(k, `must be debug, info, warn or error, got ${JSON.stringify(v)}`)),
+  log_level: logLevel,
+  log_format: (k, v) => (v === "plain" || v === "json" ? Result.succeed(v) : fail(k, `must be "plain" or "json", got ${JSON.stringify(v)}`)),
   "p2p.laddr": parseListenAddress,
   "p2p.external_address": hostPort,
   "p2p.seeds": parsePeerList,
@@ -170,24 +196,47 @@ const keys: Record<string, (key: string, value: unknown) => Result.Result<unknow
   "p2p.private_peer_ids": parseIdList,
   "p2p.max_num_inbound_peers": (k, v) => int(k, v, 0, 10_000),
   "p2p.max_num_outbound_peers": (k, v) => int(k, v, 0, 10_000),
-  "p2p.flush_throttle_timeout": duration,
   "p2p.max_packet_msg_payload_size": (k, v) => int(k, v, 1, 1_048_576),
   "p2p.send_rate": (k, v) => int(k, v, 1, Number.MAX_SAFE_INTEGER),
   "p2p.recv_rate": (k, v) => int(k, v, 1, Number.MAX_SAFE_INTEGER),
   "p2p.pex": bool,
   "p2p.seed_mode": bool,
-  "p2p.allow_duplicate_ip": bool,
   "p2p.handshake_timeout": duration,
   "p2p.dial_timeout": duration,
+  "p2p.persistent_peers_max_dial_period": (k, v) =>
+    Result.flatMap(duration(k, v), (ms) => (ms === 0 || ms >= 250 ? Result.succeed(ms) : fail(k, `must be 0s (exponential backoff) or at least 250ms (the first retry delay), got ${JSON.stringify(v)}`))),
+  "rpc.laddr": hostPort,
+  "rpc.max_open_connections": (k, v) => int(k, v, 0, 1_000_000),
+  "instrumentation.prometheus": bool,
   "instrumentation.prometheus_listen_addr": hostPort,
+  "instrumentation.max_open_connections": (k, v) => int(k, v, 0, 1_000_000),
   "instrumentation.namespace": (k, v) => (typeof v === "string" && /^[a-zA-Z_][a-zA-Z0-9_]*$/.test(v) ? Result.succeed(v) : fail(k, `must be a metric-name prefix like "cometbft", got ${JSON.stringify(v)}`))
 }
 
-/** Keys CometBFT writes that this node reads but does not use; accepted so a CometBFT config loads. */
-const ignored = new Set([
-  "p2p.addr_book_file", "p2p.addr_book_strict", "p2p.unconditional_peer_ids", "p2p.persistent_peers_max_dial_period",
-  "p2p.test_dial_fail", "p2p.test_fuzz", "p2p.test_fuzz_config", "instrumentation.prometheus", "instrumentation.max_open_connections"
+/**
+ * `[p2p]` keys of CometBFT v0.34-v1.0 that this node accepts and does not use (the address book,
+ * UPnP and test switches belong to CometBFT's own switch; flush and duplicate-IP handling are
+ * this node's own, see the README). Reported once at start.
+ */
+export const IGNORED_KEYS: ReadonlySet<string> = new Set([
+  "p2p.upnp",
+  "p2p.addr_book_file",
+  "p2p.addr_book_strict",
+  "p2p.unconditional_peer_ids",
+  "p2p.flush_throttle_timeout",
+  "p2p.allow_duplicate_ip",
+  "p2p.test_dial_fail",
+  "p2p.test_fuzz"
 ])
+
+/** Sections of `[p2p]` whose keys are all ignored (a table in CometBFT's file). */
+const IGNORED_TABLES = ["p2p.test_fuzz_config."]
+
+/** Sections this node reads; keys of other sections are skipped (other subsystems). */
+const SECTIONS = new Set(["p2p", "rpc", "instrumentation"])
+
+/** Keys of `[rpc]` that are the RPC server's own features, skipped like other subsystems. */
+const isOtherRpcKey = (key: string) => key.startsWith("rpc.") && keys[key] === undefined
 
 const flatten = (value: Record<string, unknown>, prefix = "", out: Record<string, unknown> = {}) => {
   for (const [k, v] of Object.entries(value)) {
@@ -198,31 +247,44 @@ const flatten = (value: Record<string, unknown>, prefix = "", out: Record<string
   return out
 }
 
+/** What a `config.toml` holds: checked values by dotted key, and the keys accepted but not used. */
+export interface FileConfig {
+  readonly values: Raw
+  readonly ignored: ReadonlyArray<string>
+}
+
 /**
  * Reads `config.toml` text into checked raw values by dotted key. Sections and top-level keys of
- * other subsystems are ignored; an unknown key inside `[p2p]` or `[instrumentation]` is an error.
+ * other subsystems are skipped; CometBFT's `[p2p]` keys this node does not use are listed in
+ * `ignored`; an unknown key inside `[p2p]` or `[instrumentation]` is an error.
  */
-export const fromToml = (source: string, content: string): Result.Result<Raw, ConfigError> => {
+export const fromToml = (source: string, content: string): Result.Result<FileConfig, ConfigError> => {
   let parsed: Record<string, unknown>
   try {
     parsed = parseToml(content) as Record<string, unknown>
   } catch (e) {
     return fail(source, `not valid TOML: ${(e as Error).message.split("\n")[0]}`)
   }
-  const out: Record<string, unknown> = {}
+  const values: Record<string, unknown> = {}
+  const ignored: Array<string> = []
   for (const [key, value] of Object.entries(flatten(parsed))) {
     const section = key.includes(".") ? key.slice(0, key.indexOf(".")) : ""
-    if (section !== "" && section !== "p2p" && section !== "instrumentation") continue
-    if (ignored.has(key)) continue
+    if (section !== "" && !SECTIONS.has(section)) continue
+    if (IGNORED_KEYS.has(key) || IGNORED_TABLES.some((t) => key.startsWith(t))) {
+      const name = IGNORED_TABLES.find((t) => key.startsWith(t))?.slice(0, -1) ?? key
+      if (!ignored.includes(name)) ignored.push(name)
+      continue
+    }
+    if (isOtherRpcKey(key)) continue
     const check = keys[key]
     // CometBFT's top level has many keys of other subsystems (proxy_app, db_backend, ...): skip them.
     if (check === undefined && section === "") continue
     if (check === undefined) return fail(key, `unknown key in ${source}`)
     const r = check(key, value)
     if (Result.isFailure(r)) return Result.fail(r.failure)
-    out[key] = r.success
+    values[key] = r.success
   }
-  return Result.succeed(out)
+  return Result.succeed({ values, ignored })
 }
 
 /** Checks flag values (strings), mapping each flag to its config key. */
@@ -237,7 +299,9 @@ export const fromFlags = (flags: Readonly<Record<string, string | undefined>>): 
     pex: "p2p.pex",
     "seed-mode": "p2p.seed_mode",
     "http-addr": "instrumentation.prometheus_listen_addr",
-    "log-level": "log_level"
+    "rpc-laddr": "rpc.laddr",
+    "log-level": "log_level",
+    "log-format": "log_format"
   }
   const out: Record<string, unknown> = {}
   for (const [flag, value] of Object.entries(flags)) {
@@ -247,6 +311,8 @@ export const fromFlags = (flags: Readonly<Record<string, string | undefined>>): 
     const r = keys[key]!(`--${flag}`, value)
     if (Result.isFailure(r)) return Result.fail(r.failure)
     out[key] = r.success
+    // Asking for a metrics address on the command line means serving it.
+    if (flag === "http-addr") out["instrumentation.prometheus"] = true
   }
   return Result.succeed(out)
 }
@@ -260,6 +326,7 @@ export const resolve = (...layers: ReadonlyArray<Raw>): NodeConfig => {
     moniker: get("moniker", d.moniker),
     network: get("network", d.network),
     logLevel: get("log_level", d.logLevel),
+    logFormat: get("log_format", d.logFormat),
     p2p: {
       laddr: get("p2p.laddr", d.p2p.laddr),
       externalAddress: get("p2p.external_address", d.p2p.externalAddress),
@@ -269,18 +336,23 @@ export const resolve = (...layers: ReadonlyArray<Raw>): NodeConfig => {
       privatePeerIds: get("p2p.private_peer_ids", d.p2p.privatePeerIds),
       maxNumInboundPeers: get("p2p.max_num_inbound_peers", d.p2p.maxNumInboundPeers),
       maxNumOutboundPeers: get("p2p.max_num_outbound_peers", d.p2p.maxNumOutboundPeers),
-      flushThrottleTimeout: get("p2p.flush_throttle_timeout", d.p2p.flushThrottleTimeout),
       maxPacketMsgPayloadSize: get("p2p.max_packet_msg_payload_size", d.p2p.maxPacketMsgPayloadSize),
       sendRate: get("p2p.send_rate", d.p2p.sendRate),
       recvRate: get("p2p.recv_rate", d.p2p.recvRate),
       pex: get("p2p.pex", d.p2p.pex),
       seedMode: get("p2p.seed_mode", d.p2p.seedMode),
-      allowDuplicateIp: get("p2p.allow_duplicate_ip", d.p2p.allowDuplicateIp),
       handshakeTimeout: get("p2p.handshake_timeout", d.p2p.handshakeTimeout),
-      dialTimeout: get("p2p.dial_timeout", d.p2p.dialTimeout)
+      dialTimeout: get("p2p.dial_timeout", d.p2p.dialTimeout),
+      persistentPeersMaxDialPeriod: get("p2p.persistent_peers_max_dial_period", d.p2p.persistentPeersMaxDialPeriod)
+    },
+    rpc: {
+      laddr: get("rpc.laddr", d.rpc.laddr),
+      maxOpenConnections: get("rpc.max_open_connections", d.rpc.maxOpenConnections)
     },
     instrumentation: {
+      prometheus: get("instrumentation.prometheus", d.instrumentation.prometheus),
       httpAddr: get("instrumentation.prometheus_listen_addr", d.instrumentation.httpAddr),
+      maxOpenConnections: get("instrumentation.max_open_connections", d.instrumentation.maxOpenConnections),
       namespace: get("instrumentation.namespace", d.instrumentation.namespace)
     }
   }
@@ -296,6 +368,7 @@ export const toToml = (c: NodeConfig): string => {
     moniker: c.moniker,
     network: c.network,
     log_level: c.logLevel,
+    log_format: c.logFormat,
     p2p: {
       laddr: `tcp://${host}:${c.p2p.laddr.port}`,
       external_address: c.p2p.externalAddress,
@@ -305,17 +378,22 @@ export const toToml = (c: NodeConfig): string => {
       private_peer_ids: c.p2p.privatePeerIds.join(","),
       max_num_inbound_peers: c.p2p.maxNumInboundPeers,
       max_num_outbound_peers: c.p2p.maxNumOutboundPeers,
-      flush_throttle_timeout: formatGoDuration(c.p2p.flushThrottleTimeout),
       max_packet_msg_payload_size: c.p2p.maxPacketMsgPayloadSize,
       send_rate: c.p2p.sendRate,
       recv_rate: c.p2p.recvRate,
       pex: c.p2p.pex,
       seed_mode: c.p2p.seedMode,
-      allow_duplicate_ip: c.p2p.allowDuplicateIp,
       handshake_timeout: formatGoDuration(c.p2p.handshakeTimeout),
-      dial_timeout: formatGoDuration(c.p2p.dialTimeout)
+      dial_timeout: formatGoDuration(c.p2p.dialTimeout),
+      persistent_peers_max_dial_period: formatGoDuration(c.p2p.persistentPeersMaxDialPeriod)
     },
-    instrumentation: { prometheus_listen_addr: c.instrumentation.httpAddr, namespace: c.instrumentation.namespace }
+    rpc: { laddr: c.rpc.laddr === "" ? "" : `tcp://${c.rpc.laddr}`, max_open_connections: c.rpc.maxOpenConnections },
+    instrumentation: {
+      prometheus: c.instrumentation.prometheus,
+      prometheus_listen_addr: c.instrumentation.httpAddr,
+      max_open_connections: c.instrumentation.maxOpenConnections,
+      namespace: c.instrumentation.namespace
+    }
   }
   return "# effect-p2p node configuration (CometBFT's config.toml keys).\n# Flags given to `effect-p2p start` override these values.\n\n" + stringify(doc) + "\n"
 }

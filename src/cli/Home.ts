@@ -17,11 +17,11 @@ export const paths = (home: string) => ({
   data: join(home, "data")
 })
 
-/** The configuration file's values (empty when there is none), or a ConfigError naming the key. */
-export const readConfigFile = (home: string): Effect.Effect<Config.Raw, Config.ConfigError> =>
+/** The configuration file's values (none when there is no file), or a ConfigError naming the key. */
+export const readConfigFile = (home: string): Effect.Effect<Config.FileConfig, Config.ConfigError> =>
   Effect.suspend(() => {
     const file = paths(home).config
-    if (!existsSync(file)) return Effect.succeed({})
+    if (!existsSync(file)) return Effect.succeed({ values: {}, ignored: [] })
     let text: string
     try {
       text = readFileSync(file, "utf8")

@@ -1,25 +1,31 @@
 /**
  * `effect-p2p start`: runs a node until SIGINT/SIGTERM. Flags override `config.toml`, which
  * overrides the defaults; everything is validated before anything is written; the first run creates
- * the config and key. Shutdown closes connections and the peer store cleanly.
+ * the config and key. Logs follow `log_level`/`log_format`. HTTP: `/metrics` (with the RPC
+ * endpoints beside it) on `instrumentation.prometheus_listen_addr` when `prometheus` is on, and the
+ * RPC endpoints alone on `rpc.laddr` when it is set. Shutdown closes connections and the peer store.
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Result } from "effect"
+import * as Endpoint from "../domain/Endpoint.ts"
+import * as NodeHttp from "../layers/NodeHttp.ts"
 import * as NodeLayer from "../layers/Node.ts"
 import { Router } from "../services/Router.ts"
 import { Transport } from "../services/Transport.ts"
-import * as Endpoint from "../domain/Endpoint.ts"
 import * as Config from "./Config.ts"
 import * as Home from "./Home.ts"
-import * as Http from "./Http.ts"
+import * as LogLevel from "./LogLevel.ts"
+
+/** The version the node reports (NodeInfo `version`, `--version`). */
+export const VERSION = "0.1.0"
 
 /** The resolved configuration as a `Node.Config`. */
 export const toNodeConfig = (home: string, c: Config.NodeConfig): NodeLayer.Config => ({
   home,
   network: c.network,
   moniker: c.moniker,
-  version: "effect-p2p/0.1.0",
+  version: `effect-p2p/${VERSION}`,
   listen: c.p2p.laddr,
   ...(c.p2p.externalAddress === "" ? {} : { externalAddress: c.p2p.externalAddress }),
   persistentPeers: c.p2p.persistentPeers,
@@ -31,27 +37,59 @@ export const toNodeConfig = (home: string, c: Config.NodeConfig): NodeLayer.Conf
   seedMode: c.p2p.seedMode,
   handshakeTimeout: c.p2p.handshakeTimeout,
   dialTimeout: c.p2p.dialTimeout,
-  mconnection: { maxPacketMsgPayloadSize: c.p2p.maxPacketMsgPayloadSize, sendRate: c.p2p.sendRate, recvRate: c.p2p.recvRate }
+  mconnection: { maxPacketMsgPayloadSize: c.p2p.maxPacketMsgPayloadSize, sendRate: c.p2p.sendRate, recvRate: c.p2p.recvRate },
+  ...(c.p2p.persistentPeersMaxDialPeriod > 0 ? { peerManager: { maxRetryTimePersistent: c.p2p.persistentPeersMaxDialPeriod } } : {}),
+  ...(c.rpc.laddr === "" ? {} : { router: { nodeInfo: { network: c.network, moniker: c.moniker, other: { rpcAddress: `tcp://${c.rpc.laddr}` } } } })
 })
+
+/** The HTTP servers the configuration asks for: metrics (with RPC beside it) and RPC alone. */
+export const httpServers = (c: Config.NodeConfig): ReadonlyArray<NodeHttp.ServerOptions> => {
+  const metrics = c.instrumentation.prometheus && c.instrumentation.httpAddr !== ""
+  return [
+    ...(metrics
+      ? [{ address: c.instrumentation.httpAddr, metrics: true, rpc: true, namespace: c.instrumentation.namespace, maxOpenConnections: c.instrumentation.maxOpenConnections }]
+      : []),
+    ...(c.rpc.laddr !== "" && !(metrics && c.rpc.laddr === c.instrumentation.httpAddr)
+      ? [{ address: c.rpc.laddr, metrics: false, rpc: true, namespace: c.instrumentation.namespace, maxOpenConnections: c.rpc.maxOpenConnections }]
+      : [])
+  ]
+}
+
+/** The logger `log_level` and `log_format` ask for. */
+export const logging = (c: Config.NodeConfig): Layer.Layer<never> =>
+  // log_level was validated when it was read, so it parses.
+  LogLevel.layer(Result.getOrElse(LogLevel.parse(c.logLevel), () => ({ default: "info" as const, modules: new Map() })), c.logFormat)
 
 /** Validates flags and config, creates what is missing, then runs the node until interrupted. */
 export const run = (home: string, flags: Readonly<Record<string, string | undefined>>) =>
   Effect.gen(function* () {
     const fromFlags = yield* Effect.fromResult(Config.fromFlags(flags))
-    const fromFile = yield* Home.readConfigFile(home)
-    const config = Config.resolve(fromFile, fromFlags)
+    const file = yield* Home.readConfigFile(home)
+    const config = Config.resolve(file.values, fromFlags)
     yield* Home.readNodeKey(home) // a malformed key file stops us before anything is written
-    const written = yield* Home.init(home, Config.resolve(fromFile))
-    for (const file of written) yield* Effect.logInfo(`wrote ${file}`)
+    return yield* Effect.provide(runNode(home, config, file), logging(config))
+  })
+
+const runNode = (home: string, config: Config.NodeConfig, file: Config.FileConfig) =>
+  Effect.gen(function* () {
+    if (file.ignored.length > 0) {
+      yield* LogLevel.main(Effect.logWarning(`config.toml: ignoring CometBFT settings this node does not use: ${file.ignored.join(", ")}`))
+    }
+    const written = yield* Home.init(home, Config.resolve(file.values))
+    for (const f of written) yield* LogLevel.main(Effect.logInfo(`wrote ${f}`))
     const node = NodeLayer.layer(toNodeConfig(home, config))
-    const http = config.instrumentation.httpAddr === "" ? Layer.empty : Http.layer(config.instrumentation.httpAddr, config.instrumentation.namespace)
     yield* Effect.scoped(Effect.gen(function* () {
-      const context = yield* Layer.build(Layer.provideMerge(http, node))
+      const context = yield* Layer.build(node)
       const router = Context.get(context, Router)
       const transport = Context.get(context, Transport)
       const info = yield* router.nodeInfo
       const endpoints = yield* transport.endpoints
-      yield* Effect.logInfo(`node ${info.nodeId} (${info.moniker}) on network ${info.network} listening on ${endpoints.map(Endpoint.format).join(", ")}`)
+      yield* LogLevel.main(Effect.logInfo(`node ${info.nodeId} (${info.moniker}) on network ${info.network} listening on ${endpoints.map(Endpoint.format).join(", ")}`))
+      for (const server of httpServers(config)) {
+        const bound = yield* NodeHttp.serve(server).pipe(Effect.provideContext(context))
+        const served = server.metrics === true ? "/metrics, /net_info, /status, /health" : "/net_info, /status, /health and JSON-RPC"
+        yield* LogLevel.main(Effect.logInfo(`serving ${served} on ${bound.url}`))
+      }
       return yield* Effect.never
-    })).pipe(Effect.onInterrupt(() => Effect.logInfo("shutting down")))
+    })).pipe(Effect.onInterrupt(() => LogLevel.main(Effect.logInfo("shutting down"))))
   })

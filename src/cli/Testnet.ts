@@ -302,10 +302,14 @@ export const runTestnet = (input: TestnetOptions): Effect.Effect<TestnetResult, 
     const start = yield* Clock.currentTimeMillis
     const end = options.duration === undefined ? Infinity : start + options.duration * 1000
     let previous = start
+    let due = start
     let samples = 0
     let last: Sample | undefined
-    while (previous < end) {
-      yield* Effect.sleep(Math.min(1000, end - previous))
+    // Samples fall due every second and once at the end; a timer that fires a little early or late
+    // never adds or drops one.
+    while (due < end) {
+      due = Math.min(due + 1000, end)
+      yield* Effect.sleep(Math.max(0, due - (yield* Clock.currentTimeMillis)))
       const now = yield* Clock.currentTimeMillis
       const counts = yield* Effect.forEach(running, (r) =>
         Effect.map(Effect.all([r.router.peers, r.probe.take]), ([peers, c]) => ({ node: r.node, peers: peers.length, counts: c })))

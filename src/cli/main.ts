@@ -8,21 +8,19 @@
  */
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Cause, Console, Effect, Exit, Layer, Logger, Option } from "effect"
-import { Command, Flag } from "effect/cli"
+import { Command, Flag, GlobalFlag } from "effect/cli"
 import * as NodeLayer from "../layers/Node.ts"
 import * as Config from "./Config.ts"
 import * as Home from "./Home.ts"
 import * as Start from "./Start.ts"
 import { commands as extraCommands } from "./commands.ts"
 
-const VERSION = "0.1.0"
-
 const home = Flag.String("home").pipe(Flag.withDescription("node home directory (config/, data/)"), Flag.withDefault(NodeLayer.DEFAULT_HOME))
 const optional = (name: string, description: string) => Flag.String(name).pipe(Flag.withDescription(description), Flag.optional)
 
 const init = Command.make("init", { home }, ({ home }) =>
   Effect.gen(function* () {
-    const written = yield* Home.init(home, Config.resolve(yield* Home.readConfigFile(home)))
+    const written = yield* Home.init(home, Config.resolve((yield* Home.readConfigFile(home)).values))
     yield* Console.log(written.length === 0 ? `${home} is already initialised` : written.map((f) => `wrote ${f}`).join("\n"))
   })).pipe(Command.withDescription("write config/config.toml and config/node_key.json if absent"))
 
@@ -36,10 +34,14 @@ const start = Command.make("start", {
   moniker: optional("moniker", "node name"),
   pex: optional("pex", "peer exchange: true or false"),
   seedMode: optional("seed-mode", "seed mode: true or false"),
-  httpAddr: optional("http-addr", "HOST:PORT of /metrics and /net_info (\"\" disables)")
-}, (f) => {
+  httpAddr: optional("http-addr", "HOST:PORT of /metrics, /net_info and /status (\"\" disables)"),
+  rpcLaddr: optional("rpc-laddr", "HOST:PORT of /net_info, /status and JSON-RPC alone (CometBFT's rpc.laddr)"),
+  logFormat: optional("log-format", "plain or json")
+}, (f) => Effect.gen(function* () {
   const value = (o: Option.Option<string>) => Option.getOrUndefined(o)
-  return Start.run(f.home, {
+  // The built-in --log-level flag names one level; it overrides config.toml's log_level.
+  const level = Option.getOrUndefined(yield* GlobalFlag.LogLevel)
+  return yield* Start.run(f.home, {
     laddr: value(f.laddr),
     "persistent-peers": value(f.persistentPeers),
     "bootstrap-peers": value(f.bootstrapPeers),
@@ -48,9 +50,30 @@ const start = Command.make("start", {
     moniker: value(f.moniker),
     pex: value(f.pex),
     "seed-mode": value(f.seedMode),
-    "http-addr": value(f.httpAddr)
+    "http-addr": value(f.httpAddr),
+    "rpc-laddr": value(f.rpcLaddr),
+    "log-format": value(f.logFormat),
+    "log-level": level === undefined ? undefined : flagLevel(level)
   })
-}).pipe(Command.withDescription("run a node until SIGINT or SIGTERM"))
+})).pipe(Command.withDescription("run a node until SIGINT or SIGTERM"))
+
+/** Effect's log level (from --log-level) as a config.toml level. */
+const flagLevel = (level: string): string => {
+  switch (level) {
+    case "All":
+    case "Trace":
+    case "Debug":
+      return "debug"
+    case "Info":
+      return "info"
+    case "Warn":
+      return "warn"
+    case "None":
+      return "none"
+    default:
+      return "error"
+  }
+}
 
 const showNodeId = Command.make("show-node-id", { home }, ({ home }) =>
   Effect.gen(function* () {
@@ -75,7 +98,7 @@ const exitCode = (exit: Exit.Exit<unknown, unknown>): number => {
   return error?._tag === "ConfigError" || error?._tag === "CliError" || /^(UnrecognizedOption|DuplicateOption|MissingOption|MissingArgument|UnexpectedArgument|InvalidValue|UnknownSubcommand|ValidationError)$/.test(error?._tag ?? "") ? 2 : 1
 }
 
-const program = Command.run(root, { version: VERSION }).pipe(
+const program = Command.run(root, { version: Start.VERSION }).pipe(
   Effect.catchTag("ConfigError", (e) =>
     Effect.andThen(Console.error(`effect-p2p: ${e.message}`), Effect.fail(e))),
   Effect.provide(Layer.mergeAll(NodeServices.layer, Logger.layer([Logger.consoleLogFmt])))

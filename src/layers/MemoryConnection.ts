@@ -6,8 +6,9 @@
  * @since 0.1.0
  */
 import { randomBytes } from "node:crypto"
-import { Deferred, Effect, Queue, Result } from "effect"
+import { Clock, Deferred, Effect, Queue, Result } from "effect"
 import * as Endpoint from "../domain/Endpoint.ts"
+import { FlowMonitor } from "../domain/FlowMonitor.ts"
 import * as NodeInfo from "../domain/NodeInfo.ts"
 import * as NodeKey from "../domain/NodeKey.ts"
 import * as Handshake from "./Handshake.ts"
@@ -16,6 +17,7 @@ import {
   HandshakeAuthFailed,
   InvalidPeerNodeInfo,
   type Connection,
+  type ConnectionStatus,
   type HandshakeOptions,
   type Peer,
   type Received
@@ -60,6 +62,8 @@ export const makePair = (dialerEndpoint: Endpoint.Endpoint, acceptorEndpoint: En
     const toAcceptor = yield* makeDirection
     const toDialer = yield* makeDirection
     const closed = yield* Deferred.make<void>()
+    const clock = yield* Clock.Clock
+    const created = clock.currentTimeMillisUnsafe()
     let isClosed = false
 
     const close = Effect.suspend(() => {
@@ -81,6 +85,12 @@ export const makePair = (dialerEndpoint: Endpoint.Endpoint, acceptorEndpoint: En
       const failIfClosed = Effect.suspend(() => (isClosed ? Effect.fail(closedError()) : Effect.void))
       let pending: ReadonlyArray<Received> = []
       let pendingIndex = 0
+      const sent = new FlowMonitor(created)
+      const received = new FlowMonitor(created)
+      const delivered = (item: Received) => {
+        received.update(item.data.length, clock.currentTimeMillisUnsafe())
+        return item
+      }
 
       const exchange = (options: HandshakeOptions): Effect.Effect<Peer, ConnectionClosed | HandshakeAuthFailed | InvalidPeerNodeInfo> =>
         Effect.gen(function* () {
@@ -113,25 +123,29 @@ export const makePair = (dialerEndpoint: Endpoint.Endpoint, acceptorEndpoint: En
         remoteEndpoint: remote,
         handshake: (options) => Handshake.run(remoteText, options, exchange(options)),
         send: (channelId, data) =>
-          Effect.suspend(() =>
-            isClosed
-              ? Effect.fail(closedError())
-              : Queue.offerUnsafe(outbound.messages, { channelId, data })
+          Effect.suspend(() => {
+            if (isClosed) return Effect.fail(closedError())
+            sent.update(data.length, clock.currentTimeMillisUnsafe())
+            return Queue.offerUnsafe(outbound.messages, { channelId, data })
               ? Effect.void
               : Effect.flatMap(Queue.offer(outbound.messages, { channelId, data }), (ok) => (ok ? Effect.void : Effect.fail(closedError())))
-          ),
+          }),
         receive: Effect.suspend(() => {
           if (isClosed) return Effect.fail(closedError())
           // Take everything buffered at once and hand it out one by one: one wake-up per batch.
-          if (pending.length > pendingIndex) return Effect.succeed(pending[pendingIndex++]!)
+          if (pending.length > pendingIndex) return Effect.succeed(delivered(pending[pendingIndex++]!))
           return Effect.map(Queue.takeAll(inbound.messages), (batch) => {
             pending = batch
             pendingIndex = 1
-            return batch[0]
+            return delivered(batch[0])
           })
         }),
         close,
-        awaitClosed: Deferred.await(closed)
+        awaitClosed: Deferred.await(closed),
+        status: Effect.sync((): ConnectionStatus => {
+          const now = clock.currentTimeMillisUnsafe()
+          return { duration: now - created, send: sent.status(now), receive: received.status(now), channels: [] }
+        })
       }
     }
 

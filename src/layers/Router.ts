@@ -30,24 +30,33 @@ import { DialError, HandshakeTimeout, Transport, type Connection, type Handshake
 import * as Handshake from "./Handshake.ts"
 import * as Codec from "./router/Codec.ts"
 import * as ConnTracker from "./router/ConnTracker.ts"
+import * as MessageType from "./router/MessageType.ts"
 import { resolveOptions } from "./router/Options.ts"
 import * as PeerQueue from "./router/PeerQueue.ts"
 
 export { resolveOptions } from "./router/Options.ts"
 
+type Counter = Metric.Metric<number, unknown>
+
 interface OpenChannel {
   readonly descriptor: ChannelDescriptor.ChannelDescriptor
   readonly inbound: Queue.Queue<Envelope.Inbound<unknown>, Cause.Done>
-  readonly sent: { readonly bytes: Metric.Metric<number, unknown>; readonly msgs: Metric.Metric<number, unknown> }
-  readonly received: { readonly bytes: Metric.Metric<number, unknown>; readonly msgs: Metric.Metric<number, unknown> }
+  readonly sentMsgs: Counter
+  readonly receivedMsgs: Counter
 }
 
 interface PeerEntry extends RoutedPeer {
   readonly queue: PeerQueue.PeerQueue
   readonly connection: Connection
+  /** `p2p_peer_send_bytes_total` / `p2p_peer_receive_bytes_total` of this peer, by channel. */
+  readonly sentBytes: Map<number, Counter>
+  readonly receivedBytes: Map<number, Counter>
+  /** `p2p_peer_pending_send_bytes` of this peer. */
+  readonly pendingBytes: Metric.Metric<number, unknown>
 }
 
-const channelLabel = (id: number) => `0x${id.toString(16).padStart(2, "0")}`
+/** A channel ID as CometBFT labels it: Go's `%#x` (`0x0`, `0x30`). */
+export const channelLabel = (id: number): string => `0x${id.toString(16)}`
 
 /**
  * Ends a channel's inbound queue: its `messages` stream completes (rather than failing with an
@@ -70,16 +79,58 @@ export const make = (input: Options) =>
     const metricsContext = yield* Effect.context<never>()
     // Hot-path counts accumulate in plain numbers and reach the metrics once a second (and at
     // shutdown): a metric update per message would cost more than the message's queue hop.
-    const pendingCounts = new Map<Metric.Metric<number, unknown>, number>()
-    const count = (m: Metric.Metric<number, unknown>, n: number) => {
+    const pendingCounts = new Map<Counter, number>()
+    const count = (m: Counter, n: number) => {
       pendingCounts.set(m, (pendingCounts.get(m) ?? 0) + n)
     }
-    const flushCounts = Effect.sync(() => {
+    const sendBytesByType = new Map<string, Counter>()
+    const receiveBytesByType = new Map<string, Counter>()
+    const byType = (cache: Map<string, Counter>, metric: Counter, messageType: string) => {
+      let m = cache.get(messageType)
+      if (m === undefined) {
+        m = Metric.withAttributes(metric, { message_type: messageType })
+        cache.set(messageType, m)
+      }
+      return m
+    }
+    const perChannel = (cache: Map<number, Counter>, metric: Counter, peer: NodeId.NodeId, channelId: number) => {
+      let m = cache.get(channelId)
+      if (m === undefined) {
+        m = Metric.withAttributes(metric, { peer_id: peer, chID: channelLabel(channelId) })
+        cache.set(channelId, m)
+      }
+      return m
+    }
+    /** Bytes waiting for a peer: its router queue and its connection's channel queues. */
+    const pendingBytesOf = (entry: PeerEntry) =>
+      entry.connection.status === undefined
+        ? Effect.succeed(entry.queue.bytes())
+        : Effect.map(entry.connection.status, (status) => status.channels.reduce((sum, c) => sum + c.sendQueueBytes, entry.queue.bytes()))
+    const flushCounts = Effect.gen(function* () {
       for (const [m, n] of pendingCounts) m.updateUnsafe(n, metricsContext)
       pendingCounts.clear()
+      let queued = 0
+      for (const entry of peers.values()) {
+        queued += entry.queue.size()
+        entry.pendingBytes.updateUnsafe(yield* pendingBytesOf(entry), metricsContext)
+      }
+      Metrics.routerPeerQueueSend.updateUnsafe(queued, metricsContext)
     })
+    /** Drops a gone peer's series, so a node that meets many peers over time does not grow its metrics without bound. */
+    const forgetMetrics = (entry: PeerEntry) => {
+      for (const m of [...entry.sentBytes.values(), ...entry.receivedBytes.values(), entry.pendingBytes]) {
+        const unflushed = pendingCounts.get(m)
+        pendingCounts.delete(m)
+        if (unflushed !== undefined) m.updateUnsafe(unflushed, metricsContext)
+        Metric.removeUnsafe(m, metricsContext)
+      }
+    }
     yield* Effect.addFinalizer(() => flushCounts)
     yield* Effect.forkScoped(Effect.forever(Effect.andThen(Effect.sleep(1000), flushCounts)))
+    // Gauges exist from the start, at zero, rather than from their first change.
+    yield* Metric.update(Metrics.peers, 0)
+    yield* Metric.update(Metrics.routerPeerQueueSend, 0)
+    yield* Metric.update(Metrics.peersEvicted, 0)
     const dropped = (reason: string) => Metric.withAttributes(Metrics.peerQueueDroppedMsgs, { reason })
     const droppedUnknownPeer = dropped("unknown_peer")
     const droppedNoChannel = dropped("peer_lacks_channel")
@@ -90,6 +141,7 @@ export const make = (input: Options) =>
 
     const fibers = yield* FiberSet.make()
     const channels = new Map<number, OpenChannel>()
+    const peers = new Map<NodeId.NodeId, PeerEntry>()
     // Stopping the router ends every open channel's `messages`, so reactors reading them finish
     // instead of waiting forever on a router that is gone (v0.36 closes the queues in OnStop too).
     yield* Effect.addFinalizer(() =>
@@ -100,7 +152,6 @@ export const make = (input: Options) =>
     const advertised = new Map<number, ChannelDescriptor.ChannelDescriptor>()
     for (const d of input.channels ?? []) advertised.set(d.id, yield* Effect.fromResult(ChannelDescriptor.validate(d)))
     const declared = new Set(advertised.keys())
-    const peers = new Map<NodeId.NodeId, PeerEntry>()
     /** Eviction asked for while the peer was admitted but not yet routed. */
     const evictRequested = new Set<NodeId.NodeId>()
     /** Admitted by the PeerManager, route not yet registered. */
@@ -169,9 +220,21 @@ export const make = (input: Options) =>
         let capacity = options.peerQueueSize
         for (const d of advertised.values()) capacity = Math.max(capacity, d.sendQueueCapacity)
         const queue = yield* PeerQueue.make(options.queueType, capacity)
-        const entry: PeerEntry = { nodeId: id, nodeInfo: info, remoteEndpoint: conn.remoteEndpoint, direction, channels: new Set(info.channels), queue, connection: conn }
+        const entry: PeerEntry = {
+          nodeId: id,
+          nodeInfo: info,
+          remoteEndpoint: conn.remoteEndpoint,
+          direction,
+          channels: new Set(info.channels),
+          queue,
+          connection: conn,
+          sentBytes: new Map(),
+          receivedBytes: new Map(),
+          pendingBytes: Metric.withAttributes(Metrics.peerPendingSendBytes, { peer_id: id })
+        }
         const cleanup = Effect.gen(function* () {
           if (peers.get(id) === entry) peers.delete(id)
+          forgetMetrics(entry)
           admittedPeers.delete(id)
           evictRequested.delete(id)
           yield* queue.close
@@ -192,10 +255,9 @@ export const make = (input: Options) =>
               const item = yield* queue.take
               yield* conn.send(item.channelId, item.data)
               const ch = channels.get(item.channelId)
-              if (ch !== undefined) {
-                count(ch.sent.msgs, 1)
-                count(ch.sent.bytes, item.data.length)
-              }
+              if (ch !== undefined) count(ch.sentMsgs, 1)
+              count(perChannel(entry.sentBytes, Metrics.peerSendBytesTotal, id, item.channelId), item.data.length)
+              count(byType(sendBytesByType, Metrics.messageSendBytesTotal, item.messageType), item.data.length)
             }
           })
           const receiveLoop = Effect.gen(function* () {
@@ -206,8 +268,8 @@ export const make = (input: Options) =>
                 count(droppedUnknownChannel, 1)
                 continue
               }
-              count(ch.received.msgs, 1)
-              count(ch.received.bytes, m.data.length)
+              count(ch.receivedMsgs, 1)
+              count(perChannel(entry.receivedBytes, Metrics.peerReceiveBytesTotal, id, m.channelId), m.data.length)
               let message: unknown
               try {
                 message = fromBinary(ch.descriptor.messageType, m.data)
@@ -217,6 +279,7 @@ export const make = (input: Options) =>
                 yield* Effect.ignore(peerManager.errored(id, false))
                 continue
               }
+              count(byType(receiveBytesByType, Metrics.messageReceiveBytesTotal, MessageType.label(ch.descriptor.messageType, message)), m.data.length)
               // Waits while the reactor is behind: backpressure reaches the connection and the peer.
               const envelope = { from: id, channelId: m.channelId, message }
               if (!Queue.offerUnsafe(ch.inbound, envelope) && !(yield* Queue.offer(ch.inbound, envelope))) count(droppedClosed, 1)
@@ -400,8 +463,8 @@ export const make = (input: Options) =>
         const open: OpenChannel = {
           descriptor,
           inbound,
-          sent: { bytes: Metric.withAttributes(Metrics.peerSendBytesTotal, attrs), msgs: Metric.withAttributes(Metrics.messageSendTotal, attrs) },
-          received: { bytes: Metric.withAttributes(Metrics.peerReceiveBytesTotal, attrs), msgs: Metric.withAttributes(Metrics.messageReceiveTotal, attrs) }
+          sentMsgs: Metric.withAttributes(Metrics.messageSendTotal, attrs),
+          receivedMsgs: Metric.withAttributes(Metrics.messageReceiveTotal, attrs)
         }
         yield* Effect.acquireRelease(
           Effect.sync(() => {
@@ -416,8 +479,8 @@ export const make = (input: Options) =>
             })
         )
 
-        const enqueue = (entry: PeerEntry, data: Uint8Array) =>
-          Effect.flatMap(entry.queue.offer({ channelId: id, priority: descriptor.priority, data }), (ok) =>
+        const enqueue = (entry: PeerEntry, data: Uint8Array, messageType: string) =>
+          Effect.flatMap(entry.queue.offer({ channelId: id, priority: descriptor.priority, data, messageType }), (ok) =>
             Effect.sync(() => {
               if (!ok) count(droppedClosed, 1)
             }))
@@ -431,13 +494,14 @@ export const make = (input: Options) =>
               count(droppedUnencodable, 1)
               return Effect.logWarning(`channel ${channelLabel(id)}: cannot encode message: ${(e as Error).message}`)
             }
+            const messageType = MessageType.label(descriptor.messageType, envelope.message)
             if (envelope.broadcast === true) {
               const targets: Array<PeerEntry> = []
               for (const entry of peers.values()) {
                 if (entry.channels.has(id)) targets.push(entry)
                 else count(droppedNoChannel, 1)
               }
-              return Effect.forEach(targets, (entry) => enqueue(entry, data), { discard: true })
+              return Effect.forEach(targets, (entry) => enqueue(entry, data, messageType), { discard: true })
             }
             const entry = peers.get(envelope.to)
             if (entry === undefined) {
@@ -448,7 +512,7 @@ export const make = (input: Options) =>
               count(droppedNoChannel, 1)
               return Effect.void
             }
-            return enqueue(entry, data)
+            return enqueue(entry, data, messageType)
           })
 
         const channel: Channel<Desc> = {
@@ -463,7 +527,12 @@ export const make = (input: Options) =>
     return Router.of({
       openChannel,
       nodeInfo: Effect.sync(nodeInfo),
-      peers: Effect.sync(() => [...peers.values()].map(({ nodeId, nodeInfo, remoteEndpoint, direction, channels }) => ({ nodeId, nodeInfo, remoteEndpoint, direction, channels })))
+      peers: Effect.sync(() => [...peers.values()].map(({ nodeId, nodeInfo, remoteEndpoint, direction, channels }) => ({ nodeId, nodeInfo, remoteEndpoint, direction, channels }))),
+      connectionStatus: (nodeId) =>
+        Effect.suspend(() => {
+          const status = peers.get(nodeId)?.connection.status
+          return status === undefined ? Effect.succeed(undefined) : status
+        })
     })
   })
 

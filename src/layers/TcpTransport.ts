@@ -7,9 +7,10 @@
  * @since 0.1.0
  */
 import * as Net from "node:net"
-import { Deferred, Effect, Exit, Layer, Option, Queue, Result, Schema, Scope } from "effect"
+import { Clock, Deferred, Effect, Exit, Layer, Option, Queue, Result, Schema, Scope } from "effect"
 import * as ChannelDescriptor from "../domain/ChannelDescriptor.ts"
 import * as Endpoint from "../domain/Endpoint.ts"
+import { FlowMonitor } from "../domain/FlowMonitor.ts"
 import * as Ip from "../domain/Ip.ts"
 import { NodeIdentity } from "../services/NodeIdentity.ts"
 import {
@@ -20,6 +21,7 @@ import {
   Transport,
   TransportClosed,
   type Connection,
+  type ConnectionStatus,
   type HandshakeOptions,
   type Peer
 } from "../services/Transport.ts"
@@ -72,6 +74,12 @@ const endpointOf = (address: string | undefined, port: number | undefined) => {
 /** Descriptors for a channel list when the caller gave none (a conformance test, a crawler). */
 const defaultDescriptors = (channels: Uint8Array) =>
   [...channels].map((id) => ChannelDescriptor.make({ id, messageType: MessageSchema, sendQueueCapacity: 16 }))
+
+/** The status of a connection that has carried nothing yet. */
+const idleStatus = (now: number): ConnectionStatus => {
+  const flow = new FlowMonitor(now).status(now)
+  return { duration: 0, send: flow, receive: flow, channels: [] }
+}
 
 /** Wraps a connected socket as a `Connection` owned by the current scope. */
 const makeConnection = (socket: Net.Socket, aead: FrameAeadFactory, config: MConnection.Config): Effect.Effect<Connection, never, Scope.Scope> =>
@@ -129,7 +137,9 @@ const makeConnection = (socket: Net.Socket, aead: FrameAeadFactory, config: MCon
       send: (channelId, data) => Effect.suspend(() => (mconn === undefined ? notReady() : mconn.send(channelId, data))),
       receive: Effect.suspend(() => (mconn === undefined ? notReady() : mconn.receive)),
       close: Effect.suspend(() => (mconn === undefined ? stream.close : mconn.close)),
-      awaitClosed: Deferred.await(closed)
+      awaitClosed: Deferred.await(closed),
+      // Before the handshake nothing has been sent on any channel.
+      status: Effect.suspend(() => (mconn === undefined ? Effect.map(Clock.currentTimeMillis, idleStatus) : mconn.status))
     }
   })
 

@@ -9,10 +9,16 @@ import { Metric } from "effect"
 
 /** Connected peers routed by the router. */
 export const peers = Metric.gauge("p2p_peers", { description: "Number of peers connected and routed." })
-/** Bytes received per channel (attribute `chID`). */
-export const peerReceiveBytesTotal = Metric.counter("p2p_peer_receive_bytes_total", { description: "Bytes received from peers, per channel.", incremental: true })
-/** Bytes sent per channel (attribute `chID`). */
-export const peerSendBytesTotal = Metric.counter("p2p_peer_send_bytes_total", { description: "Bytes sent to peers, per channel.", incremental: true })
+/** Bytes received per peer and channel (attributes `peer_id`, `chID`). */
+export const peerReceiveBytesTotal = Metric.counter("p2p_peer_receive_bytes_total", { description: "Bytes received from a peer, per channel.", incremental: true })
+/** Bytes sent per peer and channel (attributes `peer_id`, `chID`). */
+export const peerSendBytesTotal = Metric.counter("p2p_peer_send_bytes_total", { description: "Bytes sent to a peer, per channel.", incremental: true })
+/** Bytes waiting to be sent to a peer: its router queue and its connection's channel queues (attribute `peer_id`). */
+export const peerPendingSendBytes = Metric.gauge("p2p_peer_pending_send_bytes", { description: "Bytes queued for sending to a peer." })
+/** Bytes of messages received, per message type (attribute `message_type`, e.g. `p2p_PexRequest`). */
+export const messageReceiveBytesTotal = Metric.counter("p2p_message_receive_bytes_total", { description: "Bytes of messages received, per message type.", incremental: true })
+/** Bytes of messages sent, per message type (attribute `message_type`). */
+export const messageSendBytesTotal = Metric.counter("p2p_message_send_bytes_total", { description: "Bytes of messages sent, per message type.", incremental: true })
 /** Messages received per channel (attribute `chID`). */
 export const messageReceiveTotal = Metric.counter("p2p_message_receive_total", { description: "Messages received from peers, per channel.", incremental: true })
 /** Messages sent per channel (attribute `chID`). */

@@ -13,6 +13,7 @@ import type * as Envelope from "../domain/Envelope.ts"
 import type * as NodeId from "../domain/NodeId.ts"
 import type * as NodeInfo from "../domain/NodeInfo.ts"
 import type { PeerError } from "../domain/PeerError.ts"
+import type { ConnectionStatus } from "./Transport.ts"
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -144,5 +145,10 @@ export class Router extends Context.Service<
     readonly nodeInfo: Effect.Effect<NodeInfo.NodeInfo>
     /** Peers routed now. */
     readonly peers: Effect.Effect<ReadonlyArray<RoutedPeer>>
+    /**
+     * A routed peer's connection statistics (traffic, channel queues), for status pages; `undefined`
+     * when the peer is not routed or its transport keeps none.
+     */
+    readonly connectionStatus: (nodeId: NodeId.NodeId) => Effect.Effect<ConnectionStatus | undefined>
   }
 >()("effect-p2p/Router") {}

@@ -9,6 +9,7 @@
 import { Context, Duration, Schema, type Effect, type Scope } from "effect"
 import type * as ChannelDescriptor from "../domain/ChannelDescriptor.ts"
 import type * as Endpoint from "../domain/Endpoint.ts"
+import type { FlowStatus } from "../domain/FlowMonitor.ts"
 import type * as NodeId from "../domain/NodeId.ts"
 import type * as NodeInfo from "../domain/NodeInfo.ts"
 import type * as NodeKey from "../domain/NodeKey.ts"
@@ -149,6 +150,30 @@ export interface Received {
   readonly data: Uint8Array
 }
 
+/** One channel's send queue, as `/net_info` reports it (CometBFT's `ChannelStatus`). */
+export interface ChannelStatus {
+  readonly id: number
+  readonly priority: number
+  /** Messages the queue holds at most. */
+  readonly sendQueueCapacity: number
+  /** Messages waiting, including one partly sent. */
+  readonly sendQueueSize: number
+  /** Payload bytes waiting. */
+  readonly sendQueueBytes: number
+  /** Decayed count of bytes recently sent (the scheduler's fairness measure). */
+  readonly recentlySent: number
+}
+
+/** A connection's traffic so far (CometBFT's `ConnectionStatus`). */
+export interface ConnectionStatus {
+  /** Milliseconds since the connection was established. */
+  readonly duration: number
+  readonly send: FlowStatus
+  readonly receive: FlowStatus
+  /** Per-channel send queues; empty for transports without them. */
+  readonly channels: ReadonlyArray<ChannelStatus>
+}
+
 /** One established link to a peer. Must be handshaken before messages flow. */
 export interface Connection {
   /** Our end. `a.localEndpoint` equals the peer connection's `remoteEndpoint`. */
@@ -168,6 +193,8 @@ export interface Connection {
   readonly close: Effect.Effect<void>
   /** Completes when the connection has closed, for whatever reason. */
   readonly awaitClosed: Effect.Effect<void>
+  /** Traffic statistics, for status pages (`/net_info`); optional for third-party transports. */
+  readonly status?: Effect.Effect<ConnectionStatus>
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,6 +4,10 @@
  * the nodes and meshes them (each pair connected once, dialed by the lower index), so a test starts
  * from a connected network. Works under `TestClock`.
  *
+ * A node can run the application's reactors: `reactors` is a layer (or a function of the node
+ * giving one) built on each node with the node's services provided, as `Node.layer` provides them
+ * in production; what it outputs is in `node.context`.
+ *
  * ```ts
  * it.effect("broadcast reaches every peer", () =>
  *   Effect.gen(function* () {
@@ -29,6 +33,7 @@ import * as PeerManagerLayer from "../layers/PeerManager.ts"
 import * as PeerStoreMemory from "../layers/PeerStoreMemory.ts"
 import * as RouterLayer from "../layers/Router.ts"
 import * as AddressResolver from "../services/AddressResolver.ts"
+import type { PeerStore } from "../services/PeerStore.ts"
 import * as NodeIdentity from "../services/NodeIdentity.ts"
 import { PeerManager, type OptionsInput, type SubscriberLagged } from "../services/PeerManager.ts"
 import { Router, type Channel, type Options as RouterOptions } from "../services/Router.ts"
@@ -36,8 +41,21 @@ import { Transport } from "../services/Transport.ts"
 import * as Assert from "./Assertions.ts"
 import { within } from "./Within.ts"
 
-/** One node of a test network. */
-export interface TestNode {
+/**
+ * The services a node provides to its reactors: those of `Node.layer` (Router, PeerManager,
+ * Transport, NodeIdentity, AddressResolver), its PeerStore and the MemoryNetwork.
+ */
+export type NodeServices =
+  | Router
+  | PeerManager
+  | Transport
+  | NodeIdentity.NodeIdentity
+  | AddressResolver.AddressResolver
+  | PeerStore
+  | MemoryNetwork.MemoryNetwork
+
+/** One node of a test network; `A` is what its `reactors` layer outputs. */
+export interface TestNode<A = never> {
   readonly index: number
   readonly nodeId: NodeId.NodeId
   readonly key: NodeKey.NodeKey
@@ -48,10 +66,15 @@ export interface TestNode {
   readonly transport: Transport["Service"]
   /** The scope owning the node's layers; `TestNetwork.remove` closes it. */
   readonly scope: Scope.Closeable
+  /** The node's services and whatever its `reactors` layer built (e.g. a service of the application). */
+  readonly context: Context.Context<A | NodeServices>
 }
 
+/** What runs on each node besides the stack: a layer, or a function choosing one per node. */
+export type Reactors<A, E> = Layer.Layer<A, E, NodeServices> | ((node: TestNode) => Layer.Layer<A, E, NodeServices>)
+
 /** Options of a test network. */
-export interface Options {
+export interface Options<A = never, E = never> {
   /** Number of nodes. */
   readonly nodes: number
   /** Messages buffered per connection direction. Default 16. */
@@ -67,8 +90,14 @@ export interface Options {
   readonly channels?: ReadonlyArray<ChannelDescriptor.ChannelDescriptor>
   /** Mesh the nodes once built. Default true. */
   readonly mesh?: boolean
-  /** First node's key seed byte; node i uses seed + i. Default 1. */
+  /** First node's key seed; node i uses seed + i (any integer from 0 to 65535). Default 1. */
   readonly seed?: number
+  /**
+   * Reactors of the application, built on every node once its stack is up (before meshing), with
+   * the node's {@link NodeServices} provided. Pass a function to choose per node; return
+   * `Layer.empty` to leave a node bare.
+   */
+  readonly reactors?: Reactors<A, E>
 }
 
 /** PeerManager options of test nodes: fast retries and cooldowns, no limits (p2ptest's values). */
@@ -85,32 +114,32 @@ export const peerManagerDefaults: OptionsInput = {
 }
 
 /** A running test network. */
-export interface TestNetwork {
-  readonly nodes: ReadonlyArray<TestNode>
+export interface TestNetwork<A = never> {
+  readonly nodes: ReadonlyArray<TestNode<A>>
   readonly network: MemoryNetwork.Service
   /** The node with an ID. */
-  readonly node: (nodeId: NodeId.NodeId) => TestNode
+  readonly node: (nodeId: NodeId.NodeId) => TestNode<A>
   /** Every node but one. */
-  readonly peersOf: (nodeId: NodeId.NodeId) => ReadonlyArray<TestNode>
+  readonly peersOf: (nodeId: NodeId.NodeId) => ReadonlyArray<TestNode<A>>
   /** Opens the channel on every node (owned by the caller's scope), in node order. */
   readonly openChannel: <Desc extends DescMessage>(
     descriptor: ChannelDescriptor.ChannelDescriptor<Desc>
   ) => Effect.Effect<ReadonlyArray<Channel<Desc>>, unknown, Scope.Scope>
   /** Subscribes to every node's peer updates, in node order. */
   readonly subscribe: Effect.Effect<ReadonlyArray<Stream.Stream<PeerUpdate.PeerUpdate, SubscriberLagged>>, never, Scope.Scope>
-  /** Adds a new node (not meshed). */
-  readonly addNode: Effect.Effect<TestNode, unknown>
+  /** Adds a new node (not meshed), running the network's `reactors`. */
+  readonly addNode: Effect.Effect<TestNode<A>, unknown>
   /** Connects node `i` to node `j` (i dials) and waits until both see each other up. */
-  readonly connect: (i: TestNode, j: TestNode) => Effect.Effect<void, unknown>
+  readonly connect: (i: TestNode<A>, j: TestNode<A>) => Effect.Effect<void, unknown>
   /** Takes a node off the network and stops it; its peers see it go down. */
   readonly remove: (nodeId: NodeId.NodeId) => Effect.Effect<void>
 }
 
 /** Builds (and by default meshes) a network whose nodes live until the caller's scope closes. */
-export const make = (options: Options): Effect.Effect<TestNetwork, unknown, Scope.Scope> =>
+export const make = <A = never, E = never>(options: Options<A, E>): Effect.Effect<TestNetwork<A>, unknown, Scope.Scope> =>
   Effect.gen(function* () {
     const network = yield* MemoryNetwork.make(options.bufferSize === undefined ? {} : { bufferSize: options.bufferSize })
-    const nodes: Array<TestNode> = []
+    const nodes: Array<TestNode<A>> = []
     const outer = yield* Effect.scope
     const seed = options.seed ?? 1
 
@@ -136,7 +165,7 @@ export const make = (options: Options): Effect.Effect<TestNetwork, unknown, Scop
         Layer.provideMerge(base)
       )
       const context = yield* Layer.buildWithScope(stack, scope)
-      const node: TestNode = {
+      const bare: TestNode = {
         index,
         nodeId: key.nodeId,
         key,
@@ -144,13 +173,19 @@ export const make = (options: Options): Effect.Effect<TestNetwork, unknown, Scop
         router: Context.get(context, Router),
         peerManager: Context.get(context, PeerManager),
         transport: Context.get(context, Transport),
-        scope
+        scope,
+        context
       }
+      const reactors = typeof options.reactors === "function" ? options.reactors(bare) : options.reactors
+      const built = reactors === undefined
+        ? context
+        : Context.merge(context, yield* Layer.buildWithScope(Layer.provide(reactors, Layer.succeedContext(context)), scope))
+      const node: TestNode<A> = { ...bare, context: built as Context.Context<A | NodeServices> }
       nodes.push(node)
       return node
     })
 
-    const connect = (a: TestNode, b: TestNode) =>
+    const connect = (a: TestNode<A>, b: TestNode<A>) =>
       Effect.scoped(Effect.gen(function* () {
         const [subA, subB] = [yield* a.peerManager.subscribe, yield* b.peerManager.subscribe]
         const added = yield* a.peerManager.add(b.address)

@@ -49,6 +49,8 @@ export interface ChannelSchedulerOptions {
 export interface ChannelQueueStats {
   readonly id: number
   readonly priority: number
+  /** Messages the queue holds at most (`sendQueueCapacity`). */
+  readonly capacity: number
   /** Messages not yet fully sent, including one partly cut into packets. */
   readonly queuedMessages: number
   /** Payload bytes not yet sent, including the rest of a partly sent message. */
@@ -178,6 +180,7 @@ export class ChannelScheduler {
     return this.#channels.map((q) => ({
       id: q.id,
       priority: q.priority,
+      capacity: q.capacity,
       queuedMessages: q.size + (q.sending === undefined ? 0 : 1),
       queuedBytes: q.waitingBytes + (q.sending === undefined ? 0 : q.sending.length - q.sent),
       recentlySent: q.recentlySent

@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Result } from "effect"
 import * as Config from "../../src/cli/Config.ts"
 import { formatGoDuration, parseGoDuration } from "../../src/cli/Duration.ts"
+import * as Start from "../../src/cli/Start.ts"
 
 const id = "a".repeat(40)
 const errorOf = <A>(r: Result.Result<A, Config.ConfigError>) => (Result.isFailure(r) ? r.failure : undefined)
@@ -27,25 +28,26 @@ describe("config.toml and flags", () => {
     assert.strictEqual(c.p2p.handshakeTimeout, 20_000)
     assert.strictEqual(c.p2p.dialTimeout, 3_000)
     assert.strictEqual(c.p2p.maxPacketMsgPayloadSize, 1024)
-    assert.strictEqual(c.p2p.flushThrottleTimeout, 10)
     assert.strictEqual(c.p2p.sendRate, 5_120_000)
     assert.strictEqual(c.p2p.maxNumInboundPeers, 40)
     assert.strictEqual(c.p2p.maxNumOutboundPeers, 10)
     assert.isTrue(c.p2p.pex)
-    assert.isFalse(c.p2p.allowDuplicateIp)
     assert.strictEqual(c.instrumentation.httpAddr, "127.0.0.1:26660")
+    assert.isTrue(c.instrumentation.prometheus)
+    assert.strictEqual(c.rpc.laddr, "")
   })
 
   it("written config reads back to the same configuration", () => {
     const c = Config.resolve({ "p2p.persistent_peers": Result.getOrThrow(Config.parsePeerList("x", `${id}@10.0.0.1:26656`)), moniker: "m1" })
     const back = Result.getOrThrow(Config.fromToml("config.toml", Config.toToml(c)))
-    assert.deepStrictEqual(Config.resolve(back), c)
+    assert.deepStrictEqual(Config.resolve(back.values), c)
+    assert.deepStrictEqual(back.ignored, [])
   })
 
   it("flags override the file, which overrides the defaults", () => {
     const file = Result.getOrThrow(Config.fromToml("config.toml", `moniker = "from-file"\n[p2p]\nladdr = "tcp://0.0.0.0:1234"\npex = false\n`))
     const flags = Result.getOrThrow(Config.fromFlags({ laddr: "tcp://127.0.0.1:5678", pex: undefined }))
-    const c = Config.resolve(file, flags)
+    const c = Config.resolve(file.values, flags)
     assert.strictEqual(c.moniker, "from-file")
     assert.deepStrictEqual(c.p2p.laddr, { host: "127.0.0.1", port: 5678 })
     assert.isFalse(c.p2p.pex)
@@ -53,12 +55,47 @@ describe("config.toml and flags", () => {
 
   it("a CometBFT config.toml with its other sections and keys loads", () => {
     const toml = `proxy_app = "tcp://127.0.0.1:26658"\nmoniker = "val"\n[rpc]\nladdr = "tcp://127.0.0.1:26657"\n[p2p]\nladdr = "tcp://0.0.0.0:26656"\naddr_book_strict = true\nseeds = "${id}@seed.example.com:26656"\n[consensus]\ntimeout_commit = "1s"\n`
-    const c = Config.resolve(Result.getOrThrow(Config.fromToml("config.toml", toml)))
+    const file = Result.getOrThrow(Config.fromToml("config.toml", toml))
+    const c = Config.resolve(file.values)
     assert.strictEqual(c.p2p.seeds[0]?.hostname, "seed.example.com")
+    assert.strictEqual(c.rpc.laddr, "127.0.0.1:26657")
+    assert.deepStrictEqual(file.ignored, ["p2p.addr_book_strict"])
+  })
+
+  it("legacy [p2p] keys of CometBFT v0.34-v1.0 are accepted and listed as ignored, once each", () => {
+    const toml = `[p2p]\nupnp = false\naddr_book_file = "config/addrbook.json"\nflush_throttle_timeout = "100ms"\nallow_duplicate_ip = false\nunconditional_peer_ids = ""\n[p2p.test_fuzz_config]\nMode = 0\nMaxDelay = "3s"\n`
+    const file = Result.getOrThrow(Config.fromToml("config.toml", toml))
+    assert.deepStrictEqual(file.ignored, ["p2p.upnp", "p2p.addr_book_file", "p2p.flush_throttle_timeout", "p2p.allow_duplicate_ip", "p2p.unconditional_peer_ids", "p2p.test_fuzz_config"])
+    assert.deepStrictEqual(file.values, {})
+  })
+
+  it("instrumentation.prometheus, rpc.laddr, log_format and persistent_peers_max_dial_period are read", () => {
+    const toml = `log_format = "json"\n[rpc]\nladdr = "tcp://0.0.0.0:26657"\ncors_allowed_origins = []\n[p2p]\npersistent_peers_max_dial_period = "30s"\n[instrumentation]\nprometheus = false\nprometheus_listen_addr = ":26660"\nmax_open_connections = 3\n`
+    const c = Config.resolve(Result.getOrThrow(Config.fromToml("config.toml", toml)).values)
+    assert.strictEqual(c.logFormat, "json")
+    assert.strictEqual(c.rpc.laddr, "0.0.0.0:26657")
+    assert.strictEqual(c.p2p.persistentPeersMaxDialPeriod, 30_000)
+    assert.isFalse(c.instrumentation.prometheus)
+    assert.strictEqual(c.instrumentation.httpAddr, ":26660")
+    // --http-addr asks for the metrics server, whatever the file says.
+    const flags = Result.getOrThrow(Config.fromFlags({ "http-addr": "127.0.0.1:0" }))
+    assert.isTrue(Config.resolve({ "instrumentation.prometheus": false }, flags).instrumentation.prometheus)
+  })
+
+  it("log_level takes one level or CometBFT's module:level list", () => {
+    const level = (v: string) => Config.fromToml("config.toml", `log_level = ${JSON.stringify(v)}`)
+    assert.strictEqual(Config.resolve(Result.getOrThrow(level("debug")).values).logLevel, "debug")
+    assert.strictEqual(Config.resolve(Result.getOrThrow(level("main:info,p2p:debug,*:error")).values).logLevel, "main:info,p2p:debug,*:error")
+    assert.match(errorOf(level("loud"))!.message, /^log_level: "loud" is not a level/)
+    assert.match(errorOf(level("p2p:loud"))!.message, /^log_level: "loud" in "p2p:loud" is not a level/)
   })
 
   it("each bad value is one error naming the key and the problem", () => {
     const bad = (toml: string) => errorOf(Config.fromToml("config.toml", toml))
+    assert.match(bad(`[instrumentation]\nprometheus = "yes"`)!.message, /^instrumentation\.prometheus: must be true or false/)
+    assert.match(bad(`[rpc]\nladdr = "nowhere"`)!.message, /^rpc\.laddr: /)
+    assert.match(bad(`[p2p]\npersistent_peers_max_dial_period = "10ms"`)!.message, /^p2p\.persistent_peers_max_dial_period: must be 0s/)
+    assert.match(bad(`log_format = "xml"`)!.message, /^log_format: must be "plain" or "json"/)
     assert.match(bad(`[p2p]\nladdr = "nowhere"`)!.message, /^p2p\.laddr: .*not an address/)
     assert.match(bad(`[p2p]\nmax_num_inbound_peers = -1`)!.message, /^p2p\.max_num_inbound_peers: must be an integer/)
     assert.match(bad(`[p2p]\nhandshake_timeout = "20"`)!.message, /^p2p\.handshake_timeout: must be a duration/)
@@ -71,5 +108,35 @@ describe("config.toml and flags", () => {
     assert.match(errorOf(Config.fromFlags({ laddr: "x" }))!.message, /^--laddr: /)
     assert.match(errorOf(Config.fromFlags({ "http-addr": "nohost" }))!.message, /^--http-addr: /)
     assert.match(errorOf(Config.fromFlags({ "persistent-peers": `${id}` }))!.message, /^--persistent-peers: /)
+  })
+})
+
+describe("start: configuration to node and HTTP servers", () => {
+  const config = (toml: string) => Config.resolve(Result.getOrThrow(Config.fromToml("config.toml", toml)).values)
+
+  it("prometheus serves /metrics with the RPC endpoints beside it; rpc.laddr serves RPC alone; one address, one server", () => {
+    const servers = (toml: string) => Start.httpServers(config(toml)).map((s) => [s.address, s.metrics, s.rpc, s.maxOpenConnections])
+    assert.deepStrictEqual(servers(""), [["127.0.0.1:26660", true, true, 3]])
+    assert.deepStrictEqual(servers(`[instrumentation]\nprometheus = false\n[rpc]\nladdr = "tcp://127.0.0.1:26657"`), [["127.0.0.1:26657", false, true, 900]])
+    assert.deepStrictEqual(servers(`[rpc]\nladdr = "tcp://127.0.0.1:26657"`), [["127.0.0.1:26660", true, true, 3], ["127.0.0.1:26657", false, true, 900]])
+    assert.deepStrictEqual(servers(`[rpc]\nladdr = "127.0.0.1:26660"`), [["127.0.0.1:26660", true, true, 3]])
+    assert.deepStrictEqual(servers(`[instrumentation]\nprometheus_listen_addr = ""`), [])
+  })
+
+  it("persistent_peers_max_dial_period caps persistent retries; rpc.laddr is advertised as rpc_address", () => {
+    const node = Start.toNodeConfig("/home", config(`[p2p]\npersistent_peers_max_dial_period = "30s"\n[rpc]\nladdr = "tcp://127.0.0.1:26657"`))
+    assert.strictEqual(node.peerManager?.maxRetryTimePersistent, 30_000)
+    assert.strictEqual(node.router?.nodeInfo?.other?.rpcAddress, "tcp://127.0.0.1:26657")
+    const plain = Start.toNodeConfig("/home", config(""))
+    assert.isUndefined(plain.peerManager)
+    assert.isUndefined(plain.router)
+  })
+})
+
+describe("version", () => {
+  it("the command reports the package's version", async () => {
+    const { readFile } = await import("node:fs/promises")
+    const pkg = JSON.parse(await readFile(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
+    assert.strictEqual(Start.VERSION, pkg.version)
   })
 })

@@ -1,7 +1,7 @@
 // End to end with real processes: `effect-p2p start` twice on loopback.
 import { assert, describe, it } from "@effect/vitest"
 import { spawn, spawnSync, type ChildProcess } from "node:child_process"
-import { mkdtempSync, writeFileSync, existsSync, mkdirSync } from "node:fs"
+import { copyFileSync, mkdtempSync, writeFileSync, existsSync, mkdirSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -17,11 +17,11 @@ interface Running {
   readonly output: () => string
 }
 
-/** Starts a node and waits (at most 15 s) until it has logged its ports. */
-const startNode = (home: string, ...args: Array<string>) =>
+/** Starts `effect-p2p start --home HOME ...args` and waits (at most 15 s) until it has logged its ports. */
+const spawnNode = (home: string, args: ReadonlyArray<string>) =>
   Effect.acquireRelease(
     Effect.callback<Running, Error>((resume) => {
-      const child = spawn(process.execPath, [main, "start", "--home", home, "--laddr", "tcp://127.0.0.1:0", "--http-addr", "127.0.0.1:0", ...args], { stdio: ["ignore", "pipe", "pipe"] })
+      const child = spawn(process.execPath, [main, "start", "--home", home, ...args], { stdio: ["ignore", "pipe", "pipe"] })
       let out = ""
       const timer = setTimeout(() => resume(Effect.fail(new Error(`node did not start:\n${out}`))), 15_000)
       const onData = (d: Buffer) => {
@@ -39,8 +39,34 @@ const startNode = (home: string, ...args: Array<string>) =>
     ({ child }) => Effect.sync(() => child.kill("SIGKILL"))
   )
 
-const netInfo = (port: number) =>
-  Effect.promise(() => fetch(`http://127.0.0.1:${port}/net_info`).then((r) => r.json() as Promise<{ node_id: string; n_peers: string; peers: Array<{ node_id: string; is_outbound: boolean }> }>))
+/** A node on free loopback ports, serving HTTP on one of them. */
+const startNode = (home: string, ...args: Array<string>) => spawnNode(home, ["--laddr", "tcp://127.0.0.1:0", "--http-addr", "127.0.0.1:0", ...args])
+
+interface NetInfo {
+  readonly jsonrpc: "2.0"
+  readonly id: number
+  readonly result: {
+    readonly listening: boolean
+    readonly listeners: ReadonlyArray<string>
+    readonly n_peers: string
+    readonly peers: ReadonlyArray<{
+      readonly node_info: { readonly id: string; readonly moniker: string; readonly network: string; readonly channels: string; readonly protocol_version: { readonly p2p: string } }
+      readonly is_outbound: boolean
+      readonly remote_ip: string
+      readonly connection_status: {
+        readonly Duration: string
+        readonly SendMonitor: { readonly Bytes: string; readonly Start: string; readonly Active: boolean }
+        readonly RecvMonitor: { readonly Bytes: string }
+        readonly Channels: ReadonlyArray<{ readonly ID: number; readonly SendQueueCapacity: string; readonly Priority: string }>
+      }
+    }>
+  }
+}
+
+const get = (port: number, path: string) => Effect.promise(() => fetch(`http://127.0.0.1:${port}${path}`).then(async (r) => ({ status: r.status, text: await r.text() })))
+const netInfo = (port: number) => Effect.map(get(port, "/net_info"), (r) => JSON.parse(r.text) as NetInfo)
+const rpc = (port: number, body: unknown) =>
+  Effect.promise(() => fetch(`http://127.0.0.1:${port}/`, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } }).then((r) => r.json() as Promise<unknown>))
 
 /** Polls until `check` holds, at most `ms` of real time. */
 const eventually = <A>(ms: number, what: string, probe: Effect.Effect<A>, check: (a: A) => boolean) =>
@@ -67,12 +93,45 @@ describe("effect-p2p start (real processes)", () => {
       const [homeA, homeB] = [mkdtempSync(join(tmpdir(), "p2p-a-")), mkdtempSync(join(tmpdir(), "p2p-b-"))]
       const a = yield* startNode(homeA, "--moniker", "alpha", "--network", "e2e")
       const b = yield* startNode(homeB, "--moniker", "beta", "--network", "e2e", "--persistent-peers", `${a.nodeId}@127.0.0.1:${a.p2pPort}`)
-      const infoA = yield* eventually(10_000, "a to see b", netInfo(a.httpPort), (i) => i.peers.some((p) => p.node_id === b.nodeId))
-      const infoB = yield* eventually(10_000, "b to see a", netInfo(b.httpPort), (i) => i.peers.some((p) => p.node_id === a.nodeId))
-      assert.strictEqual(infoA.node_id, a.nodeId)
-      assert.isTrue(infoB.peers.find((p) => p.node_id === a.nodeId)!.is_outbound)
-      const metrics = yield* Effect.promise(() => fetch(`http://127.0.0.1:${b.httpPort}/metrics`).then((r) => r.text()))
-      assert.match(metrics, /cometbft_p2p_peers 1/)
+      const infoA = yield* eventually(10_000, "a to see b", netInfo(a.httpPort), (i) => i.result.peers.some((p) => p.node_info.id === b.nodeId))
+      const infoB = yield* eventually(10_000, "b to see a", netInfo(b.httpPort), (i) => i.result.peers.some((p) => p.node_info.id === a.nodeId))
+      // CometBFT's net_info: JSON-RPC envelope, 64-bit numbers as strings, channels as upper-case hex.
+      assert.strictEqual(infoA.jsonrpc, "2.0")
+      assert.strictEqual(infoA.id, -1)
+      assert.isTrue(infoA.result.listening)
+      assert.deepStrictEqual(infoA.result.listeners, [`Listener(@127.0.0.1:${a.p2pPort})`])
+      assert.strictEqual(infoA.result.n_peers, "1")
+      const peerA = infoB.result.peers.find((p) => p.node_info.id === a.nodeId)!
+      assert.isTrue(peerA.is_outbound)
+      assert.strictEqual(peerA.remote_ip, "127.0.0.1")
+      assert.strictEqual(peerA.node_info.moniker, "alpha")
+      assert.strictEqual(peerA.node_info.network, "e2e")
+      assert.strictEqual(peerA.node_info.channels, "00")
+      assert.strictEqual(peerA.node_info.protocol_version.p2p, "8")
+      assert.match(peerA.connection_status.Duration, /^\d+$/)
+      assert.match(peerA.connection_status.SendMonitor.Start, /^\d{4}-\d\d-\d\dT[\d:.]+Z$/)
+      assert.deepStrictEqual(peerA.connection_status.Channels.map((c) => [c.ID, c.SendQueueCapacity, c.Priority]), [[0, "10", "1"]])
+
+      // The same over JSON-RPC POST, single and batched; /status carries node_info.
+      const single = (yield* rpc(b.httpPort, { jsonrpc: "2.0", id: 7, method: "net_info", params: {} })) as NetInfo
+      assert.strictEqual(single.id, 7)
+      assert.strictEqual(single.result.n_peers, "1")
+      const batch = (yield* rpc(b.httpPort, [{ jsonrpc: "2.0", id: "s", method: "status" }, { jsonrpc: "2.0", id: 2, method: "nope" }])) as ReadonlyArray<{ id: unknown; result?: { node_info: { id: string } }; error?: { code: number } }>
+      assert.strictEqual(batch[0]!.result!.node_info.id, b.nodeId)
+      assert.strictEqual(batch[1]!.error!.code, -32601)
+      const status = JSON.parse((yield* get(a.httpPort, "/status")).text) as { result: { node_info: { id: string; moniker: string } } }
+      assert.deepStrictEqual([status.result.node_info.id, status.result.node_info.moniker], [a.nodeId, "alpha"])
+      assert.strictEqual((yield* get(a.httpPort, "/health")).status, 200)
+
+      // Metrics: CometBFT's names and labels (peer_id, chID as Go's %#x, message_type).
+      const metrics = yield* eventually(5_000, "PEX traffic in b's metrics", Effect.map(get(b.httpPort, "/metrics"), (r) => r.text), (t) => t.includes("p2p_PexRequest"))
+      assert.match(metrics, /^cometbft_p2p_peers 1$/m)
+      assert.match(metrics, new RegExp(`^cometbft_p2p_peer_send_bytes_total\\{(?=[^}]*chID="0x0")(?=[^}]*peer_id="${a.nodeId}")[^}]*\\} \\d+`, "m"))
+      assert.match(metrics, /^cometbft_p2p_message_send_bytes_total\{message_type="p2p_PexRequest"\} \d+/m)
+      assert.match(metrics, new RegExp(`^cometbft_p2p_peer_pending_send_bytes\\{peer_id="${a.nodeId}"\\} \\d+`, "m"))
+      // B has sent A a PEX request by now: its send monitor for A counted the bytes.
+      const afterPex = (yield* netInfo(b.httpPort)).result.peers.find((p) => p.node_info.id === a.nodeId)!
+      assert.isAbove(Number(afterPex.connection_status.SendMonitor.Bytes), 0)
 
       const stopped = yield* stopGracefully(b.child)
       assert.strictEqual(stopped.code, 0, b.output())
@@ -81,10 +140,38 @@ describe("effect-p2p start (real processes)", () => {
 
       // Restart B without flags: it still knows A from its peer store and reconnects.
       const b2 = yield* startNode(homeB, "--network", "e2e")
-      yield* eventually(10_000, "restarted b to reconnect to a", netInfo(b2.httpPort), (i) => i.peers.some((p) => p.node_id === a.nodeId))
+      yield* eventually(10_000, "restarted b to reconnect to a", netInfo(b2.httpPort), (i) => i.result.peers.some((p) => p.node_info.id === a.nodeId))
       assert.strictEqual((yield* stopGracefully(b2.child)).code, 0)
       assert.strictEqual((yield* stopGracefully(a.child)).code, 0)
     }).pipe(Effect.scoped), 60_000)
+
+  it.live("a fresh node's gauges exist from the start, at zero", () =>
+    Effect.gen(function* () {
+      const node = yield* startNode(mkdtempSync(join(tmpdir(), "p2p-fresh-")))
+      const metrics = (yield* get(node.httpPort, "/metrics")).text
+      for (const gauge of ["p2p_peers", "p2p_peers_stored", "p2p_peers_connected_incoming", "p2p_peers_connected_outgoing", "p2p_router_peer_queue_send"]) {
+        assert.match(metrics, new RegExp(`^cometbft_${gauge} 0$`, "m"), gauge)
+      }
+      assert.strictEqual((yield* stopGracefully(node.child)).code, 0)
+    }).pipe(Effect.scoped), 30_000)
+
+  it.live("a CometBFT v0.38 config.toml starts the node unchanged: RPC on rpc.laddr, no /metrics (prometheus = false), ignored keys named once", () =>
+    Effect.gen(function* () {
+      const home = mkdtempSync(join(tmpdir(), "p2p-comet-"))
+      mkdirSync(join(home, "config"))
+      copyFileSync(join(dirname(fileURLToPath(import.meta.url)), "fixtures", "cometbft-v0.38-config.toml"), join(home, "config", "config.toml"))
+      // Only the ports move (flags), so tests never bind CometBFT's fixed ports; the file is as written.
+      const node = yield* spawnNode(home, ["--laddr", "tcp://127.0.0.1:0", "--rpc-laddr", "127.0.0.1:0"])
+      const warnings = node.output().split("\n").filter((l) => l.includes("ignoring CometBFT settings"))
+      assert.strictEqual(warnings.length, 1)
+      assert.include(warnings[0], "p2p.addr_book_file, p2p.addr_book_strict, p2p.unconditional_peer_ids, p2p.flush_throttle_timeout, p2p.allow_duplicate_ip")
+      assert.notMatch(node.output(), /serving \/metrics/)
+      const status = JSON.parse((yield* get(node.httpPort, "/status")).text) as { result: { node_info: { moniker: string; other: { rpc_address: string } } } }
+      assert.strictEqual(status.result.node_info.moniker, "cometbft-node")
+      assert.strictEqual(status.result.node_info.other.rpc_address, "tcp://127.0.0.1:0")
+      assert.strictEqual((yield* get(node.httpPort, "/metrics")).status, 404)
+      assert.strictEqual((yield* stopGracefully(node.child)).code, 0)
+    }).pipe(Effect.scoped), 30_000)
 
   it("a bad flag or config value prints one line naming the key, exits 2 and writes nothing", () => {
     const home = join(mkdtempSync(join(tmpdir(), "p2p-bad-")), "home")

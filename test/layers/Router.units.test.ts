@@ -269,7 +269,7 @@ describe("ConnTracker (SPEC §8.8 85-87)", () => {
 })
 
 describe("PeerQueue (SPEC §4.2 queue types)", () => {
-  const item = (channelId: number, priority: number, n: number): PeerQueue.Outgoing => ({ channelId, priority, data: Uint8Array.of(n) })
+  const item = (channelId: number, priority: number, n: number): PeerQueue.Outgoing => ({ channelId, priority, data: Uint8Array.of(n), messageType: "test_Message" })
   const drain = (q: PeerQueue.PeerQueue, n: number) =>
     Effect.forEach(Array.from({ length: n }), () => Effect.map(q.take, (i) => `${i.channelId}:${i.data[0]}`))
 
@@ -353,6 +353,24 @@ describe("PeerQueue (SPEC §4.2 queue types)", () => {
           const extra = yield* Effect.forkChild(q.take)
           assert.isTrue(yield* suspended(extra), "no third item may remain")
           assert.strictEqual(q.size(), 0)
+        }))
+
+      it.effect("bytes() counts the payload bytes queued, through waiting offers, takes and close", () =>
+        Effect.gen(function* () {
+          const q = yield* PeerQueue.make(type, 2)
+          const sized = (n: number): PeerQueue.Outgoing => ({ channelId: 1, priority: 1, data: new Uint8Array(n), messageType: "test_Message" })
+          yield* q.offer(sized(10))
+          yield* q.offer(sized(20))
+          const blocked = yield* Effect.forkChild(q.offer(sized(40)))
+          assert.isTrue(yield* suspended(blocked))
+          assert.strictEqual(q.bytes(), 30)
+          assert.strictEqual((yield* q.take).data.length, 10)
+          assert.isTrue(yield* within(10, "the waiting offer", Fiber.join(blocked)))
+          assert.strictEqual(q.bytes(), 60)
+          yield* q.take
+          assert.strictEqual(q.bytes(), 40)
+          yield* q.close
+          assert.strictEqual(q.bytes(), 0)
         }))
     })
   }

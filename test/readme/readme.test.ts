@@ -1,72 +1,83 @@
-// The README's examples, run as tests so they stay true.
+// The README's code runs as written: every TypeScript block in README.md is a file of the example
+// application in examples/app (checked here byte for byte), the programs among them run here
+// against the sources, the test among them runs in `npm test` (vitest includes examples/app/test),
+// and CI's consumer step (.ci/consumer) runs them all again from the packed tarball.
 import { assert, describe, it } from "@effect/vitest"
-import { create } from "@bufbuild/protobuf"
-import { StringValueSchema } from "@bufbuild/protobuf/wkt"
-import { Context, Effect, Fiber, Layer } from "effect"
-import { Envelope, MemoryNetwork, MemoryTransport, NodeAddress, NodeId, NodeIdentity, NodeInfo, NodeKey, PeerManager, Router, Transport } from "effect-p2p"
-import { Assertions, TestNetwork } from "effect-p2p/testing"
-import { EchoReactor, echo } from "./EchoReactor.ts"
+import { spawnSync } from "node:child_process"
+import { existsSync, readFileSync } from "node:fs"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { Metric } from "effect"
+import * as Metrics from "../../src/services/Metrics.ts"
 
-describe("README examples", () => {
-  it.effect("domain types", () =>
-    Effect.gen(function* () {
-      const key = yield* NodeKey.generate()
-      const id = yield* NodeId.decode("ABCD".repeat(10))
-      const addr = yield* NodeAddress.parse(`${id}@127.0.0.1:26656`)
-      assert.strictEqual(NodeAddress.format(addr), `mconn://${"abcd".repeat(10)}@127.0.0.1:26656`)
-      assert.include(NodeKey.toJson(key), "tendermint/PrivKeyEd25519")
-      const err = yield* Effect.flip(NodeAddress.parse(`mconn://${id}@1.2.3.4:99999`))
-      assert.strictEqual(err.reason, "invalid-port")
-    }))
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..")
+const readme = readFileSync(join(root, "README.md"), "utf8")
 
-  it.effect("a peer echoes what it receives", () =>
-    Effect.gen(function* () {
-      const net = yield* TestNetwork.make({ nodes: 2, channels: [echo] })
-      const [a, b] = net.nodes
-      const [chA, chB] = yield* net.openChannel(echo)
-      const inbox = yield* Assertions.probe(chB!.messages)
-      const hi = create(StringValueSchema, { value: "hi" })
-      yield* chA!.send(Envelope.to(b!.nodeId, hi))
-      yield* Assertions.receive(inbox, { from: a!.nodeId, channelId: echo.id, message: hi })
-      yield* Assertions.empty(inbox)
-    }).pipe(Effect.scoped))
+interface Block {
+  readonly lang: string
+  readonly code: string
+  readonly file: string | undefined
+  readonly line: number
+}
 
-  it.effect("two memory transports handshake by hand", () =>
-    Effect.gen(function* () {
-      const transportFor = (key: NodeKey.NodeKey) =>
-        Layer.build(MemoryTransport.layer.pipe(Layer.provide(NodeIdentity.layer(key)))).pipe(
-          Effect.map((ctx) => Context.get(ctx, Transport.Transport)))
-      const [ka, kb] = [yield* NodeKey.generate(), yield* NodeKey.generate()]
-      const [a, b] = [yield* transportFor(ka), yield* transportFor(kb)]
-      const accepting = yield* Effect.forkChild(b.accept)
-      const ab = yield* a.dial(MemoryTransport.endpoint(kb.nodeId))
-      const ba = yield* Fiber.join(accepting)
-      const info = (k: NodeKey.NodeKey) => NodeInfo.make({ nodeId: k.nodeId, listenAddr: "0.0.0.0:0", network: "demo", moniker: "m" })
-      const [peerB] = yield* Effect.all([
-        ab.handshake({ nodeInfo: info(ka), nodeKey: ka, expectedId: kb.nodeId }),
-        ba.handshake({ nodeInfo: info(kb), nodeKey: kb })
-      ], { concurrency: 2 })
-      yield* ab.send(0x30, new Uint8Array([1, 2, 3]))
-      const got = yield* ba.receive
-      assert.strictEqual(peerB.nodeInfo.nodeId, kb.nodeId)
-      assert.deepStrictEqual(got, { channelId: 0x30, data: new Uint8Array([1, 2, 3]) })
-    }).pipe(Effect.scoped, Effect.provide(MemoryNetwork.layer)))
+/** The fenced code blocks, each with the `<!-- example: PATH -->` marker of the line before it, if any. */
+const blocks = (markdown: string): ReadonlyArray<Block> => {
+  const lines = markdown.split("\n")
+  const out: Array<Block> = []
+  for (let i = 0; i < lines.length; i++) {
+    const open = /^```(\w*)\s*$/.exec(lines[i]!)
+    if (open === null) continue
+    const end = lines.indexOf("```", i + 1)
+    const marker = /^<!-- example: (\S+) -->$/.exec(lines[i - 1] ?? "")
+    out.push({ lang: open[1]!, code: lines.slice(i + 1, end).join("\n") + "\n", file: marker?.[1], line: i + 1 })
+    i = end
+  }
+  return out
+}
 
-  it.effect("the echo reactor answers and greets over a test network", () =>
-    Effect.gen(function* () {
-      const net = yield* TestNetwork.make({ nodes: 2, channels: [echo], mesh: false })
-      const [a, b] = net.nodes
-      // b runs the EchoReactor; a talks to it through a plain channel.
-      yield* Layer.build(EchoReactor.pipe(Layer.provide(Layer.mergeAll(
-        Layer.succeed(Router.Router, b!.router),
-        Layer.succeed(PeerManager.PeerManager, b!.peerManager)
-      ))))
-      const [chA] = [yield* a!.router.openChannel(echo)]
-      const inbox = yield* Assertions.probe(chA.messages)
-      yield* net.connect(a!, b!)
-      yield* Assertions.receive(inbox, { from: b!.nodeId, channelId: echo.id, message: create(StringValueSchema, { value: "hello" }) })
-      const ping = create(StringValueSchema, { value: "ping" })
-      yield* chA.send(Envelope.to(b!.nodeId, ping))
-      yield* Assertions.receive(inbox, { from: b!.nodeId, channelId: echo.id, message: ping })
-    }).pipe(Effect.scoped))
+const run = (file: string) =>
+  spawnSync(process.execPath, ["--import", join(root, "test", "support", "sourceHooks.ts"), join(root, file)], { encoding: "utf8", timeout: 30_000, cwd: root })
+
+describe("README", () => {
+  const ts = blocks(readme).filter((b) => b.lang === "ts")
+
+  it("every TypeScript block is a file of examples/app, word for word", () => {
+    assert.isAtLeast(ts.length, 4)
+    for (const block of ts) {
+      assert.isDefined(block.file, `README.md:${block.line}: a ts block needs an <!-- example: examples/app/... --> line before it`)
+      assert.isTrue(existsSync(join(root, block.file!)), `README.md:${block.line}: ${block.file} does not exist`)
+      assert.strictEqual(block.code, readFileSync(join(root, block.file!), "utf8"), `README.md:${block.line} differs from ${block.file}`)
+    }
+  })
+
+  it("tells a library user what to install", () => {
+    assert.include(readme, "npm install effect-p2p effect @effect/platform-node @bufbuild/protobuf")
+  })
+
+  it("lists every metric the node exports", () => {
+    const names = Object.values(Metrics).filter(Metric.isMetric).map((m) => m.id)
+    assert.isAtLeast(names.length, 18)
+    for (const name of names) assert.include(readme, `| \`${name}\` |`, `README.md does not list the metric ${name}`)
+  })
+
+  it("the two-node TCP program exchanges a message and exits 0", () => {
+    const r = run("examples/app/src/main.ts")
+    assert.strictEqual(r.status, 0, r.stderr)
+    assert.strictEqual(r.stdout.trim(), `bob received "hello" and "ping" from alice over TCP`)
+  })
+
+  it("the domain-types program prints an ID, an address and a typed error", () => {
+    const r = run("examples/app/src/domain.ts")
+    assert.strictEqual(r.status, 0, r.stderr)
+    const [id, address, error] = r.stdout.trim().split("\n")
+    assert.match(id!, /^[0-9a-f]{40}$/)
+    assert.strictEqual(address, `mconn://${"abcd".repeat(10)}@127.0.0.1:26656`)
+    assert.match(error!, /^InvalidNodeAddress: .*invalid port "99999"/)
+  })
+
+  it("the hand-driven handshake program reaches its peer", () => {
+    const r = run("examples/app/src/handshake.ts")
+    assert.strictEqual(r.status, 0, r.stderr)
+    assert.strictEqual(r.stdout.trim(), "a reached b; b received 3 bytes on channel 48")
+  })
 })

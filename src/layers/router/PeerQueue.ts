@@ -13,6 +13,8 @@ export interface Outgoing {
   readonly channelId: number
   readonly priority: number
   readonly data: Uint8Array
+  /** The `message_type` metric label of the message. */
+  readonly messageType: string
 }
 
 /** A peer queue. Closing drops what is buffered: the peer is gone. */
@@ -22,6 +24,8 @@ export interface PeerQueue {
   /** Waits for an item; fails with `Closed` once the queue is closed. */
   readonly take: Effect.Effect<Outgoing, Closed>
   readonly size: () => number
+  /** Payload bytes queued (for `p2p_peer_pending_send_bytes`). */
+  readonly bytes: () => number
   readonly close: Effect.Effect<void>
 }
 
@@ -38,24 +42,40 @@ const fifo = (capacity: number): Effect.Effect<PeerQueue> =>
     // The sender takes everything queued at once and drains it locally: one wake-up per batch.
     let batch: ReadonlyArray<Outgoing> = []
     let index = 0
+    let bytes = 0
+    const taken = (item: Outgoing) => {
+      bytes -= item.data.length
+      return item
+    }
     return {
       // Fast path: room available, no waiting, no effect allocated.
-      offer: (item) => (Queue.offerUnsafe(q, item) ? succeedTrue : Queue.offer(q, item)),
+      offer: (item) => {
+        if (Queue.offerUnsafe(q, item)) {
+          bytes += item.data.length
+          return succeedTrue
+        }
+        return Effect.map(Queue.offer(q, item), (ok) => {
+          if (ok) bytes += item.data.length
+          return ok
+        })
+      },
       take: Effect.suspend(() => {
-        if (index < batch.length) return Effect.succeed(batch[index++]!)
+        if (index < batch.length) return Effect.succeed(taken(batch[index++]!))
         return Effect.map(Queue.takeAll(q), (items) => {
           batch = items
           index = 1
-          return items[0]
+          return taken(items[0])
         })
       }),
       size: () => Queue.sizeUnsafe(q) + batch.length - index,
+      bytes: () => bytes,
       // `Queue.fail` alone would leave senders waiting for room suspended forever: nobody takes from
       // a dead peer's queue. Shutting down after failing releases them with `false`, drops what is
       // buffered (the peer is gone) and keeps `Closed` as the error of every later take.
       close: Effect.sync(() => {
         batch = []
         index = 0
+        bytes = 0
         Queue.failCauseUnsafe(q, Cause.fail(new Closed()))
         Queue.shutdownUnsafe(q)
       })
@@ -73,6 +93,7 @@ const priority = (capacity: number): Effect.Effect<PeerQueue> =>
     const buckets = new Map<number, Array<Outgoing>>()
     let levels: Array<number> = []
     let count = 0
+    let bytes = 0
     let closed = false
     // Created only when someone waits, so the fast paths allocate nothing.
     let changed: Deferred.Deferred<void> | undefined
@@ -95,6 +116,7 @@ const priority = (capacity: number): Effect.Effect<PeerQueue> =>
         }
         bucket.push(item)
         count++
+        bytes += item.data.length
         fire()
         return succeedTrue
       })
@@ -103,9 +125,11 @@ const priority = (capacity: number): Effect.Effect<PeerQueue> =>
       for (const level of levels) {
         const bucket = buckets.get(level)!
         if (bucket.length > 0) {
+          const item = bucket.shift()!
           count--
+          bytes -= item.data.length
           fire()
-          return Effect.succeed(bucket.shift()!)
+          return Effect.succeed(item)
         }
       }
       return Effect.die(new Error("PeerQueue: count without item"))
@@ -114,12 +138,14 @@ const priority = (capacity: number): Effect.Effect<PeerQueue> =>
       offer,
       take,
       size: () => count,
+      bytes: () => bytes,
       close: Effect.sync(() => {
         if (closed) return
         closed = true
         buckets.clear()
         levels = []
         count = 0
+        bytes = 0
         fire()
       })
     }

@@ -12,7 +12,8 @@
  */
 import { Clock, Deferred, Effect, Exit, Queue, Scope } from "effect"
 import type * as ChannelDescriptor from "../../domain/ChannelDescriptor.ts"
-import { ConnectionClosed, ConnectionError, type Received } from "../../services/Transport.ts"
+import { FlowMonitor } from "../../domain/FlowMonitor.ts"
+import { ConnectionClosed, ConnectionError, type ConnectionStatus, type Received } from "../../services/Transport.ts"
 import { ChannelScheduler } from "../../wire/ChannelScheduler.ts"
 import { encodePingInto, encodePongInto, maxPacketMsgSize } from "../../wire/PacketCodec.ts"
 import { PacketReader } from "../../wire/PacketReader.ts"
@@ -70,6 +71,8 @@ export interface MConnection {
   readonly receive: Effect.Effect<Received, ConnectionClosed | ConnectionError>
   readonly close: Effect.Effect<void>
   readonly awaitClosed: Effect.Effect<void>
+  /** Traffic so far and the channels' send queues. */
+  readonly status: Effect.Effect<ConnectionStatus>
 }
 
 /**
@@ -137,6 +140,9 @@ export const make = (options: {
     let batchIndex = 0
     let pingPending = false
     let lastReceived = yield* Clock.currentTimeMillis
+    const established = lastReceived
+    const sendMonitor = new FlowMonitor(established)
+    const recvMonitor = new FlowMonitor(established)
 
     const signal = (which: "sender" | "enqueuers") => {
       if (which === "sender") {
@@ -205,6 +211,7 @@ export const make = (options: {
       // Charge what was actually written (the check above reserved a full buffer).
       sendRate.take(offset - WRITE_BUFFER, now)
       const sealed = secret.writer.sealRange(buffer, 0, offset)
+      sendMonitor.update(sealed.length, now)
       if (!socket.destroyed && !socket.write(sealed)) {
         draining = true
         socket.once("drain", onDrain)
@@ -292,7 +299,9 @@ export const make = (options: {
       yield* deliver(consume(secret.inbox.chunks.splice(0)))
       while (closedWith === undefined) {
         const chunk = yield* stream.read
-        const wait = recvRate.take(chunk.length, clock.currentTimeMillisUnsafe())
+        const now = clock.currentTimeMillisUnsafe()
+        recvMonitor.update(chunk.length, now)
+        const wait = recvRate.take(chunk.length, now)
         if (wait > 0) yield* Effect.sleep(wait)
         plaintexts.length = 0
         secret.reader.pushTo(chunk, plaintexts)
@@ -390,6 +399,22 @@ export const make = (options: {
         })
       }),
       close: shutdown(new ConnectionClosed({ remote, message: `connection to ${remote} is closed` })),
-      awaitClosed: Deferred.await(done)
+      awaitClosed: Deferred.await(done),
+      status: Effect.sync((): ConnectionStatus => {
+        const now = clock.currentTimeMillisUnsafe()
+        return {
+          duration: now - established,
+          send: sendMonitor.status(now),
+          receive: recvMonitor.status(now),
+          channels: scheduler.stats().map((c) => ({
+            id: c.id,
+            priority: c.priority,
+            sendQueueCapacity: c.capacity,
+            sendQueueSize: c.queuedMessages,
+            sendQueueBytes: c.queuedBytes,
+            recentlySent: c.recentlySent
+          }))
+        }
+      })
     }
   })

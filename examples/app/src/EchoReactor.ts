@@ -1,4 +1,3 @@
-// The README's reactor example, kept compiling and tested here.
 import { create } from "@bufbuild/protobuf"
 import { StringValueSchema } from "@bufbuild/protobuf/wkt"
 import { Effect, Layer, Stream } from "effect"

@@ -1,0 +1,331 @@
+/**
+ * The node's HTTP endpoints, answered the way CometBFT answers them so existing dashboards and
+ * scripts work unchanged:
+ * - `GET /metrics`: Prometheus text, names prefixed by a namespace (`cometbft_p2p_peers`).
+ * - `GET /net_info`, `GET /status`, `GET /health`: CometBFT's JSON-RPC responses
+ *   (`{"jsonrpc":"2.0","id":-1,"result":…}`), and the same methods as JSON-RPC `POST /` (single
+ *   requests or batches).
+ *
+ * Two ways to serve them: {@link layer} runs a small `node:http` server of the node's own (what the
+ * `effect-p2p` command uses), and {@link routes} adds the same endpoints to an application's
+ * Effect `HttpRouter`. Both answer through {@link respond}.
+ *
+ * What a P2P node cannot fill: `status` has no `sync_info` and no `validator_info` (there are no
+ * blocks and no validator key), and in `connection_status` the flowrate fields that describe a
+ * bounded transfer (`BytesRem`, `TimeRem`, `Progress`) are 0.
+ *
+ * @since 0.1.0
+ */
+import * as Http from "node:http"
+import { ByteSize, Context, Effect, Layer, Schema, type Scope } from "effect"
+import * as HttpIncomingMessage from "effect/http/HttpIncomingMessage"
+import * as HttpRouter from "effect/http/HttpRouter"
+import type * as HttpServerRequest from "effect/http/HttpServerRequest"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
+import * as PrometheusMetrics from "effect/observability/PrometheusMetrics"
+import * as CometJson from "../domain/CometJson.ts"
+import { Router } from "../services/Router.ts"
+import { Transport } from "../services/Transport.ts"
+
+// ---------------------------------------------------------------------------------------------
+// Options, errors, service
+// ---------------------------------------------------------------------------------------------
+
+/** What to serve. */
+export interface Options {
+  /** `GET /metrics`. Default true. */
+  readonly metrics?: boolean
+  /** `GET /net_info`, `/status`, `/health` and JSON-RPC `POST /`. Default true. */
+  readonly rpc?: boolean
+  /** Prefix of metric names (`cometbft_p2p_peers`). Default `"cometbft"`. */
+  readonly namespace?: string
+  /** Largest JSON-RPC request body; larger ones get 413 before they are read. Default 65536 bytes. */
+  readonly maxBodyBytes?: number
+}
+
+/** Options of the node's own server ({@link layer}). */
+export interface ServerOptions extends Options {
+  /** `host:port` to listen on; port 0 picks a free one; an empty host listens on every interface. */
+  readonly address: string
+  /** Connections served at once; more are refused. 0: no limit. Default 64. */
+  readonly maxOpenConnections?: number
+  /** A request (headers and body) must arrive within this many ms, or the connection is closed. Default 10000. */
+  readonly requestTimeout?: number
+}
+
+/** Defaults of {@link Options} and {@link ServerOptions}. */
+export const defaults = {
+  metrics: true,
+  rpc: true,
+  namespace: "cometbft",
+  maxBodyBytes: 65_536,
+  maxOpenConnections: 64,
+  requestTimeout: 10_000
+} as const
+
+/** The server could not listen (address in use, bad address, no permission). */
+export class HttpListenError extends Schema.TaggedError<HttpListenError>()("HttpListenError", {
+  address: Schema.String,
+  message: Schema.String
+}) {}
+
+/** A bad option; `option` names it. */
+export class InvalidHttpOptions extends Schema.TaggedError<InvalidHttpOptions>()("InvalidHttpOptions", {
+  option: Schema.String,
+  message: Schema.String
+}) {}
+
+/** The running server: where it listens. */
+export class NodeHttp extends Context.Service<NodeHttp, {
+  readonly host: string
+  /** The bound port (the chosen one when the address said 0). */
+  readonly port: number
+  /** `http://host:port`. */
+  readonly url: string
+}>()("effect-p2p/NodeHttp") {}
+
+// ---------------------------------------------------------------------------------------------
+// Documents
+// ---------------------------------------------------------------------------------------------
+
+/** The `net_info` result for the running node. */
+export const netInfo: Effect.Effect<CometJson.NetInfoJson, never, Router | Transport> = Effect.gen(function* () {
+  const router = yield* Router
+  const transport = yield* Transport
+  const info = yield* router.nodeInfo
+  const endpoints = yield* transport.endpoints
+  const routed = yield* router.peers
+  const peers: Array<CometJson.PeerJson> = []
+  for (const p of routed) {
+    const status = yield* router.connectionStatus(p.nodeId)
+    peers.push({
+      node_info: CometJson.nodeInfo(p.nodeInfo),
+      is_outbound: p.direction === "outgoing",
+      connection_status: CometJson.connectionStatus(status ?? { duration: 0, send: emptyFlow, receive: emptyFlow, channels: [] }),
+      remote_ip: p.remoteEndpoint.ip
+    })
+  }
+  return {
+    listening: endpoints.length > 0,
+    listeners: endpoints.length > 0 ? [CometJson.listener(info.listenAddr.replace(/^[a-z]+:\/\//, ""))] : [],
+    n_peers: String(peers.length),
+    peers
+  }
+})
+
+const emptyFlow = { start: 0, bytes: 0, samples: 0, instRate: 0, curRate: 0, avgRate: 0, peakRate: 0, duration: 0, idle: 0, active: false }
+
+/** The `status` result: the node's `node_info`. */
+export const status: Effect.Effect<CometJson.StatusJson, never, Router> = Effect.gen(function* () {
+  const info = yield* (yield* Router).nodeInfo
+  return { node_info: CometJson.nodeInfo(info) }
+})
+
+/** The methods served over JSON-RPC, by name. */
+const methods: Record<string, Effect.Effect<unknown, never, Router | Transport>> = {
+  net_info: netInfo,
+  status,
+  health: Effect.succeed({})
+}
+
+/** Methods served (CometBFT's names). */
+export const METHODS: ReadonlyArray<string> = Object.keys(methods)
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+// ---------------------------------------------------------------------------------------------
+
+/** A response: status code, content type, body. */
+export interface Response {
+  readonly status: number
+  readonly contentType: string
+  readonly body: string
+}
+
+const json = (status: number, value: unknown): Response => ({ status, contentType: "application/json", body: JSON.stringify(value, null, 2) + "\n" })
+const text = (status: number, body: string): Response => ({ status, contentType: "text/plain; charset=utf-8", body })
+
+/** The most requests answered in one JSON-RPC batch (CometBFT's `max_request_batch_size`). */
+export const MAX_BATCH = 10
+
+const call = (request: CometJson.RpcRequest): Effect.Effect<unknown, never, Router | Transport> =>
+  Effect.suspend((): Effect.Effect<unknown, never, Router | Transport> => {
+    if (request._tag === "Invalid") return Effect.succeed(CometJson.rpcError(request.id, CometJson.RpcErrorCode.invalidRequest, "Invalid Request", request.data))
+    const method = methods[request.method]
+    if (method === undefined) {
+      return Effect.succeed(CometJson.rpcError(request.id, CometJson.RpcErrorCode.methodNotFound, "Method not found", `${JSON.stringify(request.method)}: this node serves ${METHODS.join(", ")}`))
+    }
+    return Effect.map(method, (result) => CometJson.rpcResult(request.id, result))
+  })
+
+const rpcPost = (body: string): Effect.Effect<Response, never, Router | Transport> =>
+  Effect.suspend(() => {
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(body)
+    } catch (e) {
+      return Effect.succeed(json(200, CometJson.rpcError(null, CometJson.RpcErrorCode.parseError, "Parse error", (e as Error).message)))
+    }
+    if (!Array.isArray(parsed)) return Effect.map(call(CometJson.parseRequest(parsed)), (r) => json(200, r))
+    if (parsed.length === 0 || parsed.length > MAX_BATCH) {
+      return Effect.succeed(json(200, CometJson.rpcError(null, CometJson.RpcErrorCode.invalidRequest, "Invalid Request", `a batch holds 1 to ${MAX_BATCH} requests, got ${parsed.length}`)))
+    }
+    return Effect.map(Effect.forEach(parsed, (r) => call(CometJson.parseRequest(r))), (rs) => json(200, rs))
+  })
+
+/**
+ * Answers one request: `method`, `path` (query ignored) and, for `POST /`, the body. `undefined`
+ * body means the body was not read (any method but POST).
+ */
+export const respond = (
+  options: Options,
+  request: { readonly method: string; readonly url: string; readonly body?: string }
+): Effect.Effect<Response, never, Router | Transport> =>
+  Effect.suspend(() => {
+    const metrics = options.metrics ?? defaults.metrics
+    const rpc = options.rpc ?? defaults.rpc
+    const path = request.url.split("?")[0] ?? "/"
+    const served = [...(metrics ? ["/metrics"] : []), ...(rpc ? METHODS.map((m) => `/${m}`) : [])]
+    if (request.method === "GET" && path === "/metrics" && metrics) {
+      return Effect.map(PrometheusMetrics.format({ prefix: options.namespace ?? defaults.namespace }), (body) => ({
+        status: 200,
+        contentType: "text/plain; version=0.0.4; charset=utf-8",
+        body
+      }))
+    }
+    if (rpc && request.method === "GET" && path !== "/" && methods[path.slice(1)] !== undefined) {
+      return Effect.map(methods[path.slice(1)]!, (result) => json(200, CometJson.rpcResult(-1, result)))
+    }
+    if (rpc && request.method === "POST" && path === "/") return rpcPost(request.body ?? "")
+    if (request.method === "GET" && path === "/") return Effect.succeed(text(200, `effect-p2p node. Endpoints: ${served.join(", ")}${rpc ? ", JSON-RPC POST /" : ""}\n`))
+    if (request.method !== "GET" && request.method !== "POST") return Effect.succeed(text(405, "method not allowed: use GET (or POST / for JSON-RPC)\n"))
+    return Effect.succeed(text(404, `not found: ${path}; this endpoint serves ${served.join(", ") || "nothing"}\n`))
+  })
+
+// ---------------------------------------------------------------------------------------------
+// Serving
+// ---------------------------------------------------------------------------------------------
+
+/** Splits `host:port` (IPv6 in brackets; an empty host means every interface). */
+export const splitHostPort = (address: string): { readonly host: string; readonly port: number } | undefined => {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(address)
+  if (m === null || Number(m[3]) > 65535) return undefined
+  return { host: m[1] ?? m[2] ?? "", port: Number(m[3]) }
+}
+
+const positiveInt = (option: string, value: number | undefined, fallback: number) =>
+  value === undefined || (Number.isSafeInteger(value) && value > 0)
+    ? Effect.succeed(value ?? fallback)
+    : Effect.fail(new InvalidHttpOptions({ option, message: `NodeHttp option ${option} must be a positive integer, got ${value}` }))
+
+/**
+ * Serves the endpoints on `options.address` until the scope closes: a `node:http` server with
+ * bounded connections, request time and body size. Yields where it listens.
+ */
+export const serve = (options: ServerOptions): Effect.Effect<NodeHttp["Service"], HttpListenError | InvalidHttpOptions, Router | Transport | Scope.Scope> =>
+  Effect.gen(function* () {
+    const where = splitHostPort(options.address)
+    if (where === undefined) return yield* new InvalidHttpOptions({ option: "address", message: `NodeHttp address ${JSON.stringify(options.address)} is not "host:port"` })
+    const maxBody = yield* positiveInt("maxBodyBytes", options.maxBodyBytes, defaults.maxBodyBytes)
+    const maxConnections = options.maxOpenConnections === 0 ? Number.POSITIVE_INFINITY : yield* positiveInt("maxOpenConnections", options.maxOpenConnections, defaults.maxOpenConnections)
+    const requestTimeout = yield* positiveInt("requestTimeout", options.requestTimeout, defaults.requestTimeout)
+    const context = yield* Effect.context<Router | Transport>()
+    const run = Effect.runPromiseWith(context)
+    const server = Http.createServer({ requestTimeout, headersTimeout: requestTimeout }, (req, res) => {
+      const send = (r: Response) => {
+        res.writeHead(r.status, { "content-type": r.contentType })
+        res.end(r.body)
+      }
+      const answer = (body?: string) =>
+        run(respond(options, { method: req.method ?? "GET", url: req.url ?? "/", ...(body === undefined ? {} : { body }) })).then(send, (e) => send(text(500, `${String(e)}\n`)))
+      if (req.method !== "POST") return void answer()
+      // The limit is checked against the declared length first, then against what arrives.
+      const declared = Number(req.headers["content-length"] ?? 0)
+      if (declared > maxBody) {
+        res.writeHead(413, { "content-type": "text/plain", connection: "close" })
+        return void res.end(`request body over ${maxBody} bytes\n`)
+      }
+      const chunks: Array<Buffer> = []
+      let size = 0
+      req.on("data", (chunk: Buffer) => {
+        size += chunk.length
+        if (size > maxBody) {
+          res.writeHead(413, { "content-type": "text/plain", connection: "close" })
+          res.end(`request body over ${maxBody} bytes\n`)
+          req.destroy()
+          return
+        }
+        chunks.push(chunk)
+      })
+      req.on("end", () => {
+        if (size <= maxBody) void answer(Buffer.concat(chunks).toString("utf8"))
+      })
+    })
+    server.maxConnections = maxConnections
+    const port = yield* Effect.acquireRelease(
+      Effect.callback<number, HttpListenError>((resume) => {
+        const onError = (e: NodeJS.ErrnoException) =>
+          resume(Effect.fail(new HttpListenError({
+            address: options.address,
+            message: e.code === "EADDRINUSE"
+              ? `http://${options.address} is in use by another process`
+              : `cannot serve HTTP on ${options.address}: ${e.message}`
+          })))
+        server.once("error", onError)
+        server.listen({ host: where.host === "" ? undefined : where.host, port: where.port }, () => {
+          server.off("error", onError)
+          const a = server.address()
+          resume(Effect.succeed(typeof a === "object" && a !== null ? a.port : where.port))
+        })
+      }),
+      () =>
+        Effect.callback<void>((resume) => {
+          server.closeAllConnections()
+          server.close(() => resume(Effect.void))
+        })
+    )
+    const host = where.host === "" ? "0.0.0.0" : where.host
+    return { host, port, url: `http://${host.includes(":") ? `[${host}]` : host}:${port}` }
+  })
+
+/**
+ * The node's own HTTP server as a layer, over a running node's Router and Transport:
+ *
+ * ```ts
+ * const app = NodeHttp.layer({ address: "127.0.0.1:26660" }).pipe(Layer.provideMerge(Node.layer(config)))
+ * ```
+ */
+export const layer = (options: ServerOptions): Layer.Layer<NodeHttp, HttpListenError | InvalidHttpOptions, Router | Transport> =>
+  Layer.effect(NodeHttp, serve(options))
+
+/**
+ * The same endpoints as routes of an application's Effect `HttpRouter`, for an application that
+ * serves HTTP itself:
+ *
+ * ```ts
+ * HttpRouter.serve(Layer.mergeAll(MyApiRoutes, NodeHttp.routes({ namespace: "myapp" })))
+ * ```
+ */
+export const routes = (options: Options = {}): Layer.Layer<never, never, HttpRouter.HttpRouter | Router | Transport> =>
+  HttpRouter.use((router) =>
+    Effect.gen(function* () {
+      const context = yield* Effect.context<Router | Transport>()
+      const maxBody = ByteSize.bytes(options.maxBodyBytes ?? defaults.maxBodyBytes)
+      const handler = (request: HttpServerRequest.HttpServerRequest) =>
+        Effect.gen(function* () {
+          // The router's server reads the body; the limit is the NodeHttp one, as on the node's own server.
+          const body = request.method === "POST"
+            ? yield* Effect.orElseSucceed(Effect.provideService(request.text, HttpIncomingMessage.MaxBodySize, maxBody), () => "")
+            : undefined
+          const r = yield* respond(options, { method: request.method, url: request.url, ...(body === undefined ? {} : { body }) })
+          return HttpServerResponse.text(r.body, { status: r.status, contentType: r.contentType })
+        }).pipe(Effect.provideContext(context))
+      const metrics = options.metrics ?? defaults.metrics
+      const rpc = options.rpc ?? defaults.rpc
+      if (metrics) yield* router.add("GET", "/metrics", handler)
+      if (rpc) {
+        for (const m of METHODS) yield* router.add("GET", `/${m}`, handler)
+        yield* router.add("POST", "/", handler)
+      }
+    })
+  )

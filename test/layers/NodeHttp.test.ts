@@ -1,0 +1,119 @@
+// The node's HTTP endpoints: CometBFT's JSON-RPC shapes, what is served when, limits, and the same
+// endpoints mounted on an application's Effect HttpRouter.
+import { assert, describe, it } from "@effect/vitest"
+import { Context, Effect, Layer } from "effect"
+import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServer from "effect/http/HttpServer"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
+import * as NodeHttp from "../../src/layers/NodeHttp.ts"
+import { Router } from "../../src/services/Router.ts"
+import { Transport } from "../../src/services/Transport.ts"
+import * as TestNetwork from "../../src/testing/TestNetwork.ts"
+
+/** A meshed two-node memory network; node 0's services answer the requests. */
+const twoNodes = Effect.map(TestNetwork.make({ nodes: 2 }), (net) => ({ net, context: net.nodes[0]!.context as Context.Context<Router | Transport> }))
+
+const respond = (context: Context.Context<Router | Transport>, options: NodeHttp.Options, method: string, url: string, body?: string) =>
+  Effect.provideContext(NodeHttp.respond(options, { method, url, ...(body === undefined ? {} : { body }) }), context)
+
+describe("NodeHttp.respond", () => {
+  it.effect("GET /net_info answers CometBFT's net_info: JSON-RPC envelope with id -1, one entry per peer", () =>
+    Effect.gen(function* () {
+      const { net, context } = yield* twoNodes
+      const r = yield* respond(context, {}, "GET", "/net_info?x=1")
+      assert.strictEqual(r.status, 200)
+      const doc = JSON.parse(r.body)
+      assert.strictEqual(doc.jsonrpc, "2.0")
+      assert.strictEqual(doc.id, -1)
+      assert.strictEqual(doc.result.n_peers, "1")
+      assert.strictEqual(doc.result.peers[0].node_info.id, net.nodes[1]!.nodeId)
+      assert.strictEqual(doc.result.peers[0].node_info.protocol_version.block, "11")
+      assert.isBoolean(doc.result.peers[0].is_outbound)
+      assert.deepStrictEqual(Object.keys(doc.result.peers[0].connection_status), ["Duration", "SendMonitor", "RecvMonitor", "Channels"])
+    }).pipe(Effect.scoped))
+
+  it.effect("JSON-RPC POST: single requests, batches, and each error with CometBFT's codes", () =>
+    Effect.gen(function* () {
+      const { net, context } = yield* twoNodes
+      const post = (body: string) => Effect.map(respond(context, {}, "POST", "/", body), (r) => JSON.parse(r.body))
+      const status = yield* post(JSON.stringify({ jsonrpc: "2.0", id: "a", method: "status", params: {} }))
+      assert.deepStrictEqual([status.id, status.result.node_info.id], ["a", net.nodes[0]!.nodeId])
+      assert.deepStrictEqual(yield* post(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "health" })), { jsonrpc: "2.0", id: 1, result: {} })
+      const batch = yield* post(JSON.stringify([{ jsonrpc: "2.0", id: 1, method: "health" }, { jsonrpc: "2.0", id: 2, method: "dial_peers" }, { id: 3, method: "health" }]))
+      assert.deepStrictEqual(batch.map((r: { id: unknown; error?: { code: number } }) => [r.id, r.error?.code]), [[1, undefined], [2, -32601], [3, -32600]])
+      assert.strictEqual((yield* post("{not json")).error.code, -32700)
+      assert.strictEqual((yield* post("[]")).error.code, -32600)
+      assert.strictEqual((yield* post(JSON.stringify(Array.from({ length: NodeHttp.MAX_BATCH + 1 }, (_, i) => ({ jsonrpc: "2.0", id: i, method: "health" }))))).error.code, -32600)
+    }).pipe(Effect.scoped))
+
+  it.effect("serves only what it is asked to: metrics-only and RPC-only endpoints, 404 and 405 otherwise", () =>
+    Effect.gen(function* () {
+      const { context } = yield* twoNodes
+      const metricsOnly = { metrics: true, rpc: false }
+      assert.strictEqual((yield* respond(context, metricsOnly, "GET", "/metrics")).status, 200)
+      assert.strictEqual((yield* respond(context, metricsOnly, "GET", "/net_info")).status, 404)
+      assert.strictEqual((yield* respond(context, metricsOnly, "POST", "/", "{}")).status, 404)
+      const rpcOnly = { metrics: false, rpc: true }
+      assert.strictEqual((yield* respond(context, rpcOnly, "GET", "/metrics")).status, 404)
+      assert.strictEqual((yield* respond(context, rpcOnly, "GET", "/status")).status, 200)
+      assert.strictEqual((yield* respond(context, rpcOnly, "DELETE", "/status")).status, 405)
+      assert.include((yield* respond(context, rpcOnly, "GET", "/nowhere")).body, "/net_info, /status, /health")
+    }).pipe(Effect.scoped))
+
+  it.effect("/metrics uses the namespace as the prefix of CometBFT's metric names", () =>
+    Effect.gen(function* () {
+      const { context } = yield* twoNodes
+      const r = yield* respond(context, { namespace: "tendermint" }, "GET", "/metrics")
+      assert.match(r.body, /^tendermint_p2p_peers 1$/m)
+      assert.strictEqual(r.contentType, "text/plain; version=0.0.4; charset=utf-8")
+    }).pipe(Effect.scoped))
+})
+
+describe("NodeHttp.layer (the node's own server)", () => {
+  it.live("listens on a free port, answers, and refuses a body over the limit with 413 before reading it", () =>
+    Effect.gen(function* () {
+      const { context } = yield* twoNodes
+      const server = yield* NodeHttp.serve({ address: "127.0.0.1:0", maxBodyBytes: 100 }).pipe(Effect.provideContext(context))
+      assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+$/)
+      const ok = yield* Effect.promise(() => fetch(`${server.url}/health`).then((r) => r.json()))
+      assert.deepStrictEqual(ok, { jsonrpc: "2.0", id: -1, result: {} })
+      const big = yield* Effect.promise(() => fetch(server.url, { method: "POST", body: "x".repeat(1000) }).then((r) => r.status))
+      assert.strictEqual(big, 413)
+    }).pipe(Effect.scoped))
+
+  it.effect("a bad address or limit is a typed error naming the option", () =>
+    Effect.gen(function* () {
+      const { context } = yield* twoNodes
+      const bad = (options: NodeHttp.ServerOptions) => Effect.flip(NodeHttp.serve(options).pipe(Effect.provideContext(context)))
+      const address = yield* bad({ address: "nowhere" })
+      assert.deepStrictEqual([address._tag, (address as NodeHttp.InvalidHttpOptions).option], ["InvalidHttpOptions", "address"])
+      const limit = yield* bad({ address: "127.0.0.1:0", maxBodyBytes: -1 })
+      assert.strictEqual((limit as NodeHttp.InvalidHttpOptions).option, "maxBodyBytes")
+    }).pipe(Effect.scoped))
+
+  it.live("an address in use fails with HttpListenError saying so", () =>
+    Effect.gen(function* () {
+      const { context } = yield* twoNodes
+      const first = yield* NodeHttp.serve({ address: "127.0.0.1:0" }).pipe(Effect.provideContext(context))
+      const e = yield* Effect.flip(NodeHttp.serve({ address: `127.0.0.1:${first.port}` }).pipe(Effect.provideContext(context)))
+      assert.strictEqual(e._tag, "HttpListenError")
+      assert.include(e.message, "is in use by another process")
+    }).pipe(Effect.scoped))
+})
+
+describe("NodeHttp.routes (an application's own HttpRouter)", () => {
+  it.live("mounts /metrics, /net_info, /status, /health and JSON-RPC next to the application's routes", () =>
+    Effect.gen(function* () {
+      const { context } = yield* twoNodes
+      const app = Layer.mergeAll(NodeHttp.routes({ namespace: "app" }), HttpRouter.add("GET", "/hello", Effect.succeed(HttpServerResponse.text("hi"))))
+        .pipe(Layer.provide(Layer.succeedContext(context)))
+      const { handler, dispose } = HttpRouter.toWebHandler(app.pipe(Layer.provide(HttpServer.layerServices)), { disableLogger: true })
+      yield* Effect.addFinalizer(() => Effect.promise(() => dispose()))
+      const call = (path: string, init?: RequestInit) => Effect.promise(() => handler(new Request(`http://node${path}`, init)).then(async (r) => ({ status: r.status, text: await r.text() })))
+      assert.strictEqual((yield* call("/hello")).text, "hi")
+      assert.match((yield* call("/metrics")).text, /^app_p2p_peers 1$/m)
+      assert.strictEqual(JSON.parse((yield* call("/net_info")).text).result.n_peers, "1")
+      const rpc = yield* call("/", { method: "POST", body: JSON.stringify({ jsonrpc: "2.0", id: 5, method: "health" }) })
+      assert.deepStrictEqual(JSON.parse(rpc.text), { jsonrpc: "2.0", id: 5, result: {} })
+    }).pipe(Effect.scoped))
+})
