@@ -35,6 +35,8 @@ export interface P2PConfig {
   readonly persistentPeers: ReadonlyArray<NodeAddress.NodeAddress>
   /** Node IDs never advertised. */
   readonly privatePeerIds: ReadonlyArray<NodeId.NodeId>
+  /** Node IDs outside every connection limit. */
+  readonly unconditionalPeerIds: ReadonlyArray<NodeId.NodeId>
   readonly maxNumInboundPeers: number
   readonly maxNumOutboundPeers: number
   readonly maxPacketMsgPayloadSize: number
@@ -88,6 +90,7 @@ export const defaults: NodeConfig = {
     bootstrapPeers: [],
     persistentPeers: [],
     privatePeerIds: [],
+    unconditionalPeerIds: [],
     maxNumInboundPeers: 40,
     maxNumOutboundPeers: 10,
     maxPacketMsgPayloadSize: 1024,
@@ -159,6 +162,15 @@ const duration = (key: string, value: unknown): Result.Result<number, ConfigErro
   return Result.succeed(ms)
 }
 
+/** The shortest `handshake_timeout` and `dial_timeout` that can work beyond one machine (a round trip or two). */
+export const MIN_TIMEOUT = 100
+/** The longest: beyond this a silent peer holds a slot for no purpose. */
+export const MAX_TIMEOUT = 10 * 60_000
+
+const durationBetween = (key: string, value: unknown, min: number, max: number): Result.Result<number, ConfigError> =>
+  Result.flatMap(duration(key, value), (ms) =>
+    ms >= min && ms <= max ? Result.succeed(ms) : fail(key, `must be from ${formatGoDuration(min)} to ${formatGoDuration(max)}, got ${JSON.stringify(value)}`))
+
 const text = (key: string, value: unknown, options: { readonly nonEmpty?: boolean } = {}): Result.Result<string, ConfigError> => {
   if (typeof value !== "string") return fail(key, `must be a string, got ${JSON.stringify(value)}`)
   if (options.nonEmpty === true && value.trim() === "") return fail(key, "must not be empty")
@@ -194,6 +206,7 @@ const keys: Record<string, (key: string, value: unknown) => Result.Result<unknow
   "p2p.bootstrap_peers": parsePeerList,
   "p2p.persistent_peers": parsePeerList,
   "p2p.private_peer_ids": parseIdList,
+  "p2p.unconditional_peer_ids": parseIdList,
   "p2p.max_num_inbound_peers": (k, v) => int(k, v, 0, 10_000),
   "p2p.max_num_outbound_peers": (k, v) => int(k, v, 0, 10_000),
   "p2p.max_packet_msg_payload_size": (k, v) => int(k, v, 1, 1_048_576),
@@ -201,8 +214,8 @@ const keys: Record<string, (key: string, value: unknown) => Result.Result<unknow
   "p2p.recv_rate": (k, v) => int(k, v, 1, Number.MAX_SAFE_INTEGER),
   "p2p.pex": bool,
   "p2p.seed_mode": bool,
-  "p2p.handshake_timeout": duration,
-  "p2p.dial_timeout": duration,
+  "p2p.handshake_timeout": (k, v) => durationBetween(k, v, MIN_TIMEOUT, MAX_TIMEOUT),
+  "p2p.dial_timeout": (k, v) => durationBetween(k, v, MIN_TIMEOUT, MAX_TIMEOUT),
   "p2p.persistent_peers_max_dial_period": (k, v) =>
     Result.flatMap(duration(k, v), (ms) => (ms === 0 || ms >= 250 ? Result.succeed(ms) : fail(k, `must be 0s (exponential backoff) or at least 250ms (the first retry delay), got ${JSON.stringify(v)}`))),
   "rpc.laddr": hostPort,
@@ -222,7 +235,6 @@ export const IGNORED_KEYS: ReadonlySet<string> = new Set([
   "p2p.upnp",
   "p2p.addr_book_file",
   "p2p.addr_book_strict",
-  "p2p.unconditional_peer_ids",
   "p2p.flush_throttle_timeout",
   "p2p.allow_duplicate_ip",
   "p2p.test_dial_fail",
@@ -334,6 +346,7 @@ export const resolve = (...layers: ReadonlyArray<Raw>): NodeConfig => {
       bootstrapPeers: get("p2p.bootstrap_peers", d.p2p.bootstrapPeers),
       persistentPeers: get("p2p.persistent_peers", d.p2p.persistentPeers),
       privatePeerIds: get("p2p.private_peer_ids", d.p2p.privatePeerIds),
+      unconditionalPeerIds: get("p2p.unconditional_peer_ids", d.p2p.unconditionalPeerIds),
       maxNumInboundPeers: get("p2p.max_num_inbound_peers", d.p2p.maxNumInboundPeers),
       maxNumOutboundPeers: get("p2p.max_num_outbound_peers", d.p2p.maxNumOutboundPeers),
       maxPacketMsgPayloadSize: get("p2p.max_packet_msg_payload_size", d.p2p.maxPacketMsgPayloadSize),
@@ -358,6 +371,25 @@ export const resolve = (...layers: ReadonlyArray<Raw>): NodeConfig => {
   }
 }
 
+/** Bytes of one MConnection packet besides its payload (framing, varints, the packet fields). */
+const PACKET_OVERHEAD = 16
+
+/**
+ * Rules between keys, checked once the values are resolved (flags over file over defaults): a
+ * node must have some way to connect, and the rate limits must let a whole packet through each
+ * second. The error names the key to change.
+ */
+export const validate = (c: NodeConfig): Result.Result<NodeConfig, ConfigError> => {
+  const p = c.p2p
+  if (p.maxNumInboundPeers === 0 && p.maxNumOutboundPeers === 0 && p.persistentPeers.length === 0 && p.unconditionalPeerIds.length === 0) {
+    return fail("p2p.max_num_inbound_peers", "0 with p2p.max_num_outbound_peers = 0 and no persistent or unconditional peers leaves the node no way to connect; raise one of them or list persistent_peers")
+  }
+  const packet = p.maxPacketMsgPayloadSize + PACKET_OVERHEAD
+  if (p.sendRate < packet) return fail("p2p.send_rate", `${p.sendRate} bytes/s cannot send one packet of max_packet_msg_payload_size ${p.maxPacketMsgPayloadSize} a second; use at least ${packet}`)
+  if (p.recvRate < packet) return fail("p2p.recv_rate", `${p.recvRate} bytes/s cannot receive one packet of max_packet_msg_payload_size ${p.maxPacketMsgPayloadSize} a second; use at least ${packet}`)
+  return Result.succeed(c)
+}
+
 const peers = (list: ReadonlyArray<NodeAddress.NodeAddress>) =>
   list.map((a) => (a.protocol === "mconn" ? `${a.nodeId}@${a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname}:${a.port}` : NodeAddress.format(a))).join(",")
 
@@ -376,6 +408,7 @@ export const toToml = (c: NodeConfig): string => {
       bootstrap_peers: peers(c.p2p.bootstrapPeers),
       persistent_peers: peers(c.p2p.persistentPeers),
       private_peer_ids: c.p2p.privatePeerIds.join(","),
+      unconditional_peer_ids: c.p2p.unconditionalPeerIds.join(","),
       max_num_inbound_peers: c.p2p.maxNumInboundPeers,
       max_num_outbound_peers: c.p2p.maxNumOutboundPeers,
       max_packet_msg_payload_size: c.p2p.maxPacketMsgPayloadSize,

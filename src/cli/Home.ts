@@ -5,10 +5,11 @@
  * @since 0.1.0
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
-import { join } from "node:path"
+import { dirname, join } from "node:path"
 import { Effect, Result } from "effect"
 import * as NodeKey from "../domain/NodeKey.ts"
 import * as Config from "./Config.ts"
+import { CommandFailure } from "./Failure.ts"
 
 /** Paths inside a home directory. */
 export const paths = (home: string) => ({
@@ -31,12 +32,23 @@ export const readConfigFile = (home: string): Effect.Effect<Config.FileConfig, C
     return Effect.fromResult(Config.fromToml(file, text))
   })
 
-/** The node key in the home directory, if the file exists; a malformed file is a ConfigError naming it. */
+/**
+ * The node key in the home directory, if the file exists. A file that cannot be read (a directory,
+ * no permission) or is malformed is a ConfigError naming it; it is never replaced.
+ */
 export const readNodeKey = (home: string): Effect.Effect<NodeKey.NodeKey | undefined, Config.ConfigError> =>
   Effect.suspend(() => {
     const file = paths(home).nodeKey
     if (!existsSync(file)) return Effect.succeed(undefined)
-    const key = NodeKey.fromJson(readFileSync(file, "utf8"), file)
+    let text: string
+    try {
+      text = readFileSync(file, "utf8")
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code
+      const why = code === "EISDIR" ? "it is a directory, not a file" : code === "EACCES" || code === "EPERM" ? "permission denied (the node's user must be able to read it)" : (e as Error).message
+      return Effect.fail(new Config.ConfigError({ key: file, message: `${file}: cannot read the node key: ${why}; fix the file, or move it away to have a new key generated (a new node ID)` }))
+    }
+    const key = NodeKey.fromJson(text, file)
     return Result.isFailure(key)
       ? Effect.fail(new Config.ConfigError({ key: file, message: key.failure.message }))
       : Effect.succeed(key.success)
@@ -44,9 +56,9 @@ export const readNodeKey = (home: string): Effect.Effect<NodeKey.NodeKey | undef
 
 /**
  * Writes `config.toml` and `node_key.json` where absent (CometBFT's `init`); returns what it wrote.
- * Existing files are never touched.
+ * Existing files are never touched. A home that cannot be written is a runtime failure (exit 1).
  */
-export const init = (home: string, config: Config.NodeConfig): Effect.Effect<ReadonlyArray<string>, Config.ConfigError> =>
+export const init = (home: string, config: Config.NodeConfig): Effect.Effect<ReadonlyArray<string>, Config.ConfigError | CommandFailure> =>
   Effect.gen(function* () {
     const p = paths(home)
     const written: Array<string> = []
@@ -60,13 +72,13 @@ export const init = (home: string, config: Config.NodeConfig): Effect.Effect<Rea
           written.push(p.config)
         }
       },
-      catch: (e) => new Config.ConfigError({ key: home, message: `${home}: cannot write: ${(e as Error).message}` })
+      catch: (e) => new CommandFailure({ exitCode: 1, message: `cannot write the home directory ${home}: ${(e as Error).message}; check that it is writable by this user, or choose another with --home` })
     })
     if (existingKey === undefined) {
       const key = yield* NodeKey.generate()
       yield* Effect.try({
         try: () => writeFileSync(p.nodeKey, NodeKey.toJson(key), { mode: 0o600 }),
-        catch: (e) => new Config.ConfigError({ key: p.nodeKey, message: `${p.nodeKey}: cannot write: ${(e as Error).message}` })
+        catch: (e) => new CommandFailure({ exitCode: 1, message: `cannot write ${p.nodeKey}: ${(e as Error).message}; check that ${dirname(p.nodeKey)} is writable by this user` })
       })
       written.push(p.nodeKey)
     }

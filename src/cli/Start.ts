@@ -7,22 +7,32 @@
  *
  * @since 0.1.0
  */
+import * as Net from "node:net"
 import { Context, Effect, Layer, Result } from "effect"
 import * as Endpoint from "../domain/Endpoint.ts"
+import * as ListenFailure from "../domain/ListenFailure.ts"
 import * as NodeHttp from "../layers/NodeHttp.ts"
 import * as NodeLayer from "../layers/Node.ts"
 import { Router } from "../services/Router.ts"
 import { Transport } from "../services/Transport.ts"
 import * as Config from "./Config.ts"
+import { CommandFailure } from "./Failure.ts"
 import * as Home from "./Home.ts"
 import * as LogLevel from "./LogLevel.ts"
 
 /** The version the node reports (NodeInfo `version`, `--version`). */
 export const VERSION = "0.1.0"
 
+/** What `start` is told besides the configuration. */
+export interface StartOptions {
+  /** Move a damaged peer store aside (kept) and start with an empty one (`--recover-peer-store`). */
+  readonly recoverPeerStore?: boolean
+}
+
 /** The resolved configuration as a `Node.Config`. */
-export const toNodeConfig = (home: string, c: Config.NodeConfig): NodeLayer.Config => ({
+export const toNodeConfig = (home: string, c: Config.NodeConfig, options: StartOptions = {}): NodeLayer.Config => ({
   home,
+  ...(options.recoverPeerStore === true ? { peerStore: { recoverCorrupt: true } } : {}),
   network: c.network,
   moniker: c.moniker,
   version: `effect-p2p/${VERSION}`,
@@ -31,6 +41,7 @@ export const toNodeConfig = (home: string, c: Config.NodeConfig): NodeLayer.Conf
   persistentPeers: c.p2p.persistentPeers,
   bootstrapPeers: [...c.p2p.bootstrapPeers, ...c.p2p.seeds],
   privatePeerIds: c.p2p.privatePeerIds,
+  unconditionalPeerIds: c.p2p.unconditionalPeerIds,
   maxInboundPeers: c.p2p.maxNumInboundPeers,
   maxOutboundPeers: c.p2p.maxNumOutboundPeers,
   pex: c.p2p.pex || c.p2p.seedMode,
@@ -61,23 +72,70 @@ export const logging = (c: Config.NodeConfig): Layer.Layer<never> =>
   LogLevel.layer(Result.getOrElse(LogLevel.parse(c.logLevel), () => ({ default: "info" as const, modules: new Map() })), c.logFormat)
 
 /** Validates flags and config, creates what is missing, then runs the node until interrupted. */
-export const run = (home: string, flags: Readonly<Record<string, string | undefined>>) =>
+export const run = (home: string, flags: Readonly<Record<string, string | undefined>>, options: StartOptions = {}) =>
   Effect.gen(function* () {
     const fromFlags = yield* Effect.fromResult(Config.fromFlags(flags))
     const file = yield* Home.readConfigFile(home)
-    const config = Config.resolve(file.values, fromFlags)
+    const config = yield* Effect.fromResult(Config.validate(Config.resolve(file.values, fromFlags)))
     yield* Home.readNodeKey(home) // a malformed key file stops us before anything is written
-    return yield* Effect.provide(runNode(home, config, file), logging(config))
+    return yield* Effect.provide(runNode(home, config, file, options), logging(config))
   })
 
-const runNode = (home: string, config: Config.NodeConfig, file: Config.FileConfig) =>
+/** The config key (and flag) that sets an HTTP address. */
+const httpKey = (c: Config.NodeConfig, address: string) =>
+  c.instrumentation.prometheus && address === c.instrumentation.httpAddr ? "instrumentation.prometheus_listen_addr (--http-addr)" : "rpc.laddr (--rpc-laddr)"
+
+/** What to do about a listen failure, by its reason. */
+const listenAdvice = (reason: string, key: string) =>
+  reason === "in_use" ? `stop it or set ${key}` : reason === "unavailable" ? `set ${key} to an address of this machine` : reason === "permission" ? `choose a port above 1023 or set ${key}` : `check ${key}`
+
+/**
+ * Binds each fixed HTTP port for a moment before the node starts, so a port in use stops the node
+ * before it opens (or creates) its peer store. Port 0 needs no check.
+ */
+const checkHttpPorts = (c: Config.NodeConfig) =>
+  Effect.forEach(httpServers(c), (server) => {
+    const where = NodeHttp.splitHostPort(server.address)
+    if (where === undefined || where.port === 0) return Effect.void
+    return Effect.callback<void, CommandFailure>((resume) => {
+      const probe = Net.createServer()
+      probe.once("error", (e: NodeJS.ErrnoException) => {
+        const { reason, message } = ListenFailure.describe(`http://${server.address}`, e)
+        resume(Effect.fail(new CommandFailure({ exitCode: 1, message: `${message}; ${listenAdvice(reason, httpKey(c, server.address))}` })))
+      })
+      probe.listen({ host: where.host === "" ? undefined : where.host, port: where.port, exclusive: true }, () => probe.close(() => resume(Effect.void)))
+    })
+  }, { discard: true })
+
+/** The node's own failures put into the command's words: which key or flag to change. */
+const explain = <E>(c: Config.NodeConfig, e: E): E | CommandFailure => {
+  const error = e as { readonly _tag?: string; readonly reason?: string; readonly message?: string; readonly address?: string; readonly detail?: string; readonly path?: string }
+  switch (error._tag) {
+    case "TransportListenError":
+      return error.reason === "invalid_options" ? e : new CommandFailure({ exitCode: 1, message: `${error.message}; ${listenAdvice(error.reason ?? "io", "p2p.laddr (--laddr)")}` })
+    case "HttpListenError":
+      return new CommandFailure({ exitCode: 1, message: `${error.message}; ${listenAdvice(error.reason ?? "io", httpKey(c, error.address ?? ""))}` })
+    case "PeerStoreError":
+      return error.reason === "corrupt"
+        ? new CommandFailure({
+          exitCode: 1,
+          message: `${error.detail ?? error.message}; it was left as it is. Start with --recover-peer-store to move it aside (kept as ${error.path}.corrupt-<time>) and start with no known peers, or restore it from a backup`
+        })
+        : e
+    default:
+      return e
+  }
+}
+
+const runNode = (home: string, config: Config.NodeConfig, file: Config.FileConfig, options: StartOptions) =>
   Effect.gen(function* () {
     if (file.ignored.length > 0) {
       yield* LogLevel.main(Effect.logWarning(`config.toml: ignoring CometBFT settings this node does not use: ${file.ignored.join(", ")}`))
     }
+    yield* checkHttpPorts(config)
     const written = yield* Home.init(home, Config.resolve(file.values))
     for (const f of written) yield* LogLevel.main(Effect.logInfo(`wrote ${f}`))
-    const node = NodeLayer.layer(toNodeConfig(home, config))
+    const node = NodeLayer.layer(toNodeConfig(home, config, options))
     yield* Effect.scoped(Effect.gen(function* () {
       const context = yield* Layer.build(node)
       const router = Context.get(context, Router)
@@ -91,5 +149,5 @@ const runNode = (home: string, config: Config.NodeConfig, file: Config.FileConfi
         yield* LogLevel.main(Effect.logInfo(`serving ${served} on ${bound.url}`))
       }
       return yield* Effect.never
-    })).pipe(Effect.onInterrupt(() => LogLevel.main(Effect.logInfo("shutting down"))))
+    })).pipe(Effect.mapError((e) => explain(config, e)), Effect.onInterrupt(() => LogLevel.main(Effect.logInfo("shutting down"))))
   })

@@ -1,16 +1,18 @@
 #!/usr/bin/env node
 /**
  * The `effect-p2p` command: `init`, `start`, `show-node-id`, `testnet`, `crawl`.
- * Bad flags or configuration print one line naming the key and exit with code 2; SIGINT/SIGTERM
- * shut a running node down cleanly and exit with code 0.
+ * Every failure prints one or two lines saying what failed and what to do, and exits with a
+ * documented code (`Failure.ts`: 2 bad input, 1 runtime failure); SIGINT/SIGTERM shut a running
+ * node down cleanly and exit with code 0.
  *
  * @since 0.1.0
  */
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Cause, Console, Effect, Exit, Layer, Logger, Option } from "effect"
+import { Console, Effect, Layer, Logger, Option } from "effect"
 import { Command, Flag, GlobalFlag } from "effect/cli"
 import * as NodeLayer from "../layers/Node.ts"
 import * as Config from "./Config.ts"
+import * as Failure from "./Failure.ts"
 import * as Home from "./Home.ts"
 import * as Start from "./Start.ts"
 import { commands as extraCommands } from "./commands.ts"
@@ -36,7 +38,11 @@ const start = Command.make("start", {
   seedMode: optional("seed-mode", "seed mode: true or false"),
   httpAddr: optional("http-addr", "HOST:PORT of /metrics, /net_info and /status (\"\" disables)"),
   rpcLaddr: optional("rpc-laddr", "HOST:PORT of /net_info, /status and JSON-RPC alone (CometBFT's rpc.laddr)"),
-  logFormat: optional("log-format", "plain or json")
+  logFormat: optional("log-format", "plain or json"),
+  recoverPeerStore: Flag.Boolean("recover-peer-store").pipe(
+    Flag.withDescription("if data/peerstore.db is damaged, move it aside (kept) and start with no known peers"),
+    Flag.withDefault(false)
+  )
 }, (f) => Effect.gen(function* () {
   const value = (o: Option.Option<string>) => Option.getOrUndefined(o)
   // The built-in --log-level flag names one level; it overrides config.toml's log_level.
@@ -54,7 +60,7 @@ const start = Command.make("start", {
     "rpc-laddr": value(f.rpcLaddr),
     "log-format": value(f.logFormat),
     "log-level": level === undefined ? undefined : flagLevel(level)
-  })
+  }, { recoverPeerStore: f.recoverPeerStore })
 })).pipe(Command.withDescription("run a node until SIGINT or SIGTERM"))
 
 /** Effect's log level (from --log-level) as a config.toml level. */
@@ -89,22 +95,16 @@ const root = Command.make("effect-p2p").pipe(
   Command.withSubcommands([init, start, showNodeId, ...extraCommands])
 )
 
-/** Exit codes: 0 success and clean shutdown on a signal, 2 bad usage or configuration, 1 other failures. */
-const exitCode = (exit: Exit.Exit<unknown, unknown>): number => {
-  if (Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause)) return 0
-  const error = Cause.squash(exit.cause) as { readonly _tag?: string; readonly errors?: ReadonlyArray<unknown> }
-  // effect/cli reports usage errors (unknown flag, bad value) as ShowHelp with the errors listed.
-  if (error?._tag === "ShowHelp") return (error.errors?.length ?? 0) > 0 ? 2 : 0
-  return error?._tag === "ConfigError" || error?._tag === "CliError" || /^(UnrecognizedOption|DuplicateOption|MissingOption|MissingArgument|UnexpectedArgument|InvalidValue|UnknownSubcommand|ValidationError)$/.test(error?._tag ?? "") ? 2 : 1
-}
-
 const program = Command.run(root, { version: Start.VERSION }).pipe(
-  Effect.catchTag("ConfigError", (e) =>
-    Effect.andThen(Console.error(`effect-p2p: ${e.message}`), Effect.fail(e))),
   Effect.provide(Layer.mergeAll(NodeServices.layer, Logger.layer([Logger.consoleLogFmt])))
 )
 
+// Failures are reported here, each as one or two lines, rather than by the runtime's dump.
 NodeRuntime.runMain(program, {
   disableErrorReporting: true,
-  teardown: (exit, onExit) => onExit(exitCode(exit))
+  teardown: (exit, onExit) => {
+    const { lines, code } = Failure.report(exit)
+    for (const l of lines) process.stderr.write(`${l}\n`)
+    onExit(code)
+  }
 })

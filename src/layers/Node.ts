@@ -58,9 +58,17 @@ export interface Config {
   readonly bootstrapPeers?: ReadonlyArray<NodeAddress.NodeAddress>
   /** Node IDs never advertised to others. */
   readonly privatePeerIds?: ReadonlyArray<NodeId.NodeId>
-  /** Inbound connection slots. Default 40. */
+  /** Node IDs outside every connection limit (CometBFT's `unconditional_peer_ids`). */
+  readonly unconditionalPeerIds?: ReadonlyArray<NodeId.NodeId>
+  /**
+   * Inbound peers at most, CometBFT's `max_num_inbound_peers`: 0 accepts none. Persistent and
+   * unconditional peers are not counted and always accepted. Default 40.
+   */
   readonly maxInboundPeers?: number
-  /** Outbound connection slots. Default 10. */
+  /**
+   * Outbound peers (dials in flight included) at most, CometBFT's `max_num_outbound_peers`: 0 dials
+   * none. Persistent and unconditional peers are not counted and always dialed. Default 10.
+   */
   readonly maxOutboundPeers?: number
   /** Run peer exchange. Default true. */
   readonly pex?: boolean
@@ -72,6 +80,8 @@ export interface Config {
   readonly dialTimeout?: number
   /** MConnection settings (TCP). */
   readonly mconnection?: Partial<MConnection.Config>
+  /** Options of the SQLite peer store under `home` (e.g. `{ recoverCorrupt: true }`). */
+  readonly peerStore?: PeerStoreSqlite.SqliteOptions
   /** Channels of the application's reactors, advertised from the first handshake. */
   readonly channels?: ReadonlyArray<ChannelDescriptor.ChannelDescriptor>
   /** Further PeerManager options, over the ones derived above. */
@@ -86,19 +96,42 @@ export type Services = Router | PeerManager | Transport | NodeIdentity.NodeIdent
 /** Default home directory. */
 export const DEFAULT_HOME = "./.effect-p2p"
 
+/**
+ * CometBFT's limits as PeerManager options: one limit per direction, persistent peers on top of
+ * both (so `maxConnected` leaves room for them), no upgrade slots (the limits are hard caps, as in
+ * CometBFT), and unconditional peers outside every limit. A full node still lets a few inbound
+ * peers in for a grace period so they can ask it for addresses ({@link GRACE_PEERS}), and an
+ * outbound connection that a peer ends within {@link MIN_CONNECTION_DURATION} backs its address
+ * off, so a node is not redialed in a loop by a peer it keeps turning away.
+ */
 const peerManagerOptions = (config: Config): PeerManagerOptions => {
   const inbound = config.maxInboundPeers ?? 40
   const outbound = config.maxOutboundPeers ?? 10
-  const maxConnected = inbound + outbound
+  const persistentPeers = [...new Set((config.persistentPeers ?? []).map((a) => a.nodeId))]
+  const maxConnected = Math.min(65535, inbound + outbound + persistentPeers.length)
   return {
     maxConnected,
-    maxOutgoingConnections: outbound,
-    maxPeers: Math.min(65535, 4 + 4 * maxConnected + (config.persistentPeers?.length ?? 0)),
-    persistentPeers: (config.persistentPeers ?? []).map((a) => a.nodeId),
+    maxOutgoingConnections: 0,
+    maxIncomingPeers: inbound,
+    maxOutgoingPeers: outbound,
+    maxConnectedUpgrade: 0,
+    maxPeers: maxConnected === 0 ? 0 : Math.min(65535, 4 + 4 * maxConnected),
+    persistentPeers,
     privatePeers: config.privatePeerIds ?? [],
+    unconditionalPeers: config.unconditionalPeerIds ?? [],
+    maxGracePeers: GRACE_PEERS,
+    gracePeriod: GRACE_PERIOD,
+    minConnectionDuration: MIN_CONNECTION_DURATION,
     ...config.peerManager
   }
 }
+
+/** Inbound peers a full node admits at once for a grace period (PeerManager `maxGracePeers`). */
+export const GRACE_PEERS = 8
+/** How long such a peer stays: time to ask for addresses and receive them. */
+export const GRACE_PERIOD = 3_000
+/** An outbound connection shorter than this backs its address off (PeerManager `minConnectionDuration`). */
+export const MIN_CONNECTION_DURATION = 10_000
 
 const routerOptions = (config: Config): RouterOptions => ({
   ...config.router,
@@ -131,9 +164,12 @@ const assemble = <E1, E2, E3>(
   base: Layer.Layer<AddressResolver.AddressResolver | PeerStore, E2>,
   transport: Layer.Layer<Transport, E3, NodeIdentity.NodeIdentity>
 ) => {
+  // Built bottom-up: the key, then the listening transport, then the peer store. A node that
+  // cannot listen (port in use) fails before it opens, or creates, its peer store.
   const core = RouterLayer.layer(routerOptions(config)).pipe(
-    Layer.provideMerge(Layer.mergeAll(transport, PeerManagerLayer.layer(peerManagerOptions(config)))),
+    Layer.provideMerge(PeerManagerLayer.layer(peerManagerOptions(config))),
     Layer.provideMerge(base),
+    Layer.provideMerge(transport),
     Layer.provideMerge(identity)
   )
   const pex = config.pex === false
@@ -146,7 +182,7 @@ const assemble = <E1, E2, E3>(
 export const layer = (config: Config) => {
   const home = config.home ?? DEFAULT_HOME
   const identity = config.nodeKey !== undefined ? NodeIdentity.layer(config.nodeKey) : NodeKeyFile.layer(join(home, "config", "node_key.json"))
-  const base = Layer.mergeAll(PeerStoreSqlite.layerSqlite(join(home, "data", "peerstore.db")), AddressResolver.layerDns())
+  const base = Layer.mergeAll(PeerStoreSqlite.layerSqlite(join(home, "data", "peerstore.db"), config.peerStore), AddressResolver.layerDns())
   const transport = TcpTransport.layer({
     host: config.listen?.host ?? "127.0.0.1",
     port: config.listen?.port ?? 26656,
@@ -161,7 +197,7 @@ export const layer = (config: Config) => {
  */
 export const layerMemory = (network: MemoryNetworkService, config: Config) => {
   const identity = config.nodeKey !== undefined ? NodeIdentity.layer(config.nodeKey) : NodeIdentity.layerRandom
-  const store = config.home === undefined ? PeerStoreMemory.layerMemory : PeerStoreSqlite.layerSqlite(join(config.home, "data", "peerstore.db"))
+  const store = config.home === undefined ? PeerStoreMemory.layerMemory : PeerStoreSqlite.layerSqlite(join(config.home, "data", "peerstore.db"), config.peerStore)
   const base = Layer.mergeAll(store, AddressResolver.layerStatic({}))
   const transport = MemoryTransport.layer.pipe(Layer.provide(Layer.succeed(MemoryNetwork, network)))
   return assemble(config, identity, base, transport)

@@ -24,6 +24,7 @@ import type * as HttpServerRequest from "effect/http/HttpServerRequest"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as PrometheusMetrics from "effect/observability/PrometheusMetrics"
 import * as CometJson from "../domain/CometJson.ts"
+import * as ListenFailure from "../domain/ListenFailure.ts"
 import { Router } from "../services/Router.ts"
 import { Transport } from "../services/Transport.ts"
 
@@ -63,9 +64,10 @@ export const defaults = {
   requestTimeout: 10_000
 } as const
 
-/** The server could not listen (address in use, bad address, no permission). */
+/** The server could not listen: `in_use`, `permission`, `unavailable` or `io`, as for the TCP transport. */
 export class HttpListenError extends Schema.TaggedError<HttpListenError>()("HttpListenError", {
   address: Schema.String,
+  reason: Schema.Literals(["in_use", "permission", "unavailable", "io"]),
   message: Schema.String
 }) {}
 
@@ -265,12 +267,7 @@ export const serve = (options: ServerOptions): Effect.Effect<NodeHttp["Service"]
     const port = yield* Effect.acquireRelease(
       Effect.callback<number, HttpListenError>((resume) => {
         const onError = (e: NodeJS.ErrnoException) =>
-          resume(Effect.fail(new HttpListenError({
-            address: options.address,
-            message: e.code === "EADDRINUSE"
-              ? `http://${options.address} is in use by another process`
-              : `cannot serve HTTP on ${options.address}: ${e.message}`
-          })))
+          resume(Effect.fail(new HttpListenError({ address: options.address, ...ListenFailure.describe(`http://${options.address}`, e) })))
         server.once("error", onError)
         server.listen({ host: where.host === "" ? undefined : where.host, port: where.port }, () => {
           server.off("error", onError)

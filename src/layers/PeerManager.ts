@@ -69,13 +69,19 @@ export const make = (
       }
     }
 
+    // Peers on grace are about to go: they are not counted as connected here.
     const recordMetrics = Effect.suspend(() => {
       let incoming = 0
-      for (const d of state.connected.values()) if (d === "incoming") incoming++
+      let outgoing = 0
+      for (const [id, d] of state.connected) {
+        if (state.grace.has(id)) continue
+        if (d === "incoming") incoming++
+        else outgoing++
+      }
       return Effect.all([
         Metric.update(Metrics.peersStored, state.peers.size),
         Metric.update(Metrics.peersConnectedIncoming, incoming),
-        Metric.update(Metrics.peersConnectedOutgoing, state.connected.size - incoming)
+        Metric.update(Metrics.peersConnectedOutgoing, outgoing)
       ], { discard: true })
     })
 
@@ -129,17 +135,19 @@ export const make = (
       }
     })
 
-    const tryEvictNext = transitionPure((s) => Connections.tryEvictNext(s))
+    const tryEvictNext = transitionPure((s, now) => Connections.tryEvictNext(s, now))
 
     const evictNext: Effect.Effect<NodeId.NodeId> = Effect.gen(function* () {
       while (true) {
         if (closed) return yield* Effect.interrupt
         const step = yield* lock.withPermit(Effect.gen(function* () {
-          const id = yield* Effect.orDie(commit(Connections.tryEvictNext(state)))
-          return { id, signal: evictSignal.get() }
+          const now = yield* Clock.currentTimeMillis
+          const id = yield* Effect.orDie(commit(Connections.tryEvictNext(state, now)))
+          return { id, signal: evictSignal.get(), wakeAt: id === undefined ? Connections.nextEvictAt(state) : undefined, now }
         }))
         if (step.id !== undefined) return step.id
-        yield* Deferred.await(step.signal)
+        const wait = Deferred.await(step.signal)
+        yield* step.wakeAt === undefined ? wait : Effect.raceFirst(wait, Effect.sleep(Math.max(1, Math.ceil(step.wakeAt - step.now))))
       }
     })
 
@@ -201,7 +209,8 @@ export const make = (
       accepted: (nodeId) =>
         Effect.flatMap(transition((s, now) => Connections.accepted(s, nodeId, now)), (rejected) => (rejected === undefined ? Effect.void : Effect.fail(rejected))),
       ready: (nodeId, channels) => transitionPure((s) => Connections.ready(s, nodeId, channels)),
-      disconnected: (nodeId) => transitionPure((s, now) => Connections.disconnected(s, nodeId, now)),
+      disconnected: (nodeId) =>
+        Effect.flatMap(Random.next, (jitter) => transitionPure((s, now) => Connections.disconnected(s, nodeId, now, jitter))),
       evictNext,
       tryEvictNext,
       errored: (nodeId, fatal) => transition((s) => Connections.errored(s, nodeId, fatal)),

@@ -17,10 +17,10 @@
  *
  * @since 0.1.0
  */
-import { mkdirSync } from "node:fs"
+import { existsSync, mkdirSync, renameSync, statSync } from "node:fs"
 import { dirname } from "node:path"
 import { DatabaseSync } from "node:sqlite"
-import { Effect, Layer, Schema } from "effect"
+import { Clock, Effect, Layer, Schema } from "effect"
 import type * as NodeId from "../domain/NodeId.ts"
 import * as PeerRecord from "../domain/PeerRecord.ts"
 import { PeerStore, PeerStoreError } from "../services/PeerStore.ts"
@@ -45,13 +45,21 @@ export const SqliteOptions = Schema.Struct({
    * How long, in milliseconds, a statement waits for another connection's lock before it fails
    * with "locked". The wait blocks the event loop. Default {@link DEFAULT_BUSY_TIMEOUT}.
    */
-  busyTimeout: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)))
+  busyTimeout: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
+  /**
+   * When the file is not a SQLite database or fails SQLite's `quick_check`: move it aside (renamed
+   * `<path>.corrupt-<UTC time>`, with its -wal and -shm files; never deleted) and start with an
+   * empty store, logging where it went. Default `false`: opening fails with reason `corrupt` and
+   * leaves the file as it is.
+   */
+  recoverCorrupt: Schema.optionalKey(Schema.Boolean)
 })
 
 /** Options of {@link layerSqlite}; see {@link SqliteOptions} for each field and its default. */
 export type SqliteOptions = typeof SqliteOptions.Type
 
 type Operation = PeerStoreError["operation"]
+type Failure = NonNullable<PeerStoreError["reason"]>
 
 // SQLite primary result codes (https://sqlite.org/rescode.html).
 const SQLITE_PERM = 3
@@ -66,44 +74,60 @@ const SQLITE_NOTADB = 26
 
 const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
-/** What to do about a failure, from SQLite's result code (node:sqlite puts it in `errcode`). */
-const advice = (e: unknown, path: string, readOnly: boolean): string => {
-  const code = typeof e === "object" && e !== null && "errcode" in e && typeof e.errcode === "number" ? e.errcode & 0xff : undefined
+const sqliteCode = (e: unknown): number | undefined =>
+  typeof e === "object" && e !== null && "errcode" in e && typeof e.errcode === "number" ? e.errcode & 0xff : undefined
+
+const isCorruption = (e: unknown): boolean => {
+  const code = sqliteCode(e)
+  return code === SQLITE_CORRUPT || code === SQLITE_NOTADB
+}
+
+/** What a failure means and what to do about it, from SQLite's result code (node:sqlite puts it in `errcode`). */
+const diagnose = (e: unknown, path: string, readOnly: boolean): { readonly reason: Failure; readonly advice: string } => {
   const nodeCode = typeof e === "object" && e !== null && "code" in e ? e.code : undefined
-  switch (code) {
+  switch (sqliteCode(e)) {
     case SQLITE_READONLY:
     case SQLITE_PERM:
-      return readOnly
-        ? "the store was opened with { readOnly: true }; open it without readOnly to write"
-        : `check that ${path}, its -wal and -shm files and their directory are writable by this process`
+      return {
+        reason: "read_only",
+        advice: readOnly
+          ? "the store was opened with { readOnly: true }; open it without readOnly to write"
+          : `check that ${path}, its -wal and -shm files and their directory are writable by this process`
+      }
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
-      return `another connection holds the lock: make sure only one node uses ${path}, or raise busyTimeout`
+      return { reason: "locked", advice: `another connection holds the lock: make sure only one node uses ${path}, or raise busyTimeout` }
     case SQLITE_FULL:
-      return `the disk is full: free space on the volume holding ${path}`
+      return { reason: "disk_full", advice: `the disk is full: free space on the volume holding ${path}` }
     case SQLITE_IOERR:
-      return `check the disk and the file system holding ${path}`
+      return { reason: "io", advice: `check the disk and the file system holding ${path}` }
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
-      return `${path} is not a SQLite database or is damaged: move it away (the node then starts with no known peers and learns them again) or use another path`
+      return { reason: "corrupt", advice: corruptAdvice(path) }
     case SQLITE_CANTOPEN:
       return readOnly
-        ? `a read-only store must already exist: check that ${path} exists and is readable`
-        : `check that ${path} names a file, not a directory, and that its directory is writable`
+        ? { reason: "missing", advice: `a read-only store must already exist: check that ${path} exists and is readable` }
+        : { reason: "not_a_file", advice: `check that ${path} names a file, not a directory, and that its directory is writable` }
   }
-  if (nodeCode === "ERR_INVALID_STATE") return "the peer store is closed: its layer's scope has ended"
-  return `check ${path}`
+  if (nodeCode === "ERR_INVALID_STATE") return { reason: "closed", advice: "the peer store is closed: its layer's scope has ended" }
+  return { reason: "io", advice: `check ${path}` }
 }
+
+const corruptAdvice = (path: string) =>
+  `it was left as it is; restore it from a backup, move it away (the node then starts with no known peers and learns them again), or open the store with { recoverCorrupt: true } to have ${path} moved aside and an empty store started`
 
 /**
  * Opens the peer store in the SQLite file at `path`, creating the file, and any missing parent
  * directories, when it does not exist. The database closes when the layer's scope closes.
- * `path` may be `":memory:"` for a private in-memory database.
+ * `path` may be `":memory:"` for a private in-memory database. An existing file is checked with
+ * SQLite's `quick_check` first, so a damaged file is found at start, not at the first write.
  *
- * Errors (`PeerStoreError`):
- * - `"open"` names `path` and says what to do. Causes: invalid options; the directory cannot be
- *   created; the file cannot be opened or is not a SQLite database; it has another schema
- *   version; or, with `readOnly`, it does not exist or holds no peer store.
+ * Errors (`PeerStoreError`, with a `reason`):
+ * - `"open"` names `path` and says what to do. Causes: invalid options (`invalid_options`); the path
+ *   is a directory or its directory cannot be created (`not_a_file`, `read_only`); the file is not
+ *   a SQLite database or is damaged (`corrupt`, unless `recoverCorrupt`); it was written by another
+ *   version (`schema_version`, naming both versions); or, with `readOnly`, it does not exist or
+ *   holds no peer store (`missing`).
  * - `"load"`, `"put"`, `"remove"` say what failed (read-only file, disk full, locked, I/O error,
  *   store closed) and what to do. A failed write changed nothing.
  *
@@ -118,28 +142,76 @@ const advice = (e: unknown, path: string, readOnly: boolean): string => {
 export const layerSqlite = (path: string, options: SqliteOptions = {}): Layer.Layer<PeerStore, PeerStoreError> =>
   Layer.effect(PeerStore, make(path, options))
 
+/** `20261128T101500Z` for a time: a file-name-safe UTC stamp. */
+const stamp = (ms: number) => new Date(ms).toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z")
+
+/**
+ * Runs SQLite's `quick_check` on an existing file: `undefined` when it is healthy, the problem in
+ * words when it is not a database or is damaged. Other failures (permissions, locks) are thrown.
+ */
+const inspect = (path: string, readOnly: boolean, timeout: number): string | undefined => {
+  let db: DatabaseSync | undefined
+  try {
+    db = new DatabaseSync(path, { readOnly, timeout })
+    const rows = db.prepare("PRAGMA quick_check(5)").all().flatMap((r) => String(Object.values(r)[0]).split("\n")).map((l) => l.trim()).filter((l) => l !== "")
+    return rows.length === 1 && rows[0] === "ok" ? undefined : `SQLite's quick_check found: ${rows.join("; ")}`
+  } catch (e) {
+    if (isCorruption(e)) return `SQLite: ${errorText(e)}`
+    throw e
+  } finally {
+    if (db?.isOpen === true) db.close()
+  }
+}
+
+/** Renames a damaged store and its -wal/-shm files to `<path>.corrupt-<stamp>[-wal|-shm]`; returns the new path. */
+const moveAside = (path: string, now: number): string => {
+  const aside = `${path}.corrupt-${stamp(now)}`
+  renameSync(path, aside)
+  for (const suffix of ["-wal", "-shm", "-journal"]) if (existsSync(`${path}${suffix}`)) renameSync(`${path}${suffix}`, `${aside}${suffix}`)
+  return aside
+}
+
 const make = (path: string, rawOptions: SqliteOptions) =>
   Effect.gen(function*() {
-    const openError = (message: string) => new PeerStoreError({ path, operation: "open", message })
+    const openError = (reason: Failure, message: string) => new PeerStoreError({ path, operation: "open", reason, message })
     const options = yield* Schema.decodeUnknownEffect(SqliteOptions)(rawOptions).pipe(
-      Effect.mapError((e) => openError(`invalid peer store options for ${path}: ${e.message}`))
+      Effect.mapError((e) => openError("invalid_options", `invalid peer store options for ${path}: ${e.message}`))
     )
     const readOnly = options.readOnly ?? false
-    const failure = (operation: Operation, what: string) => (e: unknown) =>
-      new PeerStoreError({ path, operation, message: `${what}: ${errorText(e)}; ${advice(e, path, readOnly)}` })
+    const timeout = options.busyTimeout ?? DEFAULT_BUSY_TIMEOUT
+    const failure = (operation: Operation, what: string) => (e: unknown) => {
+      const { reason, advice } = diagnose(e, path, readOnly)
+      return new PeerStoreError({ path, operation, reason, message: `${what}: ${errorText(e)}; ${advice}` })
+    }
     const attempt = <A>(operation: Operation, what: string, f: () => A) => Effect.try({ try: f, catch: failure(operation, what) })
     const openFailure = `cannot open the peer store ${path}`
 
-    if (!readOnly && path !== ":memory:") {
-      const dir = dirname(path)
-      yield* Effect.try({
-        try: () => mkdirSync(dir, { recursive: true }),
-        catch: (e) => openError(`cannot create the directory ${dir} for the peer store ${path}: ${errorText(e)}; check the permissions of its parent directories`)
-      })
+    if (path !== ":memory:") {
+      const kind = yield* Effect.try({ try: () => (existsSync(path) ? (statSync(path).isFile() ? "file" : "other") : "none"), catch: failure("open", openFailure) })
+      if (kind === "other") return yield* openError("not_a_file", `${openFailure}: it is a directory or a special file, not a database; remove it or use another path`)
+      if (kind === "none" && !readOnly) {
+        const dir = dirname(path)
+        yield* Effect.try({
+          try: () => mkdirSync(dir, { recursive: true }),
+          catch: (e) => openError("not_a_file", `cannot create the directory ${dir} for the peer store ${path}: ${errorText(e)}; check the permissions of its parent directories`)
+        })
+      }
+      if (kind === "file") {
+        const problem = yield* attempt("open", openFailure, () => inspect(path, readOnly, timeout))
+        if (problem !== undefined) {
+          if (!(options.recoverCorrupt ?? false) || readOnly) {
+            const detail = `the peer store ${path} is not a SQLite database or is damaged (${problem})`
+            return yield* new PeerStoreError({ path, operation: "open", reason: "corrupt", detail, message: `${detail}; ${corruptAdvice(path)}` })
+          }
+          const now = yield* Clock.currentTimeMillis
+          const aside = yield* attempt("open", `${openFailure}: cannot move the damaged file aside`, () => moveAside(path, now))
+          yield* Effect.logWarning(`peer store ${path} was damaged (${problem}); moved it to ${aside} and started with no known peers`)
+        }
+      }
     }
 
     const db = yield* Effect.acquireRelease(
-      attempt("open", openFailure, () => new DatabaseSync(path, { readOnly, timeout: options.busyTimeout ?? DEFAULT_BUSY_TIMEOUT })),
+      attempt("open", openFailure, () => new DatabaseSync(path, { readOnly, timeout })),
       (db) => Effect.sync(() => {
         if (db.isOpen) db.close()
       })
@@ -163,7 +235,7 @@ const make = (path: string, rawOptions: SqliteOptions) =>
 
     if (!tables.has("meta") || !tables.has("peers")) {
       if (readOnly) {
-        return yield* openError(`${openFailure}: it holds no peer store tables; open it once without readOnly to create them`)
+        return yield* openError("missing", `${openFailure}: it holds no peer store tables; open it once without readOnly to create them`)
       }
       yield* attempt("open", `${openFailure}: cannot create its tables`, () => {
         db.exec("BEGIN IMMEDIATE")
@@ -182,10 +254,14 @@ const make = (path: string, rawOptions: SqliteOptions) =>
     }
     const version = yield* attempt("open", openFailure, () => db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get()?.["value"])
     if (version !== String(SCHEMA_VERSION)) {
+      const n = Number(version)
       return yield* openError(
+        "schema_version",
         version === undefined
           ? `${openFailure}: its meta table has no schema_version, so it is not a peer store; use another path`
-          : `${openFailure}: it has peer store schema version ${String(version)}, and this version of effect-p2p reads version ${SCHEMA_VERSION}; upgrade effect-p2p, or move the file away to start with no known peers`
+          : Number.isInteger(n) && n > SCHEMA_VERSION
+          ? `${openFailure}: it was written by a newer effect-p2p (peer store schema version ${n}; this version reads version ${SCHEMA_VERSION}); upgrade effect-p2p, or move the file away to start with no known peers`
+          : `${openFailure}: it has peer store schema version ${String(version)}, and this version of effect-p2p reads version ${SCHEMA_VERSION}; move the file away to start with no known peers, or use another path`
       )
     }
 

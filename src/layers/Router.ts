@@ -138,6 +138,12 @@ export const make = (input: Options) =>
     const droppedUndecodable = dropped("undecodable")
     const droppedUnencodable = dropped("unencodable")
     const droppedClosed = dropped("channel_closed")
+    const refusals = new Map<string, Counter>()
+    const refused = (reason: string) => {
+      let m = refusals.get(reason)
+      if (m === undefined) refusals.set(reason, m = Metric.withAttributes(Metrics.inboundRefused, { reason }))
+      return m
+    }
 
     const fibers = yield* FiberSet.make()
     const channels = new Map<number, OpenChannel>()
@@ -300,12 +306,18 @@ export const make = (input: Options) =>
         // Read the time first: `tracker` must be read and written with no suspension in between.
         const now = yield* Clock.currentTimeMillis
         const admitted = ConnTracker.add(tracker, ip, now)
-        if ("rejected" in admitted) return yield* Effect.logDebug(`refusing inbound connection: ${admitted.rejected}`)
+        if ("rejected" in admitted) {
+          count(refused(admitted.reason), 1)
+          return yield* Effect.logDebug(`refusing inbound connection: ${admitted.rejected}`)
+        }
         tracker = admitted.tracker
         yield* Effect.gen(function* () {
           if (input.filterPeerByIp !== undefined) {
             const filtered = yield* Effect.exit(input.filterPeerByIp(conn.remoteEndpoint))
-            if (Exit.isFailure(filtered)) return yield* Effect.logInfo(`inbound connection from ${Endpoint.format(conn.remoteEndpoint)} filtered`, filtered.cause)
+            if (Exit.isFailure(filtered)) {
+              count(refused("filtered"), 1)
+              return yield* Effect.logInfo(`inbound connection from ${Endpoint.format(conn.remoteEndpoint)} filtered`, filtered.cause)
+            }
           }
           const shaken = yield* Effect.exit(handshakeSlots.withPermit(handshake(conn)))
           if (Exit.isFailure(shaken)) {
@@ -316,10 +328,17 @@ export const make = (input: Options) =>
           const info = shaken.value.nodeInfo
           if (input.filterPeerById !== undefined) {
             const filtered = yield* Effect.exit(input.filterPeerById(info.nodeId))
-            if (Exit.isFailure(filtered)) return yield* Effect.logInfo(`inbound peer ${info.nodeId} filtered`, filtered.cause)
+            if (Exit.isFailure(filtered)) {
+              count(refused("filtered"), 1)
+              return yield* Effect.logInfo(`inbound peer ${info.nodeId} filtered`, filtered.cause)
+            }
           }
           const admittedByManager = yield* Effect.exit(peerManager.accepted(info.nodeId))
-          if (Exit.isFailure(admittedByManager)) return yield* Effect.logDebug(`inbound peer ${info.nodeId} refused`, admittedByManager.cause)
+          if (Exit.isFailure(admittedByManager)) {
+            const rejection = Exit.findErrorOption(admittedByManager)
+            if (rejection._tag === "Some" && rejection.value._tag === "ConnectionRejected") count(refused(rejection.value.reason), 1)
+            return yield* Effect.logDebug(`inbound peer ${info.nodeId} refused`, admittedByManager.cause)
+          }
           admittedPeers.add(info.nodeId)
           yield* route(conn, info, "incoming")
         }).pipe(Effect.ensuring(Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => {

@@ -7,11 +7,13 @@
  * @since 0.1.0
  */
 import * as Net from "node:net"
-import { Clock, Deferred, Effect, Exit, Layer, Option, Queue, Result, Schema, Scope } from "effect"
+import { Clock, Deferred, Effect, Exit, Layer, Metric, Option, Queue, Result, Schema, Scope } from "effect"
 import * as ChannelDescriptor from "../domain/ChannelDescriptor.ts"
 import * as Endpoint from "../domain/Endpoint.ts"
 import { FlowMonitor } from "../domain/FlowMonitor.ts"
 import * as Ip from "../domain/Ip.ts"
+import * as ListenFailure from "../domain/ListenFailure.ts"
+import * as Metrics from "../services/Metrics.ts"
 import { NodeIdentity } from "../services/NodeIdentity.ts"
 import {
   ConnectionClosed,
@@ -31,6 +33,7 @@ import { nodeCryptoAead, type FrameAeadFactory } from "../wire/FrameCipher.ts"
 import * as Handshake from "./Handshake.ts"
 import * as ByteStream from "./tcp/ByteStream.ts"
 import * as MConnection from "./tcp/MConnection.ts"
+import * as OpenFiles from "./tcp/OpenFiles.ts"
 import * as SecretConnection from "./tcp/SecretConnection.ts"
 
 /**
@@ -38,6 +41,9 @@ import * as SecretConnection from "./tcp/SecretConnection.ts"
  * before waiting. Node's 16 KiB default turns a 64 KiB packed write into a stop-and-go exchange.
  */
 const SOCKET_BUFFER = 256 * 1024
+
+/** Least time between two warnings about refused inbound connections, ms. */
+const REFUSAL_WARNING_INTERVAL = 10_000
 
 /** The protocols this transport serves. */
 export const PROTOCOLS = ["mconn", "tcp"] as const
@@ -54,15 +60,29 @@ export interface Options {
   readonly mconnection?: Partial<MConnection.Config>
   /** Accepted sockets waiting for `accept` at most; more are closed at once. Default 64. */
   readonly maxPendingConnections?: number
+  /**
+   * Inbound sockets open at once (any phase, from accept to close); more are closed at once.
+   * Default: what the process's open-file limit (`ulimit -n`) leaves after the descriptors in use
+   * and 64 kept for outbound dials, HTTP and the peer store, at most 1024. Keeping inbound sockets
+   * below the limit keeps the node able to dial out and answer `/metrics` during a flood.
+   */
+  readonly maxInboundSockets?: number
   /** Frame cipher: "auto" (libsodium when installed, else node:crypto) or "node". Default "auto". */
   readonly cipher?: "auto" | "node"
 }
 
-/** The transport could not listen. */
+/**
+ * The transport could not listen. `reason`: `in_use` (another process holds the port),
+ * `permission` (a privileged port, or not allowed), `unavailable` (the address is not one of this
+ * machine's), `invalid_options`, or `io` (anything else; the message says what).
+ */
 export class TransportListenError extends Schema.TaggedError<TransportListenError>()("TransportListenError", {
   address: Schema.String,
+  reason: Schema.Literals(["in_use", "permission", "unavailable", "invalid_options", "io"]),
   message: Schema.String
 }) {}
+
+
 
 const hostText = (ip: string, port: number) => (ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`)
 
@@ -162,10 +182,36 @@ export const make = (options: Options = {}): Effect.Effect<Transport["Service"],
     yield* NodeIdentity // the identity is used per handshake; required so layers wire it in
     const config: MConnection.Config = { ...MConnection.defaults, ...options.mconnection }
     const invalid = MConnection.validateConfig(config)
-    if (invalid !== undefined) return yield* new TransportListenError({ address: hostText(options.host ?? "127.0.0.1", options.port ?? 0), message: `invalid MConnection setting: ${invalid}` })
+    if (invalid !== undefined) return yield* new TransportListenError({ address: hostText(options.host ?? "127.0.0.1", options.port ?? 0), reason: "invalid_options", message: `invalid MConnection setting: ${invalid}` })
     const aead = options.cipher === "node" ? nodeCryptoAead : defaultAead
     const maxPending = options.maxPendingConnections ?? 64
+    const fdLimit = OpenFiles.softLimit()
+    const maxInbound = options.maxInboundSockets ?? OpenFiles.inboundBudget(fdLimit, OpenFiles.openCount())
+    if (options.maxInboundSockets === undefined && fdLimit !== undefined && maxInbound < 32) {
+      yield* Effect.logWarning(`the open-file limit (ulimit -n) is ${fdLimit}: it leaves room for only ${maxInbound} inbound connections; raise it (e.g. ulimit -n 4096)`)
+    }
     const host = options.host ?? "127.0.0.1"
+    const context = yield* Effect.context<never>()
+    const refusedFdLimit = Metric.withAttributes(Metrics.inboundRefused, { reason: "fd_limit" })
+    const refusedPending = Metric.withAttributes(Metrics.inboundRefused, { reason: "accept_queue_full" })
+    // One warning per interval, with the count since the last one: a flood must not flood the log.
+    let refusedSinceWarning = 0
+    let lastWarning = Number.NEGATIVE_INFINITY
+    const refuseForFds = (socket: Net.Socket) => {
+      socket.destroy()
+      refusedFdLimit.updateUnsafe(1, context)
+      refusedSinceWarning++
+      const now = Date.now()
+      if (now - lastWarning < REFUSAL_WARNING_INTERVAL) return
+      lastWarning = now
+      const refused = refusedSinceWarning
+      refusedSinceWarning = 0
+      Effect.runForkWith(context)(Effect.logWarning(
+        `refused ${refused} inbound connection(s): ${inbound} inbound sockets are open, the most the open-file limit` +
+          `${fdLimit === undefined ? "" : ` (ulimit -n ${fdLimit})`} allows while keeping descriptors for outbound peers and HTTP; raise it with ulimit -n`
+      ))
+    }
+    let inbound = 0
     const name = "mconn"
     const pending = yield* Queue.unbounded<Net.Socket, TransportClosed>()
     let closed = false
@@ -173,12 +219,22 @@ export const make = (options: Options = {}): Effect.Effect<Transport["Service"],
 
     const server = Net.createServer({ pauseOnConnect: true, noDelay: true, highWaterMark: SOCKET_BUFFER })
     server.on("connection", (socket) => {
-      if (closed || Queue.sizeUnsafe(pending) >= maxPending) return void socket.destroy()
+      if (closed) return void socket.destroy()
+      if (inbound >= maxInbound) return refuseForFds(socket)
+      if (Queue.sizeUnsafe(pending) >= maxPending) {
+        refusedPending.updateUnsafe(1, context)
+        return void socket.destroy()
+      }
+      inbound++
+      socket.once("close", () => void inbound--)
       socket.on("error", () => {})
       Queue.offerUnsafe(pending, socket)
     })
     yield* Effect.callback<void, TransportListenError>((resume) => {
-      const onError = (e: Error) => resume(Effect.fail(new TransportListenError({ address: hostText(host, options.port ?? 0), message: `cannot listen on ${hostText(host, options.port ?? 0)}: ${e.message}` })))
+      const onError = (e: NodeJS.ErrnoException) => {
+        const address = hostText(host, options.port ?? 0)
+        resume(Effect.fail(new TransportListenError({ address, ...ListenFailure.describe(`tcp://${address}`, e) })))
+      }
       server.once("error", onError)
       server.listen({ host, port: options.port ?? 0 }, () => {
         server.off("error", onError)
@@ -220,7 +276,9 @@ export const make = (options: Options = {}): Effect.Effect<Transport["Service"],
             resume(Effect.fail(new DialError({
               endpoint: text,
               reason: e.code === "ECONNREFUSED" ? "refused" : "io",
-              message: `cannot dial ${text}: ${e.message}`
+              message: e.code === "EMFILE" || e.code === "ENFILE"
+                ? `cannot dial ${text}: too many open files (the open-file limit, ulimit -n, is reached; raise it)`
+                : `cannot dial ${text}: ${e.message}`
             })))
           }
           s.once("error", onError)

@@ -27,6 +27,13 @@ export const messageSendTotal = Metric.counter("p2p_message_send_total", { descr
 export const routerPeerQueueSend = Metric.gauge("p2p_router_peer_queue_send", { description: "Messages queued for sending to peers." })
 /** Messages dropped (unknown peer, channel the peer lacks, closed queue, undecodable), attribute `reason`. */
 export const peerQueueDroppedMsgs = Metric.counter("p2p_peer_queue_dropped_msgs", { description: "Messages dropped by the router, per reason.", incremental: true })
+/**
+ * Inbound connections refused before any handshake work, attribute `reason`: `fd_limit` (the
+ * inbound socket budget under the open-file limit is used up), `accept_queue_full`, `ip_limit`
+ * (too many from one IP), `reconnect_too_soon`, `filtered`, and after the handshake `full` /
+ * `inbound_full` (no slot, and no grace slot either).
+ */
+export const inboundRefused = Metric.counter("p2p_inbound_refused", { description: "Inbound connections refused, per reason.", incremental: true })
 /** Peers evicted by the router. */
 export const peersEvicted = Metric.counter("p2p_peers_evicted", { description: "Peers evicted.", incremental: true })
 

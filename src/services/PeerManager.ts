@@ -23,12 +23,15 @@ const DurationInput = Schema.Union([Schema.Number.check(Schema.isGreaterThanOrEq
 /** What callers may pass; every field is optional. */
 export const OptionsInput = Schema.Struct({
   persistentPeers: Schema.optionalKey(Schema.Array(Schema.String)),
+  unconditionalPeers: Schema.optionalKey(Schema.Array(Schema.String)),
   privatePeers: Schema.optionalKey(Schema.Array(Schema.String)),
   peerScores: Schema.optionalKey(Schema.Record(Schema.String, Schema.Int)),
   selfAddress: Schema.optionalKey(Schema.String),
   maxPeers: Schema.optionalKey(Count),
   maxConnected: Schema.optionalKey(Count),
   maxOutgoingConnections: Schema.optionalKey(Count),
+  maxIncomingPeers: Schema.optionalKey(Count),
+  maxOutgoingPeers: Schema.optionalKey(Count),
   maxConnectedUpgrade: Schema.optionalKey(Count),
   maxAddressesPerPeer: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 1024 }))),
   minRetryTime: Schema.optionalKey(DurationInput),
@@ -36,6 +39,9 @@ export const OptionsInput = Schema.Struct({
   maxRetryTimePersistent: Schema.optionalKey(DurationInput),
   retryTimeJitter: Schema.optionalKey(DurationInput),
   disconnectCooldownPeriod: Schema.optionalKey(DurationInput),
+  maxGracePeers: Schema.optionalKey(Count),
+  gracePeriod: Schema.optionalKey(DurationInput),
+  minConnectionDuration: Schema.optionalKey(DurationInput),
   subscriberBufferSize: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 1_000_000 })))
 })
 
@@ -46,15 +52,23 @@ export type OptionsInput = typeof OptionsInput.Type
  * Validated options, defaults applied. Zero keeps the original's meaning: `maxPeers`,
  * `maxConnected`, `maxOutgoingConnections` 0 = unlimited; `maxConnectedUpgrade` 0 = no upgrades;
  * `minRetryTime` 0 = non-persistent peers are not retried; `maxRetryTime*` 0 = uncapped.
+ * `maxIncomingPeers` and `maxOutgoingPeers` have CometBFT's meaning instead (0 = none; `undefined`
+ * = no limit of their own), and neither counts persistent or unconditional peers.
  */
 export interface Options {
   readonly persistentPeers: ReadonlySet<NodeId.NodeId>
+  /** Peers outside every connection limit (CometBFT's `unconditional_peer_ids`). */
+  readonly unconditionalPeers: ReadonlySet<NodeId.NodeId>
   readonly privatePeers: ReadonlySet<NodeId.NodeId>
   readonly peerScores: ReadonlyMap<NodeId.NodeId, PeerScore.PeerScore>
   readonly selfAddress: NodeAddress.NodeAddress | undefined
   readonly maxPeers: number
   readonly maxConnected: number
   readonly maxOutgoingConnections: number
+  /** Inbound peers at most, not counting persistent and unconditional ones; 0 = none. */
+  readonly maxIncomingPeers: number | undefined
+  /** Outbound peers (and dials) at most, not counting persistent and unconditional ones; 0 = none. */
+  readonly maxOutgoingPeers: number | undefined
   readonly maxConnectedUpgrade: number
   readonly maxAddressesPerPeer: number
   readonly minRetryTime: number
@@ -62,6 +76,19 @@ export interface Options {
   readonly maxRetryTimePersistent: number
   readonly retryTimeJitter: number
   readonly disconnectCooldownPeriod: number
+  /**
+   * Inbound peers admitted at once although the node is full, for `gracePeriod`, so they can ask
+   * for addresses (PEX) before they are let go instead of being turned away knowing no one; they
+   * take no slot. 0 = refuse at once (the original's behaviour).
+   */
+  readonly maxGracePeers: number
+  /** How long a peer admitted on grace stays. */
+  readonly gracePeriod: number
+  /**
+   * An outbound connection that ends sooner than this counts as a failed dial of its address (its
+   * retry backs off), so a peer that keeps letting us go is not redialed in a loop. 0 = off.
+   */
+  readonly minConnectionDuration: number
   readonly subscriberBufferSize: number
 }
 
@@ -78,6 +105,9 @@ export const defaults = {
   maxRetryTimePersistent: Duration.minutes(5),
   retryTimeJitter: Duration.seconds(5),
   disconnectCooldownPeriod: Duration.seconds(2),
+  maxGracePeers: 0,
+  gracePeriod: Duration.seconds(3),
+  minConnectionDuration: Duration.millis(0),
   subscriberBufferSize: 1024
 } as const
 
@@ -121,7 +151,7 @@ export const decodeOptions = (input: unknown): Result.Result<Options, InvalidPee
     return Result.succeed(out)
   }
   const durations: Record<string, number> = {}
-  for (const name of ["minRetryTime", "maxRetryTime", "maxRetryTimePersistent", "retryTimeJitter", "disconnectCooldownPeriod"] as const) {
+  for (const name of ["minRetryTime", "maxRetryTime", "maxRetryTimePersistent", "retryTimeJitter", "disconnectCooldownPeriod", "gracePeriod", "minConnectionDuration"] as const) {
     const raw = o[name]
     let duration: Duration.Duration = defaults[name]
     if (raw !== undefined) {
@@ -136,6 +166,8 @@ export const decodeOptions = (input: unknown): Result.Result<Options, InvalidPee
   if (Result.isFailure(persistent)) return Result.fail(persistent.failure)
   const privatePeers = ids("privatePeers", o.privatePeers)
   if (Result.isFailure(privatePeers)) return Result.fail(privatePeers.failure)
+  const unconditional = ids("unconditionalPeers", o.unconditionalPeers)
+  if (Result.isFailure(unconditional)) return Result.fail(unconditional.failure)
   const peerScores = new Map<NodeId.NodeId, number>()
   for (const [s, score] of Object.entries(o.peerScores ?? {})) {
     const id = NodeId.validate(s)
@@ -153,7 +185,7 @@ export const decodeOptions = (input: unknown): Result.Result<Options, InvalidPee
   const maxConnectedUpgrade = o.maxConnectedUpgrade ?? defaults.maxConnectedUpgrade
   const maxPeers = o.maxPeers ?? (maxConnected === 0 ? 0 : Math.min(65535, 4 + 4 * maxConnected))
   const maxOutgoingConnections = o.maxOutgoingConnections ?? Math.min(defaults.maxOutgoingConnections, maxConnected)
-  const { minRetryTime = 0, maxRetryTime = 0, maxRetryTimePersistent = 0, retryTimeJitter = 0, disconnectCooldownPeriod = 0 } = durations
+  const { minRetryTime = 0, maxRetryTime = 0, maxRetryTimePersistent = 0, retryTimeJitter = 0, disconnectCooldownPeriod = 0, gracePeriod = 0, minConnectionDuration = 0 } = durations
   if (maxConnected > 0 && persistent.success.size > maxConnected) {
     return bad("persistentPeers", `${persistent.success.size} persistent peers do not fit in maxConnected ${maxConnected}`)
   }
@@ -165,17 +197,22 @@ export const decodeOptions = (input: unknown): Result.Result<Options, InvalidPee
   if (maxRetryTimePersistent > 0 && (minRetryTime === 0 || minRetryTime > maxRetryTimePersistent)) {
     return bad("maxRetryTimePersistent", `needs 0 < minRetryTime <= maxRetryTimePersistent, got min ${minRetryTime} ms, max ${maxRetryTimePersistent} ms`)
   }
+  const maxGracePeers = o.maxGracePeers ?? defaults.maxGracePeers
+  if (maxGracePeers > 0 && gracePeriod === 0) return bad("gracePeriod", `must be positive when maxGracePeers is ${maxGracePeers}`)
   if (maxOutgoingConnections > 0 && maxConnected > 0 && maxOutgoingConnections > maxConnected) {
     return bad("maxOutgoingConnections", `${maxOutgoingConnections} is more than maxConnected ${maxConnected}`)
   }
   return Result.succeed({
     persistentPeers: persistent.success,
+    unconditionalPeers: unconditional.success,
     privatePeers: privatePeers.success,
     peerScores,
     selfAddress,
     maxPeers,
     maxConnected,
     maxOutgoingConnections,
+    maxIncomingPeers: o.maxIncomingPeers,
+    maxOutgoingPeers: o.maxOutgoingPeers,
     maxConnectedUpgrade,
     maxAddressesPerPeer: o.maxAddressesPerPeer ?? defaults.maxAddressesPerPeer,
     minRetryTime,
@@ -183,6 +220,9 @@ export const decodeOptions = (input: unknown): Result.Result<Options, InvalidPee
     maxRetryTimePersistent,
     retryTimeJitter,
     disconnectCooldownPeriod,
+    maxGracePeers,
+    gracePeriod,
+    minConnectionDuration,
     subscriberBufferSize: o.subscriberBufferSize ?? defaults.subscriberBufferSize
   })
 }
@@ -192,12 +232,12 @@ export const decodeOptions = (input: unknown): Result.Result<Options, InvalidPee
 // ---------------------------------------------------------------------------------------------
 
 /** Why a connection was refused. */
-export type RejectReason = "self" | "already_connected" | "full" | "unknown_peer"
+export type RejectReason = "self" | "already_connected" | "full" | "inbound_full" | "unknown_peer"
 
 /** `dialed` or `accepted` refused the connection; the router closes it. */
 export class ConnectionRejected extends Schema.TaggedError<ConnectionRejected>()("ConnectionRejected", {
   nodeId: Schema.String,
-  reason: Schema.Literals(["self", "already_connected", "full", "unknown_peer"]),
+  reason: Schema.Literals(["self", "already_connected", "full", "inbound_full", "unknown_peer"]),
   message: Schema.String
 }) {}
 

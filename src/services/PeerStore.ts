@@ -9,10 +9,21 @@ import { Context, Schema, type Effect } from "effect"
 import type * as NodeId from "../domain/NodeId.ts"
 import type * as PeerRecord from "../domain/PeerRecord.ts"
 
-/** A write or read failed; nothing was changed. `path` names the database. */
+/**
+ * Why a store failed, when it can tell: `corrupt` (not a database, or damaged), `schema_version`
+ * (written by another version), `not_a_file` (the path is a directory, or cannot be created),
+ * `read_only`, `locked`, `disk_full`, `io`, `closed`, `missing` (a read-only store that does not
+ * exist), `invalid_options`.
+ */
+export type PeerStoreFailure = "corrupt" | "schema_version" | "not_a_file" | "read_only" | "locked" | "disk_full" | "io" | "closed" | "missing" | "invalid_options"
+
+/** A write or read failed; nothing was changed. `path` names the database; the message says what to do. */
 export class PeerStoreError extends Schema.TaggedError<PeerStoreError>()("PeerStoreError", {
   path: Schema.String,
   operation: Schema.Literals(["open", "load", "put", "remove"]),
+  reason: Schema.optionalKey(Schema.Literals(["corrupt", "schema_version", "not_a_file", "read_only", "locked", "disk_full", "io", "closed", "missing", "invalid_options"])),
+  /** What was found, without the advice (for a caller that gives its own). */
+  detail: Schema.optionalKey(Schema.String),
   message: Schema.String
 }) {}
 

@@ -65,8 +65,8 @@ describe("config.toml and flags", () => {
   it("legacy [p2p] keys of CometBFT v0.34-v1.0 are accepted and listed as ignored, once each", () => {
     const toml = `[p2p]\nupnp = false\naddr_book_file = "config/addrbook.json"\nflush_throttle_timeout = "100ms"\nallow_duplicate_ip = false\nunconditional_peer_ids = ""\n[p2p.test_fuzz_config]\nMode = 0\nMaxDelay = "3s"\n`
     const file = Result.getOrThrow(Config.fromToml("config.toml", toml))
-    assert.deepStrictEqual(file.ignored, ["p2p.upnp", "p2p.addr_book_file", "p2p.flush_throttle_timeout", "p2p.allow_duplicate_ip", "p2p.unconditional_peer_ids", "p2p.test_fuzz_config"])
-    assert.deepStrictEqual(file.values, {})
+    assert.deepStrictEqual(file.ignored, ["p2p.upnp", "p2p.addr_book_file", "p2p.flush_throttle_timeout", "p2p.allow_duplicate_ip", "p2p.test_fuzz_config"])
+    assert.deepStrictEqual(file.values, { "p2p.unconditional_peer_ids": [] })
   })
 
   it("instrumentation.prometheus, rpc.laddr, log_format and persistent_peers_max_dial_period are read", () => {
@@ -80,6 +80,19 @@ describe("config.toml and flags", () => {
     // --http-addr asks for the metrics server, whatever the file says.
     const flags = Result.getOrThrow(Config.fromFlags({ "http-addr": "127.0.0.1:0" }))
     assert.isTrue(Config.resolve({ "instrumentation.prometheus": false }, flags).instrumentation.prometheus)
+  })
+
+  it("values that cannot work are refused with the key and the bound", () => {
+    const bad = (toml: string) => errorOf(Result.flatMap(Config.fromToml("config.toml", toml), (f) => Config.validate(Config.resolve(f.values))))
+    assert.match(bad(`[p2p]\nhandshake_timeout = "0s"`)!.message, /^p2p\.handshake_timeout: must be from 100ms to 10m, got "0s"/)
+    assert.match(bad(`[p2p]\ndial_timeout = "50ms"`)!.message, /^p2p\.dial_timeout: must be from 100ms to 10m/)
+    assert.match(bad(`[p2p]\ndial_timeout = "1h"`)!.message, /^p2p\.dial_timeout: must be from 100ms to 10m/)
+    assert.match(bad(`[p2p]\nmax_num_inbound_peers = 0\nmax_num_outbound_peers = 0`)!.message, /^p2p\.max_num_inbound_peers: 0 with p2p\.max_num_outbound_peers = 0 .*no way to connect/)
+    assert.match(bad(`[p2p]\nsend_rate = 100`)!.message, /^p2p\.send_rate: 100 bytes\/s cannot send one packet .* use at least 1040/)
+    assert.match(bad(`[p2p]\nrecv_rate = 1000`)!.message, /^p2p\.recv_rate: /)
+    // No slots of their own, but persistent or unconditional peers: a sentry-protected validator.
+    assert.isUndefined(bad(`[p2p]\nmax_num_inbound_peers = 0\nmax_num_outbound_peers = 0\npersistent_peers = "${id}@10.0.0.1:26656"`))
+    assert.isUndefined(bad(`[p2p]\nmax_num_inbound_peers = 0\nmax_num_outbound_peers = 0\nunconditional_peer_ids = "${id}"`))
   })
 
   it("log_level takes one level or CometBFT's module:level list", () => {

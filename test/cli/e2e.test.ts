@@ -1,91 +1,12 @@
 // End to end with real processes: `effect-p2p start` twice on loopback.
 import { assert, describe, it } from "@effect/vitest"
-import { spawn, spawnSync, type ChildProcess } from "node:child_process"
+import { spawnSync } from "node:child_process"
 import { copyFileSync, mkdtempSync, writeFileSync, existsSync, mkdirSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Effect } from "effect"
-
-const main = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "src", "cli", "main.ts")
-
-interface Running {
-  readonly child: ChildProcess
-  readonly nodeId: string
-  readonly p2pPort: number
-  readonly httpPort: number
-  readonly output: () => string
-}
-
-/** Starts `effect-p2p start --home HOME ...args` and waits (at most 15 s) until it has logged its ports. */
-const spawnNode = (home: string, args: ReadonlyArray<string>) =>
-  Effect.acquireRelease(
-    Effect.callback<Running, Error>((resume) => {
-      const child = spawn(process.execPath, [main, "start", "--home", home, ...args], { stdio: ["ignore", "pipe", "pipe"] })
-      let out = ""
-      const timer = setTimeout(() => resume(Effect.fail(new Error(`node did not start:\n${out}`))), 15_000)
-      const onData = (d: Buffer) => {
-        out += d.toString()
-        const node = /node ([0-9a-f]{40}) .* listening on mconn:\/\/127\.0\.0\.1:(\d+)/.exec(out)
-        const http = /on http:\/\/127\.0\.0\.1:(\d+)/.exec(out)
-        if (node !== null && http !== null) {
-          clearTimeout(timer)
-          resume(Effect.succeed({ child, nodeId: node[1]!, p2pPort: Number(node[2]), httpPort: Number(http[1]), output: () => out }))
-        }
-      }
-      child.stdout!.on("data", onData)
-      child.stderr!.on("data", onData)
-    }),
-    ({ child }) => Effect.sync(() => child.kill("SIGKILL"))
-  )
-
-/** A node on free loopback ports, serving HTTP on one of them. */
-const startNode = (home: string, ...args: Array<string>) => spawnNode(home, ["--laddr", "tcp://127.0.0.1:0", "--http-addr", "127.0.0.1:0", ...args])
-
-interface NetInfo {
-  readonly jsonrpc: "2.0"
-  readonly id: number
-  readonly result: {
-    readonly listening: boolean
-    readonly listeners: ReadonlyArray<string>
-    readonly n_peers: string
-    readonly peers: ReadonlyArray<{
-      readonly node_info: { readonly id: string; readonly moniker: string; readonly network: string; readonly channels: string; readonly protocol_version: { readonly p2p: string } }
-      readonly is_outbound: boolean
-      readonly remote_ip: string
-      readonly connection_status: {
-        readonly Duration: string
-        readonly SendMonitor: { readonly Bytes: string; readonly Start: string; readonly Active: boolean }
-        readonly RecvMonitor: { readonly Bytes: string }
-        readonly Channels: ReadonlyArray<{ readonly ID: number; readonly SendQueueCapacity: string; readonly Priority: string }>
-      }
-    }>
-  }
-}
-
-const get = (port: number, path: string) => Effect.promise(() => fetch(`http://127.0.0.1:${port}${path}`).then(async (r) => ({ status: r.status, text: await r.text() })))
-const netInfo = (port: number) => Effect.map(get(port, "/net_info"), (r) => JSON.parse(r.text) as NetInfo)
-const rpc = (port: number, body: unknown) =>
-  Effect.promise(() => fetch(`http://127.0.0.1:${port}/`, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } }).then((r) => r.json() as Promise<unknown>))
-
-/** Polls until `check` holds, at most `ms` of real time. */
-const eventually = <A>(ms: number, what: string, probe: Effect.Effect<A>, check: (a: A) => boolean) =>
-  Effect.gen(function* () {
-    const deadline = Date.now() + ms
-    while (true) {
-      const a = yield* probe
-      if (check(a)) return a
-      if (Date.now() > deadline) return yield* Effect.die(new Error(`timed out waiting for ${what}: ${JSON.stringify(a)}`))
-      yield* Effect.sleep(100)
-    }
-  })
-
-const stopGracefully = (child: ChildProcess) =>
-  Effect.callback<{ code: number | null; ms: number }>((resume) => {
-    const start = Date.now()
-    child.once("exit", (code) => resume(Effect.succeed({ code, ms: Date.now() - start })))
-    child.kill("SIGTERM")
-  })
+import { eventually, get, main, netInfo, rpc, spawnNode, startNode, stopGracefully, type NetInfo } from "./processes.ts"
 
 describe("effect-p2p start (real processes)", () => {
   it.live("two nodes connect as persistent peers, serve /net_info and /metrics, stop on SIGTERM with 0, and remember peers", () =>
@@ -164,7 +85,7 @@ describe("effect-p2p start (real processes)", () => {
       const node = yield* spawnNode(home, ["--laddr", "tcp://127.0.0.1:0", "--rpc-laddr", "127.0.0.1:0"])
       const warnings = node.output().split("\n").filter((l) => l.includes("ignoring CometBFT settings"))
       assert.strictEqual(warnings.length, 1)
-      assert.include(warnings[0], "p2p.addr_book_file, p2p.addr_book_strict, p2p.unconditional_peer_ids, p2p.flush_throttle_timeout, p2p.allow_duplicate_ip")
+      assert.include(warnings[0], "p2p.addr_book_file, p2p.addr_book_strict, p2p.flush_throttle_timeout, p2p.allow_duplicate_ip")
       assert.notMatch(node.output(), /serving \/metrics/)
       const status = JSON.parse((yield* get(node.httpPort, "/status")).text) as { result: { node_info: { moniker: string; other: { rpc_address: string } } } }
       assert.strictEqual(status.result.node_info.moniker, "cometbft-node")

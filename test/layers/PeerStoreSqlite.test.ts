@@ -1,7 +1,8 @@
 import { afterAll, assert, describe, it } from "@effect/vitest"
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { randomBytes, randomFillSync } from "node:crypto"
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { dirname, join } from "node:path"
 import { DatabaseSync } from "node:sqlite"
 import { Context, Effect, Layer, Logger, Metric } from "effect"
 import * as fc from "fast-check"
@@ -309,5 +310,88 @@ describe("layerSqlite", () => {
       const err = yield* Effect.flip(withStore(PeerStoreSqlite.layerSqlite(path, { busyTimeout: -1 }), (store) => store.load))
       assert.strictEqual(err.operation, "open")
       assert.include(err.message, "busyTimeout")
+    }))
+})
+
+describe("PeerStoreSqlite: a damaged or foreign file", () => {
+  /** A store file holding `records`, closed, with its bytes; many rows so the file spans pages. */
+  const storeFile = Effect.gen(function*() {
+    const b = sqliteBackend()
+    const many = Array.from({ length: 200 }, (_, i) => PeerRecord.empty(NodeId.unsafeDecode(i.toString(16).padStart(40, "0")), { mutableScore: i }))
+    yield* putAll(b, many)
+    // Fold the WAL into the main file, so the file alone is the store.
+    const db = new DatabaseSync(b.path)
+    db.exec("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    return b.path
+  })
+  const openErr = (path: string, options: PeerStoreSqlite.SqliteOptions = {}) =>
+    Effect.flip(withStore(PeerStoreSqlite.layerSqlite(path, options), (store) => store.load))
+  const damaged: ReadonlyArray<readonly [string, (bytes: Buffer) => Buffer]> = [
+    ["truncated to half", (bytes) => bytes.subarray(0, bytes.length >> 1)],
+    ["a page of random bytes", (bytes) => {
+      const out = Buffer.from(bytes)
+      randomFillSync(out, 4096 * 2, 4096)
+      return out
+    }],
+    ["entirely random", (bytes) => randomBytes(bytes.length)]
+  ]
+
+  for (const [name, damage] of damaged) {
+    it.effect(`${name}: opening fails with reason corrupt, naming the path, and leaves the file as it was`, () =>
+      Effect.gen(function*() {
+        const path = yield* storeFile
+        const bad = damage(readFileSync(path))
+        writeFileSync(path, bad)
+        const err = yield* openErr(path)
+        assert.strictEqual(err.reason, "corrupt")
+        assert.strictEqual(err.operation, "open")
+        assert.include(err.message, path)
+        assert.include(err.message, "recoverCorrupt")
+        assert.isTrue(readFileSync(path).equals(bad))
+      }))
+
+    it.effect(`${name}: with recoverCorrupt the file is moved aside, kept, and an empty store starts`, () =>
+      Effect.gen(function*() {
+        const path = yield* storeFile
+        const bad = damage(readFileSync(path))
+        writeFileSync(path, bad)
+        const loaded = yield* withStore(PeerStoreSqlite.layerSqlite(path, { recoverCorrupt: true }), (store) => store.load)
+        assert.deepStrictEqual(loaded, [])
+        const aside = readdirSync(dirname(path)).filter((f) => /^peers\.db\.corrupt-\d{8}T\d{6}Z$/.test(f))
+        assert.strictEqual(aside.length, 1)
+        assert.isTrue(readFileSync(join(dirname(path), aside[0]!)).equals(bad))
+      }))
+  }
+
+  it.effect("a directory where the file should be: reason not_a_file, nothing touched", () =>
+    Effect.gen(function*() {
+      const path = join(tempDir(), "peers.db")
+      mkdirSync(path)
+      const err = yield* openErr(path, { recoverCorrupt: true })
+      assert.strictEqual(err.reason, "not_a_file")
+      assert.include(err.message, "directory")
+      assert.isTrue(statSync(path).isDirectory())
+    }))
+
+  it.effect("a store from a newer version is refused with both versions named, and kept", () =>
+    Effect.gen(function*() {
+      const path = yield* storeFile
+      const db = new DatabaseSync(path)
+      db.exec("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+      db.close()
+      const before = readFileSync(path)
+      const err = yield* openErr(path, { recoverCorrupt: true })
+      assert.strictEqual(err.reason, "schema_version")
+      assert.include(err.message, "newer effect-p2p (peer store schema version 2; this version reads version 1)")
+      assert.isTrue(readFileSync(path).equals(before))
+    }))
+
+  it.effect("a healthy store is not touched by recoverCorrupt", () =>
+    Effect.gen(function*() {
+      const path = yield* storeFile
+      const loaded = yield* withStore(PeerStoreSqlite.layerSqlite(path, { recoverCorrupt: true }), (store) => store.load)
+      assert.strictEqual(loaded.length, 200)
+      assert.deepStrictEqual(readdirSync(dirname(path)).filter((f) => f.includes("corrupt")), [])
     }))
 })

@@ -372,6 +372,22 @@ const tagOf = (e: { readonly _tag: string }) => e._tag
 // ---------------------------------------------------------------------------------------------
 
 describe("TcpTransport against hostile peers", () => {
+  describe("the inbound socket budget (maxInboundSockets)", () => {
+    live("sockets over the budget are closed at accept; a slot freed by a close is taken by the next one", () =>
+      Effect.gen(function* () {
+        const t = yield* makeTransport(OURS, { maxInboundSockets: 2 })
+        const port = yield* portOf(t)
+        const held = [yield* acceptRaw(t), yield* acceptRaw(t)]
+        const over = yield* raw("three more connects", () => Promise.all([RawPeer.connect(port), RawPeer.connect(port), RawPeer.connect(port)]))
+        yield* raw("the three to be closed by the node", () => Promise.all(over.map((p) => p.closed)))
+        assert.isFalse(held[0]!.peer.isClosed)
+        held[0]!.peer.destroy()
+        yield* within(WAIT_MS, "the freed socket to close", held[0]!.conn.awaitClosed)
+        const next = yield* acceptRaw(t)
+        assert.isFalse(next.peer.isClosed)
+      }))
+  })
+
   describe("before the SecretConnection is up (plaintext phase)", () => {
     live("a peer that connects and sends nothing is dropped at the handshake timeout", () =>
       Effect.gen(function* () {

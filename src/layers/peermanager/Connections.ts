@@ -8,38 +8,61 @@ import type * as NodeId from "../../domain/NodeId.ts"
 import * as PeerRecord from "../../domain/PeerRecord.ts"
 import * as PeerUpdate from "../../domain/PeerUpdate.ts"
 import { ConnectionRejected } from "../../services/PeerManager.ts"
-import { findUpgradeCandidate } from "./Dialing.ts"
+import { findUpgradeCandidate, recordFailure } from "./Dialing.ts"
 import { newPeer } from "./Peers.ts"
-import { Draft, ranked, retryKey, type Outcome, type State } from "./State.ts"
+import { Draft, countedConnections, directionCount, isDirectionExempt, isUnconditional, ranked, retryKey, type Outcome, type State } from "./State.ts"
 
-/** Whether every connection slot is taken. "Unlimited" (`maxConnected` 0) is never full (SPEC §9.2.1). */
-export const isFull = (state: State): boolean => state.options.maxConnected > 0 && state.connected.size >= state.options.maxConnected
+/**
+ * Whether every connection slot is taken (unconditional peers take none). "Unlimited"
+ * (`maxConnected` 0) is never full (SPEC §9.2.1).
+ */
+export const isFull = (state: State): boolean => state.options.maxConnected > 0 && countedConnections(state) >= state.options.maxConnected
 
-/** Admits an inbound connection from `id`, or says why not. Unknown peers are registered (without addresses). */
+/**
+ * Admits an inbound connection from `id`, or says why not. Unknown peers are registered (without
+ * addresses). Unconditional peers are always admitted; persistent ones are exempt from
+ * `maxIncomingPeers` but not from `maxConnected`.
+ */
 export const accepted = (state: State, id: NodeId.NodeId, now: number): Outcome<ConnectionRejected | undefined> => {
   const o = state.options
   const draft = new Draft(state)
-  const reject = (reason: ConnectionRejected["reason"], message: string) => draft.done(new ConnectionRejected({ nodeId: id, reason, message }))
+  // A peer refused for lack of room is admitted on grace instead while grace slots last: it can ask
+  // for addresses, and is let go when its grace ends. Not when the node takes no inbound peers at
+  // all (maxIncomingPeers 0): that is an operator saying nobody may connect.
+  const graced = (reason: ConnectionRejected["reason"]) =>
+    (reason === "full" || (reason === "inbound_full" && o.maxIncomingPeers !== 0)) && state.grace.size < o.maxGracePeers
+  const reject = (reason: ConnectionRejected["reason"], message: string) =>
+    graced(reason) ? admit(draft, id, now, now + o.gracePeriod) : draft.done(new ConnectionRejected({ nodeId: id, reason, message }))
   if (id === state.self) return reject("self", `rejecting connection from self (${id})`)
   if (state.connected.has(id)) return reject("already_connected", `peer ${id} is already connected`)
-  if (o.maxConnected > 0 && state.connected.size >= o.maxConnected + o.maxConnectedUpgrade) {
+  const unconditional = isUnconditional(state, id)
+  if (!isDirectionExempt(state, id) && o.maxIncomingPeers !== undefined && directionCount(state, "incoming") >= o.maxIncomingPeers) {
+    return reject("inbound_full", o.maxIncomingPeers === 0 ? `this node accepts no inbound peers, rejecting ${id}` : `already connected to the maximum of ${o.maxIncomingPeers} inbound peers, rejecting ${id}`)
+  }
+  if (!unconditional && o.maxConnected > 0 && countedConnections(state) >= o.maxConnected + o.maxConnectedUpgrade) {
     return reject("full", `already connected to the maximum of ${o.maxConnected + o.maxConnectedUpgrade} peers, rejecting ${id}`)
   }
-  const known = draft.peer(id) ?? newPeer(state, id)
-  // Forgive past dial failures: the peer just proved reachable.
-  const peer: PeerRecord.PeerRecord = { ...known, addresses: known.addresses.map((a) => ({ ...a, dialFailures: 0 })) }
   let upgradeFrom: NodeId.NodeId | undefined
-  if (isFull(state)) {
-    upgradeFrom = findUpgradeCandidate(state, id, PeerRecord.score(peer))
+  if (!unconditional && isFull(state)) {
+    upgradeFrom = findUpgradeCandidate(state, id, PeerRecord.score(draft.peer(id) ?? newPeer(state, id)))
     if (upgradeFrom === undefined) return reject("full", `already connected to the maximum of ${o.maxConnected} peers and ${id} ranks no higher than any of them`)
   }
-  for (const a of peer.addresses) draft.setRetry(retryKey(id, a.address), undefined)
-  draft.setPeer({ ...peer, inactive: false, lastConnected: now })
-  draft.connect(id, "incoming")
   if (upgradeFrom !== undefined) {
     draft.deleteUpgrade(upgradeFrom)
     draft.add("evict", upgradeFrom)
   }
+  return admit(draft, id, now, undefined)
+}
+
+/** Connects an inbound peer (on grace until `graceUntil`, if given), registering it if unknown. */
+const admit = (draft: Draft, id: NodeId.NodeId, now: number, graceUntil: number | undefined): Outcome<undefined> => {
+  const known = draft.peer(id) ?? newPeer(draft.base, id)
+  // Forgive past dial failures: the peer just proved reachable.
+  const peer: PeerRecord.PeerRecord = { ...known, addresses: known.addresses.map((a) => ({ ...a, dialFailures: 0 })) }
+  for (const a of peer.addresses) draft.setRetry(retryKey(id, a.address), undefined)
+  draft.setPeer({ ...peer, inactive: false, lastConnected: now })
+  draft.connect(id, "incoming")
+  if (graceUntil !== undefined) draft.setGrace(id, graceUntil)
   draft.wakeEvict()
   return draft.done(undefined)
 }
@@ -56,10 +79,22 @@ export const ready = (state: State, id: NodeId.NodeId, channels: Iterable<number
   return draft.done(undefined)
 }
 
-/** The peer's connection ended. `down` is published only if it was ready. A pending dial keeps its slot. */
-export const disconnected = (state: State, id: NodeId.NodeId, now: number): Outcome => {
+/**
+ * The peer's connection ended. `down` is published only if it was ready. A pending dial keeps its
+ * slot. An outbound connection shorter than `minConnectionDuration` counts as a failed dial of the
+ * address it used (`jitter` in [0, 1) samples the retry jitter).
+ */
+export const disconnected = (state: State, id: NodeId.NodeId, now: number, jitter = 0): Outcome => {
   const draft = new Draft(state)
   const wasReady = state.ready.has(id)
+  const known = draft.peer(id)
+  const o = state.options
+  if (known !== undefined && o.minConnectionDuration > 0 && state.connected.get(id) === "outgoing" && known.lastConnected !== undefined && now - known.lastConnected < o.minConnectionDuration) {
+    const used = known.addresses.find((a) => a.lastDialSuccess === known.lastConnected)
+    // In memory only: a disconnect must always apply, so it writes nothing that could fail.
+    if (used !== undefined) recordFailure(draft, known, used.address, now, jitter, true)
+  }
+  draft.setGrace(id, undefined)
   draft.disconnect(id)
   draft.deleteUpgrade(id)
   draft.delete("evict", id)
@@ -110,10 +145,10 @@ export const inactivate = (state: State, id: NodeId.NodeId): Outcome => {
 }
 
 /**
- * The next peer to evict: first those marked (in marking order), else — only when over capacity —
- * the worst-ranked connected peer. Marks it evicting.
+ * The next peer to evict: first those marked (in marking order), then those whose grace has ended
+ * at `now`, else — only when over capacity — the worst-ranked connected peer. Marks it evicting.
  */
-export const tryEvictNext = (state: State): Outcome<NodeId.NodeId | undefined> => {
+export const tryEvictNext = (state: State, now: number): Outcome<NodeId.NodeId | undefined> => {
   const draft = new Draft(state)
   for (const id of state.evict) {
     draft.delete("evict", id)
@@ -122,15 +157,29 @@ export const tryEvictNext = (state: State): Outcome<NodeId.NodeId | undefined> =
       return draft.done(id)
     }
   }
+  for (const [id, until] of state.grace) {
+    if (until <= now && !state.evicting.has(id)) {
+      draft.add("evicting", id)
+      return draft.done(id)
+    }
+  }
   const o = state.options
-  if (o.maxConnected === 0 || state.connected.size - state.evicting.size <= o.maxConnected) return draft.done(undefined)
+  if (o.maxConnected === 0 || countedConnections(state) - state.evicting.size <= o.maxConnected) return draft.done(undefined)
   const list = ranked(state)
   for (let i = list.length - 1; i >= 0; i--) {
     const id = list[i]!.id
-    if (state.connected.has(id) && !state.evicting.has(id)) {
+    // Unconditional peers and peers on grace take no slot, so evicting one would not make room.
+    if (state.connected.has(id) && !state.evicting.has(id) && !isUnconditional(state, id) && !state.grace.has(id)) {
       draft.add("evicting", id)
       return draft.done(id)
     }
   }
   return draft.done(undefined)
+}
+
+/** When the earliest grace ends (the evictor's next deadline), if any peer is on grace. */
+export const nextEvictAt = (state: State): number | undefined => {
+  let earliest: number | undefined
+  for (const until of state.grace.values()) if (earliest === undefined || until < earliest) earliest = until
+  return earliest
 }

@@ -9,7 +9,7 @@ import type * as NodeId from "../../domain/NodeId.ts"
 import * as PeerRecord from "../../domain/PeerRecord.ts"
 import { ConnectionRejected } from "../../services/PeerManager.ts"
 import * as Backoff from "./Backoff.ts"
-import { Draft, addressKey, ranked, retryKey, scoreOf, type Outcome, type State } from "./State.ts"
+import { Draft, addressKey, countedConnections, countedDials, directionCount, isDirectionExempt, isUnconditional, ranked, retryKey, scoreOf, type Outcome, type State } from "./State.ts"
 
 /** When `address` of `peer` may be dialed again (`Infinity`: never; `0` or less: now). */
 export const retryTime = (state: State, peer: PeerRecord.PeerRecord, info: PeerRecord.AddressInfo): number => {
@@ -24,13 +24,16 @@ export const retryTime = (state: State, peer: PeerRecord.PeerRecord, info: PeerR
 const inCooldown = (state: State, peer: PeerRecord.PeerRecord, now: number) =>
   peer.lastDisconnected !== undefined && now - peer.lastDisconnected < state.options.disconnectCooldownPeriod
 
-/** Whether new dials may start at all (connection and outgoing limits, SPEC §9.2.27: in-flight dials count). */
+/**
+ * Whether new dials of ordinary peers may start (connection and outgoing limits, SPEC §9.2.27:
+ * in-flight dials count). Unconditional peers are dialed regardless.
+ */
 const mayDial = (state: State): boolean => {
   const o = state.options
-  if (o.maxConnected > 0 && state.connected.size + state.dialing.size >= o.maxConnected + o.maxConnectedUpgrade) return false
+  if (o.maxConnected > 0 && countedConnections(state) + countedDials(state) >= o.maxConnected + o.maxConnectedUpgrade) return false
   if (o.maxOutgoingConnections > 0) {
-    let outgoing = state.dialing.size
-    for (const d of state.connected.values()) if (d === "outgoing") outgoing++
+    let outgoing = countedDials(state)
+    for (const [id, d] of state.connected) if (d === "outgoing" && !isUnconditional(state, id)) outgoing++
     if (outgoing >= o.maxOutgoingConnections) return false
   }
   return true
@@ -53,18 +56,25 @@ export const findUpgradeCandidate = (state: State, id: NodeId.NodeId, score: num
   return undefined
 }
 
-/** The best dialable address now, marking its peer dialing (and reserving an upgrade when full). */
+/**
+ * The best dialable address now, marking its peer dialing (and reserving an upgrade when full).
+ * Unconditional peers are dialed whatever the limits; persistent ones whatever `maxOutgoingPeers`.
+ */
 export const tryDialNext = (state: State, now: number): Outcome<NodeAddress.NodeAddress | undefined> => {
-  if (!mayDial(state)) return new Draft(state).done(undefined)
   const o = state.options
+  const general = mayDial(state)
+  const ordinaryOutgoing = o.maxOutgoingPeers === undefined || directionCount(state, "outgoing") < o.maxOutgoingPeers
+  if (!general && o.unconditionalPeers.size === 0) return new Draft(state).done(undefined)
   for (const peer of ranked(state)) {
     if (state.dialing.has(peer.id) || state.connected.has(peer.id) || peer.inactive || inCooldown(state, peer, now)) continue
+    const unconditional = isUnconditional(state, peer.id)
+    if (!unconditional && (!general || (!ordinaryOutgoing && !isDirectionExempt(state, peer.id)))) continue
     for (const info of peer.addresses) {
       if (retryTime(state, peer, info) > now) continue
       const owner = state.owners.get(addressKey(info.address))
       if (owner !== undefined && owner !== peer.id && (state.connected.has(owner) || state.dialing.has(owner))) continue
       const draft = new Draft(state)
-      if (o.maxConnected > 0 && state.connected.size >= o.maxConnected) {
+      if (!unconditional && o.maxConnected > 0 && countedConnections(state) >= o.maxConnected) {
         const candidate = findUpgradeCandidate(state, peer.id, PeerRecord.score(peer))
         if (candidate === undefined) return draft.done(undefined) // no lower-ranked peer left to replace
         draft.setUpgrade(candidate, peer.id)
@@ -90,6 +100,20 @@ export const nextWakeAt = (state: State, now: number): number | undefined => {
   return Number.isFinite(earliest) ? earliest : undefined
 }
 
+/**
+ * Counts a failure against one known address of `peer`: one more dial failure, and its next retry
+ * after the backoff. `jitter` in [0, 1) samples the retry jitter once. `ephemeral`: kept in memory
+ * only, written with the peer's next change (for transitions that must not fail on a write).
+ */
+export const recordFailure = (draft: Draft, peer: PeerRecord.PeerRecord, address: NodeAddress.NodeAddress, now: number, jitter: number, ephemeral = false): void => {
+  const info = PeerRecord.findAddress(peer, address)
+  if (info === undefined) return
+  const failures = info.dialFailures + 1
+  draft.setPeer(PeerRecord.updateAddress(peer, address, (a) => ({ ...a, lastDialFailure: now, dialFailures: failures })), ephemeral)
+  const delay = Backoff.retryDelay(draft.base.options, failures, peer.persistent, jitter)
+  draft.setRetry(retryKey(peer.id, address), delay === undefined ? Number.POSITIVE_INFINITY : now + delay)
+}
+
 /** Records a failed dial of `address`; `jitter` in [0, 1) samples the retry jitter once. */
 export const dialFailed = (state: State, address: NodeAddress.NodeAddress, now: number, jitter: number): Outcome => {
   const id = address.nodeId as NodeId.NodeId
@@ -98,12 +122,7 @@ export const dialFailed = (state: State, address: NodeAddress.NodeAddress, now: 
   for (const [from, to] of state.upgrading) if (to === id) draft.deleteUpgrade(from)
   draft.wakeDial()
   const peer = draft.peer(id)
-  const info = peer === undefined ? undefined : PeerRecord.findAddress(peer, address)
-  if (peer === undefined || info === undefined) return draft.done(undefined)
-  const failures = info.dialFailures + 1
-  draft.setPeer(PeerRecord.updateAddress(peer, address, (a) => ({ ...a, lastDialFailure: now, dialFailures: failures })))
-  const delay = Backoff.retryDelay(state.options, failures, peer.persistent, jitter)
-  draft.setRetry(retryKey(id, address), delay === undefined ? Number.POSITIVE_INFINITY : now + delay)
+  if (peer !== undefined) recordFailure(draft, peer, address, now, jitter)
   return draft.done(undefined)
 }
 
@@ -127,8 +146,9 @@ export const dialed = (state: State, address: NodeAddress.NodeAddress, now: numb
   }
   if (id === state.self) return reject(draft, id, "self", `rejecting connection to self (${id})`)
   if (state.connected.has(id)) return reject(draft, id, "already_connected", `peer ${id} is already connected`)
-  if (o.maxConnected > 0 && state.connected.size >= o.maxConnected) {
-    if (upgradeFrom === undefined || state.connected.size >= o.maxConnected + o.maxConnectedUpgrade) {
+  const counted = countedConnections(state)
+  if (!isUnconditional(state, id) && o.maxConnected > 0 && counted >= o.maxConnected) {
+    if (upgradeFrom === undefined || counted >= o.maxConnected + o.maxConnectedUpgrade) {
       return reject(draft, id, "full", `already connected to the maximum of ${o.maxConnected} peers, rejecting ${id}`)
     }
   }
@@ -140,7 +160,7 @@ export const dialed = (state: State, address: NodeAddress.NodeAddress, now: numb
     draft.setRetry(retryKey(id, address), undefined)
   }
   draft.setPeer(next)
-  if (upgradeFrom !== undefined && o.maxConnected > 0 && state.connected.size >= o.maxConnected) {
+  if (upgradeFrom !== undefined && o.maxConnected > 0 && counted >= o.maxConnected) {
     const lower = findUpgradeCandidate(draft.state, upgradeFrom, scoreOf(state, upgradeFrom))
     draft.add("evict", lower ?? upgradeFrom)
     draft.wakeEvict()

@@ -27,6 +27,11 @@ export interface State {
   readonly evicting: ReadonlySet<NodeId.NodeId>
   /** Upgrade reservations: `from` (connected, lower score) will be evicted once `to` connects. */
   readonly upgrading: ReadonlyMap<NodeId.NodeId, NodeId.NodeId>
+  /**
+   * Inbound peers admitted only for a grace period although the node was full (so they can ask for
+   * addresses before they go), with the time their eviction falls due. They take no slot.
+   */
+  readonly grace: ReadonlyMap<NodeId.NodeId, number>
   /** When each failed address may be dialed again (sampled once per failure, SPEC §9.2.14). */
   readonly retryAt: ReadonlyMap<string, number>
 }
@@ -49,6 +54,7 @@ export const empty = (self: NodeId.NodeId, options: Options): State => ({
   evict: new Set(),
   evicting: new Set(),
   upgrading: new Map(),
+  grace: new Map(),
   retryAt: new Map()
 })
 
@@ -68,6 +74,38 @@ export const ranked = (state: State): ReadonlyArray<PeerRecord.PeerRecord> => {
     .map(([, p]) => p)
   rankCache.set(state.peers, list)
   return list
+}
+
+/** Whether a peer is outside every connection limit (an unconditional peer). */
+export const isUnconditional = (state: State, id: NodeId.NodeId): boolean => state.options.unconditionalPeers.has(id)
+
+/** Whether a connected peer takes no slot: unconditional, or admitted for a grace period. */
+const isUncounted = (state: State, id: NodeId.NodeId): boolean => state.options.unconditionalPeers.has(id) || state.grace.has(id)
+
+/** Whether a peer is outside the per-direction limits (`maxIncomingPeers`, `maxOutgoingPeers`): persistent or unconditional. */
+export const isDirectionExempt = (state: State, id: NodeId.NodeId): boolean =>
+  state.options.unconditionalPeers.has(id) || state.options.persistentPeers.has(id)
+
+/** Connected peers that count against `maxConnected` (all but unconditional ones and those on grace). */
+export const countedConnections = (state: State): number => {
+  let n = state.connected.size - state.grace.size
+  for (const id of state.options.unconditionalPeers) if (state.connected.has(id) && !state.grace.has(id)) n--
+  return n
+}
+
+/** Dials in flight that count against the limits (all but those to unconditional peers). */
+export const countedDials = (state: State): number => {
+  let n = state.dialing.size
+  for (const id of state.options.unconditionalPeers) if (state.dialing.has(id)) n--
+  return n
+}
+
+/** Peers in one direction that count against `maxIncomingPeers`/`maxOutgoingPeers` (outgoing includes dials). */
+export const directionCount = (state: State, direction: "incoming" | "outgoing"): number => {
+  let n = 0
+  for (const [id, d] of state.connected) if (d === direction && !isDirectionExempt(state, id) && !isUncounted(state, id)) n++
+  if (direction === "outgoing") for (const id of state.dialing) if (!isDirectionExempt(state, id)) n++
+  return n
 }
 
 /** The score of a known peer, or 0. */
@@ -100,6 +138,7 @@ export class Draft {
   private sets: Partial<Record<"dialing" | "ready" | "evict" | "evicting", Set<NodeId.NodeId>>> = {}
   private connectedMap: Map<NodeId.NodeId, Direction> | undefined
   private upgradingMap: Map<NodeId.NodeId, NodeId.NodeId> | undefined
+  private graceMap: Map<NodeId.NodeId, number> | undefined
   private retry: Map<string, number> | undefined
   private readonly persisted = new Map<NodeId.NodeId, PeerRecord.PeerRecord>()
   private readonly removed = new Set<NodeId.NodeId>()
@@ -124,6 +163,7 @@ export class Draft {
       evicting: this.sets.evicting ?? this.base.evicting,
       connected: this.connectedMap ?? this.base.connected,
       upgrading: this.upgradingMap ?? this.base.upgrading,
+      grace: this.graceMap ?? this.base.grace,
       retryAt: this.retry ?? this.base.retryAt
     }
   }
@@ -194,6 +234,13 @@ export class Draft {
     if (!this.state.upgrading.has(from)) return
     this.upgradingMap ??= new Map(this.base.upgrading)
     this.upgradingMap.delete(from)
+  }
+
+  setGrace(id: NodeId.NodeId, until: number | undefined): void {
+    if (until === undefined && !this.state.grace.has(id)) return
+    this.graceMap ??= new Map(this.base.grace)
+    if (until === undefined) this.graceMap.delete(id)
+    else this.graceMap.set(id, until)
   }
 
   setRetry(key: string, at: number | undefined): void {

@@ -24,12 +24,15 @@ export const make = (max: number, window: number): ConnTracker => ({ max, window
 /** Number of IPs with state. */
 export const size = (t: ConnTracker): number => t.entries.size
 
+/** Why a connection was refused. */
+export type Rejection = "ip_limit" | "reconnect_too_soon"
+
 /** Admits a connection from `ip` at `now`, or says why not. */
-export const add = (t: ConnTracker, ip: string, now: number): { readonly tracker: ConnTracker } | { readonly rejected: string } => {
+export const add = (t: ConnTracker, ip: string, now: number): { readonly tracker: ConnTracker } | { readonly rejected: string; readonly reason: Rejection } => {
   const e = t.entries.get(ip)
-  if (e !== undefined && e.count >= t.max) return { rejected: `${ip || "(no IP)"} already has ${e.count} connections, the maximum` }
+  if (e !== undefined && e.count >= t.max) return { rejected: `${ip || "(no IP)"} already has ${e.count} connections, the maximum`, reason: "ip_limit" }
   if (e !== undefined && e.count === 0 && now - e.lastConnect < t.window) {
-    return { rejected: `${ip || "(no IP)"} reconnected within ${t.window} ms` }
+    return { rejected: `${ip || "(no IP)"} reconnected within ${t.window} ms`, reason: "reconnect_too_soon" }
   }
   const entries = new Map(t.entries)
   entries.set(ip, { count: (e?.count ?? 0) + 1, lastConnect: now })
