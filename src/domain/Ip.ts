@@ -150,3 +150,26 @@ export const isLoopback = (ip: Uint8Array): boolean => {
   if (Option.isSome(v4)) return v4.value[0] === 127
   return ip.length === IPV6_LENGTH && ip.every((b, i) => b === (i === 15 ? 1 : 0))
 }
+
+/** The network of `ip` keeping `bits` leading bits, as `a.b.c.0/24` or `2001:db8::/64` text. */
+const network = (ip: Uint8Array, bits: number): string => {
+  const out = new Uint8Array(ip.length)
+  for (let i = 0; i < ip.length; i++) {
+    const keep = Math.max(0, Math.min(8, bits - i * 8))
+    out[i] = (ip[i] ?? 0) & ((0xff << (8 - keep)) & 0xff)
+  }
+  return `${format(out)}/${bits}`
+}
+
+/**
+ * The group an address belongs to for per-network limits: its IPv4 /`v4Bits` or IPv6 /`v6Bits`
+ * network (IPv4-mapped IPv6 counts as IPv4). One operator usually holds a whole /24 (IPv4) or
+ * /64 (IPv6), so limits per group bound what one machine with many addresses can take.
+ * Text that is not an IP address is its own group.
+ */
+export const group = (text: string, v4Bits = 24, v6Bits = 64): string => {
+  const ip = parse(text)
+  if (Option.isNone(ip)) return text
+  const v4 = to4(ip.value)
+  return Option.isSome(v4) ? network(v4.value, v4Bits) : network(ip.value, v6Bits)
+}

@@ -10,6 +10,7 @@ import { fromBinary, type DescMessage, type MessageShape } from "@bufbuild/proto
 import { type Cause, Clock, Effect, Exit, FiberSet, Layer, Metric, Queue, Scope, Semaphore, Stream } from "effect"
 import * as ChannelDescriptor from "../domain/ChannelDescriptor.ts"
 import * as Endpoint from "../domain/Endpoint.ts"
+import * as Ip from "../domain/Ip.ts"
 import type * as Envelope from "../domain/Envelope.ts"
 import * as NodeAddress from "../domain/NodeAddress.ts"
 import type * as NodeId from "../domain/NodeId.ts"
@@ -30,6 +31,7 @@ import { DialError, HandshakeTimeout, Transport, type Connection, type Handshake
 import * as Handshake from "./Handshake.ts"
 import * as Codec from "./router/Codec.ts"
 import * as ConnTracker from "./router/ConnTracker.ts"
+import * as PendingHandshakes from "./router/PendingHandshakes.ts"
 import * as MessageType from "./router/MessageType.ts"
 import { resolveOptions } from "./router/Options.ts"
 import * as PeerQueue from "./router/PeerQueue.ts"
@@ -162,8 +164,12 @@ export const make = (input: Options) =>
     const evictRequested = new Set<NodeId.NodeId>()
     /** Admitted by the PeerManager, route not yet registered. */
     const admittedPeers = new Set<NodeId.NodeId>()
-    let tracker = ConnTracker.make(options.maxIncomingConnectionAttempts, options.incomingConnectionWindow)
-    const handshakeSlots = yield* Semaphore.make(options.maxConcurrentHandshakes)
+    let tracker = ConnTracker.make(options.maxIncomingConnectionAttempts, options.incomingConnectionWindow, options.maxIncomingConnectionsPerSubnet)
+    let pending = PendingHandshakes.make<Connection>({
+      max: options.maxConcurrentHandshakes,
+      perIp: options.maxPendingHandshakesPerIp,
+      perGroup: options.maxPendingHandshakesPerSubnet
+    })
     const dialSlots = yield* Semaphore.make(options.maxConcurrentDials)
 
     const endpoints = yield* transport.endpoints
@@ -300,17 +306,38 @@ export const make = (input: Options) =>
     // Inbound
     // -------------------------------------------------------------------------------------------
 
+    /**
+     * One inbound connection, from accept to route. Admission happens before any handshake work:
+     * the per-IP and per-network limits, then a pending-handshake slot (the oldest pending
+     * connection gives up its slot when all are taken). The handshake then starts at once; the
+     * transport bounds it from the accept, and so does the router.
+     */
     const inbound = (conn: Connection) =>
       Effect.gen(function* () {
         const ip = conn.remoteEndpoint.ip
-        // Read the time first: `tracker` must be read and written with no suspension in between.
+        // Read the time first: `tracker` and `pending` must be read and written with no suspension in between.
         const now = yield* Clock.currentTimeMillis
-        const admitted = ConnTracker.add(tracker, ip, now)
+        // Connections with no IP (an in-process transport's) are not subject to per-IP limits.
+        const admitted = ip === "" ? { tracker } : ConnTracker.add(tracker, ip, now)
         if ("rejected" in admitted) {
           count(refused(admitted.reason), 1)
           return yield* Effect.logDebug(`refusing inbound connection: ${admitted.rejected}`)
         }
+        const slot = PendingHandshakes.admit(pending, { key: conn, ip, group: Ip.group(ip), since: now })
+        if ("rejected" in slot) {
+          count(refused(slot.rejected), 1)
+          return yield* Effect.logDebug(`refusing inbound connection: ${slot.message}`)
+        }
         tracker = admitted.tracker
+        pending = slot.set
+        if (slot.evicted !== undefined) {
+          count(refused("pending_evicted"), 1)
+          yield* Effect.logDebug(`dropping the handshake with ${Endpoint.format(slot.evicted.key.remoteEndpoint)} (waiting since ${slot.evicted.since}) to make room`)
+          yield* slot.evicted.key.close
+        }
+        const leavePending = Effect.sync(() => {
+          pending = PendingHandshakes.remove(pending, conn)
+        })
         yield* Effect.gen(function* () {
           if (input.filterPeerByIp !== undefined) {
             const filtered = yield* Effect.exit(input.filterPeerByIp(conn.remoteEndpoint))
@@ -319,7 +346,8 @@ export const make = (input: Options) =>
               return yield* Effect.logInfo(`inbound connection from ${Endpoint.format(conn.remoteEndpoint)} filtered`, filtered.cause)
             }
           }
-          const shaken = yield* Effect.exit(handshakeSlots.withPermit(handshake(conn)))
+          const shaken = yield* Effect.exit(handshake(conn))
+          yield* leavePending
           if (Exit.isFailure(shaken)) {
             const error = Exit.findErrorOption(shaken)
             if (error._tag === "Some") yield* onHandshakeError(error.value)
@@ -341,9 +369,9 @@ export const make = (input: Options) =>
           }
           admittedPeers.add(info.nodeId)
           yield* route(conn, info, "incoming")
-        }).pipe(Effect.ensuring(Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => {
-          tracker = ConnTracker.remove(tracker, ip, now)
-        }))))
+        }).pipe(Effect.ensuring(Effect.andThen(leavePending, Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => {
+          if (ip !== "") tracker = ConnTracker.remove(tracker, ip, now)
+        })))))
       })
 
     const acceptLoop = Effect.gen(function* () {

@@ -7,7 +7,7 @@
  * @since 0.1.0
  */
 import * as Net from "node:net"
-import { Clock, Deferred, Effect, Exit, Layer, Metric, Option, Queue, Result, Schema, Scope } from "effect"
+import { Clock, Deferred, Duration, Effect, Exit, FiberSet, Layer, Metric, Option, Queue, Result, Schema, Scope, type Fiber } from "effect"
 import * as ChannelDescriptor from "../domain/ChannelDescriptor.ts"
 import * as Endpoint from "../domain/Endpoint.ts"
 import { FlowMonitor } from "../domain/FlowMonitor.ts"
@@ -69,7 +69,23 @@ export interface Options {
   readonly maxInboundSockets?: number
   /** Frame cipher: "auto" (libsodium when installed, else node:crypto) or "node". Default "auto". */
   readonly cipher?: "auto" | "node"
+  /**
+   * Bound on an inbound connection from the moment it is accepted until its handshake completes,
+   * whatever it is waiting for (a slot, the peer's bytes): past it the socket is closed, and a
+   * handshake in progress fails with `HandshakeTimeout`. Default 20 s (CometBFT's `handshake_timeout`).
+   */
+  readonly handshakeTimeout?: Duration.Input
+  /**
+   * Bound, from the moment a connection is opened (accepted or dialed), on the arrival of the
+   * peer's ephemeral key, the first 35 bytes of the handshake: a peer that sends nothing, or
+   * trickles, is dropped long before the whole handshake's bound. Default 3 s.
+   */
+  readonly ephemeralKeyTimeout?: Duration.Input
 }
+
+/** Defaults of the time bounds in {@link Options}, ms. */
+export const DEFAULT_HANDSHAKE_TIMEOUT = 20_000
+export const DEFAULT_EPHEMERAL_KEY_TIMEOUT = 3_000
 
 /**
  * The transport could not listen. `reason`: `in_use` (another process holds the port),
@@ -101,8 +117,20 @@ const idleStatus = (now: number): ConnectionStatus => {
   return { duration: 0, send: flow, receive: flow, channels: [] }
 }
 
-/** Wraps a connected socket as a `Connection` owned by the current scope. */
-const makeConnection = (socket: Net.Socket, aead: FrameAeadFactory, config: MConnection.Config): Effect.Effect<Connection, never, Scope.Scope> =>
+/** When a connection was opened and the deadlines that run from then (epoch ms). */
+interface Deadlines {
+  /** The peer's ephemeral key must have arrived by then. */
+  readonly ephemeralKey: number
+  /** The handshake must be over by then (inbound; `undefined` for dials, bounded by the caller). */
+  readonly handshake: number | undefined
+}
+
+/**
+ * Wraps a connected socket as a `Connection` owned by the current scope. `onHandshakeStart` is
+ * called when a handshake begins: from then on the handshake's own bound (which ends at the same
+ * deadline) keeps the time.
+ */
+const makeConnection = (socket: Net.Socket, aead: FrameAeadFactory, config: MConnection.Config, deadlines: Deadlines, onHandshakeStart: () => void): Effect.Effect<Connection, never, Scope.Scope> =>
   Effect.gen(function* () {
     const scope = yield* Effect.scope
     const local = endpointOf(socket.localAddress, socket.localPort)
@@ -122,7 +150,7 @@ const makeConnection = (socket: Net.Socket, aead: FrameAeadFactory, config: MCon
 
     const exchange = (options: HandshakeOptions) =>
       Effect.gen(function* () {
-        const secret = yield* SecretConnection.handshake(stream, options.nodeKey, remote, aead)
+        const secret = yield* SecretConnection.handshake(stream, options.nodeKey, remote, aead, deadlines.ephemeralKey)
         const nodeInfo = yield* SecretConnection.exchangeNodeInfo(stream, secret, options.nodeInfo, remote)
         return { peer: { nodeInfo, publicKey: secret.remotePublicKey } satisfies Peer, secret }
       })
@@ -133,8 +161,14 @@ const makeConnection = (socket: Net.Socket, aead: FrameAeadFactory, config: MCon
           return yield* new HandshakeAuthFailed({ remote, message: `connection to ${remote} is already handshaked` })
         }
         handshaking = true
+        onHandshakeStart()
         let secret: SecretConnection.Secret | undefined
-        const peer = yield* Handshake.run(remote, options, Effect.map(exchange(options), (r) => {
+        // An inbound connection's bound runs from its accept, not from this call: the time it waited
+        // for a slot counts.
+        const now = yield* Clock.currentTimeMillis
+        const requested = Duration.toMillis(Duration.fromInputUnsafe(options.timeout ?? DEFAULT_HANDSHAKE_TIMEOUT))
+        const timeout = deadlines.handshake === undefined ? requested : Math.max(0, Math.min(requested, deadlines.handshake - now))
+        const peer = yield* Handshake.run(remote, { ...options, timeout }, Effect.map(exchange(options), (r) => {
           secret = r.secret
           return r.peer
         }))
@@ -191,7 +225,18 @@ export const make = (options: Options = {}): Effect.Effect<Transport["Service"],
       yield* Effect.logWarning(`the open-file limit (ulimit -n) is ${fdLimit}: it leaves room for only ${maxInbound} inbound connections; raise it (e.g. ulimit -n 4096)`)
     }
     const host = options.host ?? "127.0.0.1"
+    const handshakeTimeout = Duration.toMillis(Duration.fromInputUnsafe(options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT))
+    const ephemeralKeyTimeout = Duration.toMillis(Duration.fromInputUnsafe(options.ephemeralKeyTimeout ?? DEFAULT_EPHEMERAL_KEY_TIMEOUT))
+    if (!(handshakeTimeout > 0) || !(ephemeralKeyTimeout > 0)) {
+      return yield* new TransportListenError({ address: hostText(options.host ?? "127.0.0.1", options.port ?? 0), reason: "invalid_options", message: "handshakeTimeout and ephemeralKeyTimeout must be positive" })
+    }
+    const clock = yield* Clock.Clock
     const context = yield* Effect.context<never>()
+    // Every accepted socket has a watchdog from its accept: past the handshake bound, a socket whose
+    // handshake has not started (it waits in a queue, or nobody took it) is closed. Once a handshake
+    // starts, its own bound ends at the same deadline. The fibers belong to the transport's scope.
+    const runWatchdog = yield* FiberSet.makeRuntime<never, void, never>()
+    const accepted = new WeakMap<Net.Socket, { readonly at: number; readonly watchdog: Fiber.Fiber<void> }>()
     const refusedFdLimit = Metric.withAttributes(Metrics.inboundRefused, { reason: "fd_limit" })
     const refusedPending = Metric.withAttributes(Metrics.inboundRefused, { reason: "accept_queue_full" })
     // One warning per interval, with the count since the last one: a flood must not flood the log.
@@ -226,7 +271,13 @@ export const make = (options: Options = {}): Effect.Effect<Transport["Service"],
         return void socket.destroy()
       }
       inbound++
-      socket.once("close", () => void inbound--)
+      const at = clock.currentTimeMillisUnsafe()
+      const watchdog = runWatchdog(Effect.andThen(Effect.sleep(handshakeTimeout), Effect.sync(() => socket.destroy())))
+      accepted.set(socket, { at, watchdog })
+      socket.once("close", () => {
+        inbound--
+        watchdog.interruptUnsafe()
+      })
       socket.on("error", () => {})
       Queue.offerUnsafe(pending, socket)
     })
@@ -261,7 +312,9 @@ export const make = (options: Options = {}): Effect.Effect<Transport["Service"],
     const accept: Effect.Effect<Connection, TransportClosed, Scope.Scope> = Effect.gen(function* () {
       if (closed) return yield* new TransportClosed({ transport: name, message: "the TCP transport is closed" })
       const socket = yield* Queue.take(pending)
-      return yield* makeConnection(socket, aead, config)
+      const at = accepted.get(socket)?.at ?? (yield* Clock.currentTimeMillis)
+      return yield* makeConnection(socket, aead, config, { ephemeralKey: at + ephemeralKeyTimeout, handshake: at + handshakeTimeout }, () =>
+        accepted.get(socket)?.watchdog.interruptUnsafe())
     })
 
     const dial = (endpoint: Endpoint.Endpoint): Effect.Effect<Connection, DialError, Scope.Scope> =>
@@ -289,7 +342,8 @@ export const make = (options: Options = {}): Effect.Effect<Transport["Service"],
           })
           return Effect.sync(() => s.destroy())
         })
-        return yield* makeConnection(socket, aead, config)
+        const at = yield* Clock.currentTimeMillis
+        return yield* makeConnection(socket, aead, config, { ephemeralKey: at + ephemeralKeyTimeout, handshake: undefined }, () => {})
       })
 
     return Transport.of({

@@ -51,10 +51,20 @@ export interface Options {
   readonly resolveTimeout?: number
   /** Dials in flight at once. Default 32. */
   readonly maxConcurrentDials?: number
-  /** Inbound handshakes in flight at once; further connections wait for a slot. Default 64. */
+  /**
+   * Inbound handshakes in progress at once. When all are taken, a new connection takes the slot of
+   * the one that has waited longest (which is closed): silent peers cannot lock legitimate ones
+   * out, since a legitimate handshake takes milliseconds. Default 256.
+   */
   readonly maxConcurrentHandshakes?: number
-  /** Concurrent inbound connections from one IP. Default 100. */
+  /** Inbound handshakes in progress from one IP. Default 8. */
+  readonly maxPendingHandshakesPerIp?: number
+  /** Inbound handshakes in progress from one network (IPv4 /24, IPv6 /64). Default 32. */
+  readonly maxPendingHandshakesPerSubnet?: number
+  /** Concurrent inbound connections from one IP (handshaking or connected). Default 100. */
   readonly maxIncomingConnectionAttempts?: number
+  /** Concurrent inbound connections from one network (IPv4 /24, IPv6 /64). Default 64. */
+  readonly maxIncomingConnectionsPerSubnet?: number
   /** An IP with no open connection may reconnect once per this window (ms). Default 100. */
   readonly incomingConnectionWindow?: number
   /** Checked before the handshake, inbound and outbound. */
@@ -72,8 +82,11 @@ export const defaults = {
   handshakeTimeout: 20_000,
   resolveTimeout: 5_000,
   maxConcurrentDials: 32,
-  maxConcurrentHandshakes: 64,
+  maxConcurrentHandshakes: 256,
+  maxPendingHandshakesPerIp: 8,
+  maxPendingHandshakesPerSubnet: 32,
   maxIncomingConnectionAttempts: 100,
+  maxIncomingConnectionsPerSubnet: 64,
   incomingConnectionWindow: 100,
   peerQueueSize: 32
 } as const

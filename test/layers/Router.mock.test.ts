@@ -6,6 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Scope } from "effect"
 import { TestClock } from "effect/testing"
+import * as Endpoint from "../../src/domain/Endpoint.ts"
 import * as NodeInfo from "../../src/domain/NodeInfo.ts"
 import { PeerError } from "../../src/domain/PeerError.ts"
 import * as PeerUpdate from "../../src/domain/PeerUpdate.ts"
@@ -178,20 +179,46 @@ describe("Router accepting over a mocked transport (SPEC §8.9 94-96)", () => {
       yield* within(5, "the abandoned connection to close", conn.awaitClosed)
     }).pipe(Effect.scoped))
 
-  it.effect("maxConcurrentHandshakes bounds handshakes in flight; a timed-out handshake frees its slot", () =>
+  it.effect("maxConcurrentHandshakes bounds handshakes in flight: a new connection takes the slot of the one waiting longest", () =>
     Effect.gen(function* () {
       const node = yield* nodeWithUpdates({ router: { maxConcurrentHandshakes: 1, handshakeTimeout: 1_000 } })
       const stuck = yield* F.makeConnection(F.neverAnswers)
       const next = F.key(7)
-      const waiting = yield* F.makeConnection(F.presents(F.peerOf(next)))
+      const arriving = yield* F.makeConnection(F.presents(F.peerOf(next)))
       yield* node.transport.incoming(stuck)
-      yield* node.transport.incoming(waiting)
       yield* settle(10)
       assert.strictEqual(stuck.handshakes(), 1)
-      assert.strictEqual(waiting.handshakes(), 0, "the second handshake waits for a slot")
-      yield* TestClock.adjust(1_000)
-      yield* Assertions.update(node.updates, next.nodeId, "up")
+      yield* node.transport.incoming(arriving)
+      // No waiting for the stuck handshake's timeout: it is dropped, and the new one runs at once.
+      yield* Assertions.update(node.updates, next.nodeId, "up", 10)
       assert.isTrue(stuck.isClosed())
+    }).pipe(Effect.scoped))
+
+  it.effect("a timed-out handshake frees its slot", () =>
+    Effect.gen(function* () {
+      const node = yield* nodeWithUpdates({ router: { maxConcurrentHandshakes: 1, handshakeTimeout: 1_000 } })
+      const stuck = yield* F.makeConnection(F.neverAnswers)
+      yield* node.transport.incoming(stuck)
+      yield* TestClock.adjust(1_000)
+      yield* within(10, "the stuck connection to close", stuck.awaitClosed)
+      const next = F.key(8)
+      yield* node.transport.incoming(yield* F.makeConnection(F.presents(F.peerOf(next))))
+      yield* Assertions.update(node.updates, next.nodeId, "up")
+    }).pipe(Effect.scoped))
+
+  it.effect("handshakes in progress are bounded per IP and per network (/24): the excess is closed without a handshake", () =>
+    Effect.gen(function* () {
+      const node = yield* nodeWithUpdates({ router: { maxPendingHandshakesPerIp: 2, maxPendingHandshakesPerSubnet: 3 } })
+      const ip = F.freshEndpoint()
+      const sameIp = yield* Effect.forEach([0, 1, 2], () => F.makeConnection(F.neverAnswers, ip))
+      for (const c of sameIp) yield* node.transport.incoming(c)
+      yield* within(10, "the third from one IP to close", sameIp[2]!.awaitClosed)
+      assert.deepStrictEqual(sameIp.map((c) => c.handshakes()), [1, 1, 0])
+      const net = ip.ip.split(".").slice(0, 3).join(".")
+      const neighbours = yield* Effect.forEach([201, 202], (n) => F.makeConnection(F.neverAnswers, Endpoint.make({ protocol: "mock", ip: `${net}.${n}`, port: 26656 })))
+      for (const c of neighbours) yield* node.transport.incoming(c)
+      yield* within(10, "the fourth from the network to close", neighbours[1]!.awaitClosed)
+      assert.deepStrictEqual(neighbours.map((c) => c.handshakes()), [1, 0])
     }).pipe(Effect.scoped))
 })
 

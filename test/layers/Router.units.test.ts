@@ -32,7 +32,10 @@ describe("Router options (SPEC §8.8 83)", () => {
         resolveTimeout: defaults.resolveTimeout,
         maxConcurrentDials: defaults.maxConcurrentDials,
         maxConcurrentHandshakes: defaults.maxConcurrentHandshakes,
+        maxPendingHandshakesPerIp: defaults.maxPendingHandshakesPerIp,
+        maxPendingHandshakesPerSubnet: defaults.maxPendingHandshakesPerSubnet,
         maxIncomingConnectionAttempts: defaults.maxIncomingConnectionAttempts,
+        maxIncomingConnectionsPerSubnet: defaults.maxIncomingConnectionsPerSubnet,
         incomingConnectionWindow: defaults.incomingConnectionWindow,
         peerQueueSize: defaults.peerQueueSize
       })

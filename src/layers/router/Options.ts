@@ -38,7 +38,10 @@ export const resolveOptions = (input: Options) =>
         resolveTimeout: positive("resolveTimeout", input.resolveTimeout, defaults.resolveTimeout),
         maxConcurrentDials: positiveInt("maxConcurrentDials", input.maxConcurrentDials, defaults.maxConcurrentDials),
         maxConcurrentHandshakes: positiveInt("maxConcurrentHandshakes", input.maxConcurrentHandshakes, defaults.maxConcurrentHandshakes),
+        maxPendingHandshakesPerIp: positiveInt("maxPendingHandshakesPerIp", input.maxPendingHandshakesPerIp, defaults.maxPendingHandshakesPerIp),
+        maxPendingHandshakesPerSubnet: positiveInt("maxPendingHandshakesPerSubnet", input.maxPendingHandshakesPerSubnet, defaults.maxPendingHandshakesPerSubnet),
         maxIncomingConnectionAttempts: positiveInt("maxIncomingConnectionAttempts", input.maxIncomingConnectionAttempts, defaults.maxIncomingConnectionAttempts),
+        maxIncomingConnectionsPerSubnet: positiveInt("maxIncomingConnectionsPerSubnet", input.maxIncomingConnectionsPerSubnet, defaults.maxIncomingConnectionsPerSubnet),
         // SPEC §4.1: a window below 1 ms is an error.
         incomingConnectionWindow: positive("incomingConnectionWindow", input.incomingConnectionWindow, defaults.incomingConnectionWindow, 1),
         peerQueueSize: positiveInt("peerQueueSize", input.peerQueueSize, defaults.peerQueueSize)

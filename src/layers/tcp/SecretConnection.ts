@@ -6,10 +6,10 @@
  *
  * @since 0.1.0
  */
-import { Effect, Result } from "effect"
+import { Clock, Effect, Result } from "effect"
 import * as NodeInfo from "../../domain/NodeInfo.ts"
 import * as NodeKey from "../../domain/NodeKey.ts"
-import { ConnectionClosed, ConnectionError, HandshakeAuthFailed, InvalidPeerNodeInfo } from "../../services/Transport.ts"
+import { ConnectionClosed, ConnectionError, HandshakeAuthFailed, HandshakeTimeout, InvalidPeerNodeInfo } from "../../services/Transport.ts"
 import { FrameOpener, FrameSealer, type FrameAeadFactory } from "../../wire/FrameCipher.ts"
 import * as Crypto from "../../wire/SecretConnectionCrypto.ts"
 import { SecretReader, SecretWriter } from "../../wire/SecretStream.ts"
@@ -118,8 +118,18 @@ const delimited = (body: Uint8Array): Uint8Array => {
   return out
 }
 
-/** Runs the SecretConnection handshake: both sides at once, no roles. */
-export const handshake = (stream: ByteStream, key: NodeKey.NodeKey, remote: string, aead: FrameAeadFactory): Effect.Effect<Secret, HandshakeAuthFailed | ConnectionClosed | ConnectionError> =>
+/**
+ * Runs the SecretConnection handshake: both sides at once, no roles. The peer's ephemeral key (35
+ * bytes) must arrive by `ephemeralKeyDeadline` (epoch ms, from `Clock`), or the handshake fails
+ * with `HandshakeTimeout`: a silent or trickling peer is let go early.
+ */
+export const handshake = (
+  stream: ByteStream,
+  key: NodeKey.NodeKey,
+  remote: string,
+  aead: FrameAeadFactory,
+  ephemeralKeyDeadline = Number.POSITIVE_INFINITY
+): Effect.Effect<Secret, HandshakeAuthFailed | HandshakeTimeout | ConnectionClosed | ConnectionError> =>
   Effect.gen(function* () {
     const fail = (message: string) => new HandshakeAuthFailed({ remote, message: `SecretConnection handshake with ${remote}: ${message}` })
     const eph = Crypto.generateEphemeralKeyPair()
@@ -128,11 +138,20 @@ export const handshake = (stream: ByteStream, key: NodeKey.NodeKey, remote: stri
     // The length prefix is checked on its own first, so a wrong one (a 2 GiB claim, say) fails at
     // once instead of waiting for 34 more bytes that may never come.
     const leftover: Array<Uint8Array> = []
-    const prefix = yield* readExactly(stream, 1, leftover)
-    if (prefix[0] !== Crypto.EPHEMERAL_KEY_BODY_LENGTH) {
-      return yield* fail(`bad ephemeral key: length prefix 0x${prefix[0]!.toString(16).padStart(2, "0")} is not 0x22 (34 bytes)`)
-    }
-    const keyBody = yield* readExactly(stream, Crypto.EPHEMERAL_KEY_BODY_LENGTH, leftover)
+    const started = yield* Clock.currentTimeMillis
+    const readKey = Effect.gen(function* () {
+      const prefix = yield* readExactly(stream, 1, leftover)
+      if (prefix[0] !== Crypto.EPHEMERAL_KEY_BODY_LENGTH) {
+        return yield* fail(`bad ephemeral key: length prefix 0x${prefix[0]!.toString(16).padStart(2, "0")} is not 0x22 (34 bytes)`)
+      }
+      return yield* readExactly(stream, Crypto.EPHEMERAL_KEY_BODY_LENGTH, leftover)
+    })
+    const keyBody = yield* (Number.isFinite(ephemeralKeyDeadline)
+      ? readKey.pipe(Effect.timeoutOrElse({
+        duration: Math.max(0, ephemeralKeyDeadline - started),
+        orElse: () => Effect.fail(new HandshakeTimeout({ remote, timeoutMillis: Math.max(0, ephemeralKeyDeadline - started), message: `${remote} did not send its ephemeral key in time (the first 35 bytes of the handshake)` }))
+      }))
+      : readKey)
     const remoteEph = yield* Effect.try({ try: () => Crypto.decodeEphemeralKeyBody(keyBody), catch: (e) => fail(`bad ephemeral key: ${(e as Error).message}`) })
     const { lo, hi, locIsLeast } = Crypto.sort32(eph.publicKey, remoteEph)
     const dh = yield* Effect.try({ try: () => Crypto.computeSharedSecret(eph.secretKey, remoteEph), catch: (e) => fail((e as Error).message) })
