@@ -102,8 +102,9 @@ describe("out of file descriptors, with a real process under ulimit -n 128", () 
       const home = homeWith("")
       chmodSync(join(home, ".."), 0o755)
       const node = yield* spawnNode(home, ["--laddr", "tcp://127.0.0.1:0", "--http-addr", "127.0.0.1:0"], { openFiles: 128 })
+      // From 300 networks (127.30.0.1 ... 127.31.49.1), so per-IP and per-network caps do not stop them first.
       const flood = yield* Effect.acquireRelease(
-        Effect.sync(() => Array.from({ length: 300 }, () => Net.connect(node.p2pPort, "127.0.0.1").on("error", () => {}))),
+        Effect.sync(() => Array.from({ length: 300 }, (_, i) => Net.connect({ port: node.p2pPort, host: "127.0.0.1", localAddress: `127.${30 + Math.floor(i / 250)}.${i % 250}.1` }).on("error", () => {}))),
         (sockets) => Effect.sync(() => sockets.forEach((s) => s.destroy()))
       )
       const refusedMetrics = yield* eventually(10_000, "fd_limit refusals in /metrics", metrics(node.httpPort), (t) => metric(t, "p2p_inbound_refused", `reason="fd_limit"`) > 0)
