@@ -12,7 +12,7 @@ import { Result, Schema } from "effect"
 import { parse as parseToml, stringify } from "smol-toml"
 import * as NodeAddress from "../domain/NodeAddress.ts"
 import * as NodeId from "../domain/NodeId.ts"
-import { formatGoDuration, parseGoDuration } from "./Duration.ts"
+import { formatGoDuration, parseGoDuration } from "../domain/GoDuration.ts"
 import * as LogLevel from "./LogLevel.ts"
 
 /** A configuration value is wrong. `key` is the TOML key or flag, e.g. `p2p.laddr` or `--laddr`. */
@@ -62,6 +62,8 @@ export interface NodeConfig {
   readonly rpc: {
     /** `host:port` serving /net_info, /status, /health and JSON-RPC; "" serves them only beside /metrics. */
     readonly laddr: string
+    /** Serve `unsafe_ban` and `unsafe_unban` on any address (they are always on for loopback ones). */
+    readonly unsafe: boolean
     /** Connections the RPC server serves at once; 0: no limit. */
     readonly maxOpenConnections: number
   }
@@ -102,7 +104,7 @@ export const defaults: NodeConfig = {
     dialTimeout: 3_000,
     persistentPeersMaxDialPeriod: 0
   },
-  rpc: { laddr: "", maxOpenConnections: 900 },
+  rpc: { laddr: "", unsafe: false, maxOpenConnections: 900 },
   instrumentation: { prometheus: true, httpAddr: "127.0.0.1:26660", maxOpenConnections: 3, namespace: "cometbft" }
 }
 
@@ -220,6 +222,7 @@ const keys: Record<string, (key: string, value: unknown) => Result.Result<unknow
     Result.flatMap(duration(k, v), (ms) => (ms === 0 || ms >= 250 ? Result.succeed(ms) : fail(k, `must be 0s (exponential backoff) or at least 250ms (the first retry delay), got ${JSON.stringify(v)}`))),
   "rpc.laddr": hostPort,
   "rpc.max_open_connections": (k, v) => int(k, v, 0, 1_000_000),
+  "rpc.unsafe": bool,
   "instrumentation.prometheus": bool,
   "instrumentation.prometheus_listen_addr": hostPort,
   "instrumentation.max_open_connections": (k, v) => int(k, v, 0, 1_000_000),
@@ -360,6 +363,7 @@ export const resolve = (...layers: ReadonlyArray<Raw>): NodeConfig => {
     },
     rpc: {
       laddr: get("rpc.laddr", d.rpc.laddr),
+      unsafe: get("rpc.unsafe", d.rpc.unsafe),
       maxOpenConnections: get("rpc.max_open_connections", d.rpc.maxOpenConnections)
     },
     instrumentation: {
@@ -420,7 +424,7 @@ export const toToml = (c: NodeConfig): string => {
       dial_timeout: formatGoDuration(c.p2p.dialTimeout),
       persistent_peers_max_dial_period: formatGoDuration(c.p2p.persistentPeersMaxDialPeriod)
     },
-    rpc: { laddr: c.rpc.laddr === "" ? "" : `tcp://${c.rpc.laddr}`, max_open_connections: c.rpc.maxOpenConnections },
+    rpc: { laddr: c.rpc.laddr === "" ? "" : `tcp://${c.rpc.laddr}`, unsafe: c.rpc.unsafe, max_open_connections: c.rpc.maxOpenConnections },
     instrumentation: {
       prometheus: c.instrumentation.prometheus,
       prometheus_listen_addr: c.instrumentation.httpAddr,

@@ -53,15 +53,25 @@ export const toNodeConfig = (home: string, c: Config.NodeConfig, options: StartO
   ...(c.rpc.laddr === "" ? {} : { router: { nodeInfo: { network: c.network, moniker: c.moniker, other: { rpcAddress: `tcp://${c.rpc.laddr}` } } } })
 })
 
-/** The HTTP servers the configuration asks for: metrics (with RPC beside it) and RPC alone. */
+/** Whether an HTTP address listens on loopback only (`127.x.y.z`, `::1`, `localhost`). */
+const isLoopbackAddress = (address: string) => {
+  const host = NodeHttp.splitHostPort(address)?.host ?? ""
+  return host === "localhost" || /^127\./.test(host) || host === "::1"
+}
+
+/**
+ * The HTTP servers the configuration asks for: metrics (with RPC beside it) and RPC alone. The
+ * unsafe methods (bans) are on where the server listens on loopback only, or with `rpc.unsafe`.
+ */
 export const httpServers = (c: Config.NodeConfig): ReadonlyArray<NodeHttp.ServerOptions> => {
   const metrics = c.instrumentation.prometheus && c.instrumentation.httpAddr !== ""
+  const unsafe = (address: string) => c.rpc.unsafe || isLoopbackAddress(address)
   return [
     ...(metrics
-      ? [{ address: c.instrumentation.httpAddr, metrics: true, rpc: true, namespace: c.instrumentation.namespace, maxOpenConnections: c.instrumentation.maxOpenConnections }]
+      ? [{ address: c.instrumentation.httpAddr, metrics: true, rpc: true, unsafe: unsafe(c.instrumentation.httpAddr), namespace: c.instrumentation.namespace, maxOpenConnections: c.instrumentation.maxOpenConnections }]
       : []),
     ...(c.rpc.laddr !== "" && !(metrics && c.rpc.laddr === c.instrumentation.httpAddr)
-      ? [{ address: c.rpc.laddr, metrics: false, rpc: true, namespace: c.instrumentation.namespace, maxOpenConnections: c.rpc.maxOpenConnections }]
+      ? [{ address: c.rpc.laddr, metrics: false, rpc: true, unsafe: unsafe(c.rpc.laddr), namespace: c.instrumentation.namespace, maxOpenConnections: c.rpc.maxOpenConnections }]
       : [])
   ]
 }

@@ -165,12 +165,12 @@ export const rpcResult = (id: RpcId, result: unknown) => ({ jsonrpc: "2.0" as co
 /** An error response; `data` says what went wrong in words. */
 export const rpcError = (id: RpcId | null, code: number, message: string, data: string) => ({ jsonrpc: "2.0" as const, id, error: { code, message, data } })
 
-/** A request as read from a body: a method and an ID, or why it is not one. */
+/** A request as read from a body: a method, its named parameters and an ID, or why it is not one. */
 export type RpcRequest =
-  | { readonly _tag: "Request"; readonly id: RpcId; readonly method: string }
+  | { readonly _tag: "Request"; readonly id: RpcId; readonly method: string; readonly params: Readonly<Record<string, unknown>> }
   | { readonly _tag: "Invalid"; readonly id: RpcId | null; readonly data: string }
 
-/** Reads one JSON-RPC request object (params are ignored: the methods served take none). */
+/** Reads one JSON-RPC request object; `params` must be an object (named parameters) when present. */
 export const parseRequest = (value: unknown): RpcRequest => {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return { _tag: "Invalid", id: null, data: "a request must be a JSON object" }
   const r = value as Record<string, unknown>
@@ -178,5 +178,7 @@ export const parseRequest = (value: unknown): RpcRequest => {
   if (r["jsonrpc"] !== "2.0") return { _tag: "Invalid", id, data: `"jsonrpc" must be "2.0"` }
   if (id === null) return { _tag: "Invalid", id, data: `"id" must be a number or a string (notifications are not served)` }
   if (typeof r["method"] !== "string") return { _tag: "Invalid", id, data: `"method" must be a string` }
-  return { _tag: "Request", id, method: r["method"] }
+  const params = r["params"]
+  if (params !== undefined && (typeof params !== "object" || params === null || Array.isArray(params))) return { _tag: "Invalid", id, data: `"params" must be an object of named parameters` }
+  return { _tag: "Request", id, method: r["method"], params: (params ?? {}) as Readonly<Record<string, unknown>> }
 }

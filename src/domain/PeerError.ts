@@ -6,9 +6,14 @@
  */
 import { Schema } from "effect"
 
-/** A peer misbehaved: `message` says how, `fatal` asks for disconnection. */
+/**
+ * A peer misbehaved: `message` says how, `fatal` asks for disconnection, `ban` (a duration such as
+ * `"1 hour"`, milliseconds, or `Infinity`) bans the peer for that long: it is disconnected, not
+ * dialed, refused and never advertised, and the ban survives a restart.
+ */
 export class PeerError extends Schema.TaggedError<PeerError>()("PeerError", {
   nodeId: Schema.String,
   message: Schema.String,
-  fatal: Schema.Boolean
+  fatal: Schema.Boolean,
+  ban: Schema.optionalKey(Schema.Union([Schema.String, Schema.Number]))
 }) {}

@@ -17,14 +17,17 @@
  * @since 0.1.0
  */
 import * as Http from "node:http"
-import { ByteSize, Context, Effect, Layer, Schema, type Scope } from "effect"
+import { ByteSize, Context, Duration, Effect, Layer, Option, Schema, type Scope } from "effect"
 import * as HttpIncomingMessage from "effect/http/HttpIncomingMessage"
 import * as HttpRouter from "effect/http/HttpRouter"
 import type * as HttpServerRequest from "effect/http/HttpServerRequest"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as PrometheusMetrics from "effect/observability/PrometheusMetrics"
+import * as Ban from "../domain/Ban.ts"
 import * as CometJson from "../domain/CometJson.ts"
+import { parseGoDuration } from "../domain/GoDuration.ts"
 import * as ListenFailure from "../domain/ListenFailure.ts"
+import { PeerManager } from "../services/PeerManager.ts"
 import { Router } from "../services/Router.ts"
 import { Transport } from "../services/Transport.ts"
 
@@ -42,6 +45,12 @@ export interface Options {
   readonly namespace?: string
   /** Largest JSON-RPC request body; larger ones get 413 before they are read. Default 65536 bytes. */
   readonly maxBodyBytes?: number
+  /**
+   * Serve the methods that change the node: `unsafe_ban` and `unsafe_unban` (CometBFT's `unsafe`).
+   * Default false; the `effect-p2p` command turns them on for a server bound to a loopback address,
+   * or with `rpc.unsafe = true`.
+   */
+  readonly unsafe?: boolean
 }
 
 /** Options of the node's own server ({@link layer}). */
@@ -58,6 +67,7 @@ export interface ServerOptions extends Options {
 export const defaults = {
   metrics: true,
   rpc: true,
+  unsafe: false,
   namespace: "cometbft",
   maxBodyBytes: 65_536,
   maxOpenConnections: 64,
@@ -123,15 +133,97 @@ export const status: Effect.Effect<CometJson.StatusJson, never, Router> = Effect
   return { node_info: CometJson.nodeInfo(info) }
 })
 
-/** The methods served over JSON-RPC, by name. */
-const methods: Record<string, Effect.Effect<unknown, never, Router | Transport>> = {
-  net_info: netInfo,
-  status,
-  health: Effect.succeed({})
+/** What the methods need: the node's router, transport and peer manager. */
+export type Services = Router | Transport | PeerManager
+
+/** A method's parameters: the JSON-RPC `params` object, or the query of a GET. */
+type Params = Readonly<Record<string, unknown>>
+
+/** A method refused its parameters (JSON-RPC "Invalid params"). */
+interface InvalidParams {
+  readonly _tag: "InvalidParams"
+  readonly message: string
 }
 
-/** Methods served (CometBFT's names). */
+type Method = (params: Params) => Effect.Effect<unknown, InvalidParams, Services>
+
+const invalid = (message: string): Effect.Effect<never, InvalidParams> => Effect.fail({ _tag: "InvalidParams", message })
+
+/** A parameter as text: a string, or a number; URI calls may quote strings as CometBFT's do. */
+const textParam = (params: Params, name: string): string | undefined => {
+  const v = params[name]
+  if (typeof v === "number") return String(v)
+  if (typeof v !== "string") return undefined
+  return v.length >= 2 && v.startsWith("\"") && v.endsWith("\"") ? v.slice(1, -1) : v
+}
+
+/** A ban as the `bans` method lists it. */
+export const banJson = (ban: Ban.Ban) => ({
+  subject: Ban.formatSubject(ban.subject),
+  kind: ban.subject._tag === "Node" ? "node" : "network",
+  since: CometJson.time(ban.since),
+  until: Number.isFinite(ban.until) ? CometJson.time(ban.until) : null,
+  reason: ban.reason
+})
+
+/** A ban duration from an operator: a Go duration ("1h30m"), Effect text ("2 hours"), or "forever". */
+const banDuration = (text: string | undefined): Duration.Input | undefined | "invalid" => {
+  if (text === undefined || text === "") return undefined
+  if (/^(forever|infinity)$/i.test(text)) return Number.POSITIVE_INFINITY
+  const go = parseGoDuration(text)
+  if (go !== undefined) return go
+  return Option.isSome(Duration.fromInput(text as Duration.Input)) ? (text as Duration.Input) : "invalid"
+}
+
+const bans: Method = () =>
+  Effect.gen(function* () {
+    const list = yield* (yield* PeerManager).bans
+    return { bans: list.map(banJson) }
+  })
+
+const unsafeBan: Method = (params) =>
+  Effect.gen(function* () {
+    const subject = textParam(params, "subject")
+    if (subject === undefined) return yield* invalid(`"subject" is required: a node ID, an IP address or a network such as 10.0.0.0/24`)
+    const duration = banDuration(textParam(params, "duration"))
+    if (duration === "invalid") return yield* invalid(`"duration" must be a duration such as 1h, 30m or "2 hours", or forever`)
+    const pm = yield* PeerManager
+    const made = yield* pm.ban(subject, { ...(duration === undefined ? {} : { duration }), reason: textParam(params, "reason") ?? "banned by an operator" }).pipe(
+      Effect.catch((e) => invalid(e.message))
+    )
+    return { ban: banJson(made) }
+  })
+
+const unsafeUnban: Method = (params) =>
+  Effect.gen(function* () {
+    const subject = textParam(params, "subject")
+    if (subject === undefined) return yield* invalid(`"subject" is required`)
+    const pm = yield* PeerManager
+    const lifted = yield* pm.unban(subject).pipe(Effect.catch((e) => invalid(e.message)))
+    return { lifted }
+  })
+
+/** The methods served to anyone, by name (CometBFT's names, plus `bans`). */
+const methods: Record<string, Method> = {
+  net_info: () => netInfo,
+  status: () => status,
+  health: () => Effect.succeed({}),
+  bans
+}
+
+/** The methods that change the node, served only with `unsafe`. */
+const unsafeMethods: Record<string, Method> = {
+  unsafe_ban: unsafeBan,
+  unsafe_unban: unsafeUnban
+}
+
+/** Methods served. */
 export const METHODS: ReadonlyArray<string> = Object.keys(methods)
+/** Methods served with `unsafe`. */
+export const UNSAFE_METHODS: ReadonlyArray<string> = Object.keys(unsafeMethods)
+
+const methodOf = (options: Options, name: string): Method | undefined =>
+  methods[name] ?? ((options.unsafe ?? defaults.unsafe) ? unsafeMethods[name] : undefined)
 
 // ---------------------------------------------------------------------------------------------
 // Requests
@@ -150,17 +242,21 @@ const text = (status: number, body: string): Response => ({ status, contentType:
 /** The most requests answered in one JSON-RPC batch (CometBFT's `max_request_batch_size`). */
 export const MAX_BATCH = 10
 
-const call = (request: CometJson.RpcRequest): Effect.Effect<unknown, never, Router | Transport> =>
-  Effect.suspend((): Effect.Effect<unknown, never, Router | Transport> => {
+const call = (options: Options, request: CometJson.RpcRequest): Effect.Effect<unknown, never, Services> =>
+  Effect.suspend((): Effect.Effect<unknown, never, Services> => {
     if (request._tag === "Invalid") return Effect.succeed(CometJson.rpcError(request.id, CometJson.RpcErrorCode.invalidRequest, "Invalid Request", request.data))
-    const method = methods[request.method]
+    const method = methodOf(options, request.method)
     if (method === undefined) {
-      return Effect.succeed(CometJson.rpcError(request.id, CometJson.RpcErrorCode.methodNotFound, "Method not found", `${JSON.stringify(request.method)}: this node serves ${METHODS.join(", ")}`))
+      const served = [...METHODS, ...((options.unsafe ?? defaults.unsafe) ? UNSAFE_METHODS : [])]
+      return Effect.succeed(CometJson.rpcError(request.id, CometJson.RpcErrorCode.methodNotFound, "Method not found", `${JSON.stringify(request.method)}: this node serves ${served.join(", ")}`))
     }
-    return Effect.map(method, (result) => CometJson.rpcResult(request.id, result))
+    return method(request.params).pipe(
+      Effect.map((result) => CometJson.rpcResult(request.id, result)),
+      Effect.catch((e) => Effect.succeed(CometJson.rpcError(request.id, CometJson.RpcErrorCode.invalidParams, "Invalid params", e.message)))
+    )
   })
 
-const rpcPost = (body: string): Effect.Effect<Response, never, Router | Transport> =>
+const rpcPost = (options: Options, body: string): Effect.Effect<Response, never, Services> =>
   Effect.suspend(() => {
     let parsed: unknown
     try {
@@ -168,11 +264,11 @@ const rpcPost = (body: string): Effect.Effect<Response, never, Router | Transpor
     } catch (e) {
       return Effect.succeed(json(200, CometJson.rpcError(null, CometJson.RpcErrorCode.parseError, "Parse error", (e as Error).message)))
     }
-    if (!Array.isArray(parsed)) return Effect.map(call(CometJson.parseRequest(parsed)), (r) => json(200, r))
+    if (!Array.isArray(parsed)) return Effect.map(call(options, CometJson.parseRequest(parsed)), (r) => json(200, r))
     if (parsed.length === 0 || parsed.length > MAX_BATCH) {
       return Effect.succeed(json(200, CometJson.rpcError(null, CometJson.RpcErrorCode.invalidRequest, "Invalid Request", `a batch holds 1 to ${MAX_BATCH} requests, got ${parsed.length}`)))
     }
-    return Effect.map(Effect.forEach(parsed, (r) => call(CometJson.parseRequest(r))), (rs) => json(200, rs))
+    return Effect.map(Effect.forEach(parsed, (r) => call(options, CometJson.parseRequest(r))), (rs) => json(200, rs))
   })
 
 /**
@@ -182,12 +278,13 @@ const rpcPost = (body: string): Effect.Effect<Response, never, Router | Transpor
 export const respond = (
   options: Options,
   request: { readonly method: string; readonly url: string; readonly body?: string }
-): Effect.Effect<Response, never, Router | Transport> =>
+): Effect.Effect<Response, never, Services> =>
   Effect.suspend(() => {
     const metrics = options.metrics ?? defaults.metrics
     const rpc = options.rpc ?? defaults.rpc
-    const path = request.url.split("?")[0] ?? "/"
-    const served = [...(metrics ? ["/metrics"] : []), ...(rpc ? METHODS.map((m) => `/${m}`) : [])]
+    const url = new URL(request.url, "http://node")
+    const path = url.pathname
+    const served = [...(metrics ? ["/metrics"] : []), ...(rpc ? [...METHODS, ...((options.unsafe ?? defaults.unsafe) ? UNSAFE_METHODS : [])].map((m) => `/${m}`) : [])]
     if (request.method === "GET" && path === "/metrics" && metrics) {
       return Effect.map(PrometheusMetrics.format({ prefix: options.namespace ?? defaults.namespace }), (body) => ({
         status: 200,
@@ -195,10 +292,14 @@ export const respond = (
         body
       }))
     }
-    if (rpc && request.method === "GET" && path !== "/" && methods[path.slice(1)] !== undefined) {
-      return Effect.map(methods[path.slice(1)]!, (result) => json(200, CometJson.rpcResult(-1, result)))
+    const method = rpc && request.method === "GET" && path !== "/" ? methodOf(options, path.slice(1)) : undefined
+    if (method !== undefined) {
+      return method(Object.fromEntries(url.searchParams)).pipe(
+        Effect.map((result) => json(200, CometJson.rpcResult(-1, result))),
+        Effect.catch((e) => Effect.succeed(json(200, CometJson.rpcError(-1, CometJson.RpcErrorCode.invalidParams, "Invalid params", e.message))))
+      )
     }
-    if (rpc && request.method === "POST" && path === "/") return rpcPost(request.body ?? "")
+    if (rpc && request.method === "POST" && path === "/") return rpcPost(options, request.body ?? "")
     if (request.method === "GET" && path === "/") return Effect.succeed(text(200, `effect-p2p node. Endpoints: ${served.join(", ")}${rpc ? ", JSON-RPC POST /" : ""}\n`))
     if (request.method !== "GET" && request.method !== "POST") return Effect.succeed(text(405, "method not allowed: use GET (or POST / for JSON-RPC)\n"))
     return Effect.succeed(text(404, `not found: ${path}; this endpoint serves ${served.join(", ") || "nothing"}\n`))
@@ -224,14 +325,14 @@ const positiveInt = (option: string, value: number | undefined, fallback: number
  * Serves the endpoints on `options.address` until the scope closes: a `node:http` server with
  * bounded connections, request time and body size. Yields where it listens.
  */
-export const serve = (options: ServerOptions): Effect.Effect<NodeHttp["Service"], HttpListenError | InvalidHttpOptions, Router | Transport | Scope.Scope> =>
+export const serve = (options: ServerOptions): Effect.Effect<NodeHttp["Service"], HttpListenError | InvalidHttpOptions, Services | Scope.Scope> =>
   Effect.gen(function* () {
     const where = splitHostPort(options.address)
     if (where === undefined) return yield* new InvalidHttpOptions({ option: "address", message: `NodeHttp address ${JSON.stringify(options.address)} is not "host:port"` })
     const maxBody = yield* positiveInt("maxBodyBytes", options.maxBodyBytes, defaults.maxBodyBytes)
     const maxConnections = options.maxOpenConnections === 0 ? Number.POSITIVE_INFINITY : yield* positiveInt("maxOpenConnections", options.maxOpenConnections, defaults.maxOpenConnections)
     const requestTimeout = yield* positiveInt("requestTimeout", options.requestTimeout, defaults.requestTimeout)
-    const context = yield* Effect.context<Router | Transport>()
+    const context = yield* Effect.context<Services>()
     const run = Effect.runPromiseWith(context)
     const server = Http.createServer({ requestTimeout, headersTimeout: requestTimeout }, (req, res) => {
       const send = (r: Response) => {
@@ -292,7 +393,7 @@ export const serve = (options: ServerOptions): Effect.Effect<NodeHttp["Service"]
  * const app = NodeHttp.layer({ address: "127.0.0.1:26660" }).pipe(Layer.provideMerge(Node.layer(config)))
  * ```
  */
-export const layer = (options: ServerOptions): Layer.Layer<NodeHttp, HttpListenError | InvalidHttpOptions, Router | Transport> =>
+export const layer = (options: ServerOptions): Layer.Layer<NodeHttp, HttpListenError | InvalidHttpOptions, Services> =>
   Layer.effect(NodeHttp, serve(options))
 
 /**
@@ -303,10 +404,10 @@ export const layer = (options: ServerOptions): Layer.Layer<NodeHttp, HttpListenE
  * HttpRouter.serve(Layer.mergeAll(MyApiRoutes, NodeHttp.routes({ namespace: "myapp" })))
  * ```
  */
-export const routes = (options: Options = {}): Layer.Layer<never, never, HttpRouter.HttpRouter | Router | Transport> =>
+export const routes = (options: Options = {}): Layer.Layer<never, never, HttpRouter.HttpRouter | Services> =>
   HttpRouter.use((router) =>
     Effect.gen(function* () {
-      const context = yield* Effect.context<Router | Transport>()
+      const context = yield* Effect.context<Services>()
       const maxBody = ByteSize.bytes(options.maxBodyBytes ?? defaults.maxBodyBytes)
       const handler = (request: HttpServerRequest.HttpServerRequest) =>
         Effect.gen(function* () {
@@ -321,7 +422,7 @@ export const routes = (options: Options = {}): Layer.Layer<never, never, HttpRou
       const rpc = options.rpc ?? defaults.rpc
       if (metrics) yield* router.add("GET", "/metrics", handler)
       if (rpc) {
-        for (const m of METHODS) yield* router.add("GET", `/${m}`, handler)
+        for (const m of [...METHODS, ...((options.unsafe ?? defaults.unsafe) ? UNSAFE_METHODS : [])]) yield* router.add("GET", `/${m}`, handler)
         yield* router.add("POST", "/", handler)
       }
     })

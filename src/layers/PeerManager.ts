@@ -6,7 +6,8 @@
  *
  * @since 0.1.0
  */
-import { Cause, Clock, Deferred, Effect, Layer, Metric, Queue, Random, Result, Semaphore, Stream, type Scope } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Layer, Metric, Option, Queue, Random, Result, Semaphore, Stream, type Scope } from "effect"
+import * as Ban from "../domain/Ban.ts"
 import type * as NodeAddress from "../domain/NodeAddress.ts"
 import type * as NodeId from "../domain/NodeId.ts"
 import * as PeerRecord from "../domain/PeerRecord.ts"
@@ -18,12 +19,14 @@ import {
   PeerManager,
   SubscriberLagged,
   decodeOptions,
+  defaults,
   type InvalidPeerManagerOptions,
   type OptionsInput,
   type PeerStatus
 } from "../services/PeerManager.ts"
 import { PeerStore, type PeerStoreError } from "../services/PeerStore.ts"
 import * as Advertise from "./peermanager/Advertise.ts"
+import * as Bans from "./peermanager/Bans.ts"
 import * as Connections from "./peermanager/Connections.ts"
 import * as Dialing from "./peermanager/Dialing.ts"
 import * as Peers from "./peermanager/Peers.ts"
@@ -81,9 +84,42 @@ export const make = (
       return Effect.all([
         Metric.update(Metrics.peersStored, state.peers.size),
         Metric.update(Metrics.peersConnectedIncoming, incoming),
-        Metric.update(Metrics.peersConnectedOutgoing, outgoing)
+        Metric.update(Metrics.peersConnectedOutgoing, outgoing),
+        recordBanMetrics
       ], { discard: true })
     })
+
+    const recordBanMetrics = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      let nodes = 0
+      let networks = 0
+      for (const b of state.bans.values()) {
+        if (!Ban.isActive(b, now)) continue
+        if (b.subject._tag === "Node") nodes++
+        else networks++
+      }
+      return Effect.all([
+        Metric.update(Metric.withAttributes(Metrics.bans, { kind: "node" }), nodes),
+        Metric.update(Metric.withAttributes(Metrics.bans, { kind: "network" }), networks)
+      ], { discard: true })
+    })
+
+    /** Counts and logs a ban the manager made on its own (repeated misbehaviour or failed handshakes). */
+    const announceBan = (b: Ban.Ban | undefined) =>
+      b === undefined
+        ? Effect.void
+        : Effect.andThen(Metric.update(Metrics.bansAdded, 1), Effect.logWarning(`banned ${Ban.formatSubject(b.subject)} until ${new Date(b.until).toISOString()}: ${b.reason}`))
+
+    /** A subject and a duration from a caller, checked. */
+    const banOf = (subject: string, duration: Duration.Input | undefined, reason: string, now: number) =>
+      Effect.gen(function* () {
+        const parsed = yield* Effect.fromResult(Ban.parseSubject(subject))
+        const d = duration === undefined ? Option.some(defaults.banDuration) : Duration.fromInput(duration)
+        if (Option.isNone(d) || Duration.toMillis(d.value) <= 0) {
+          return yield* new Ban.InvalidBanSubject({ subject, message: `cannot ban ${subject} for ${JSON.stringify(duration)}: use a positive duration such as "1 hour", or Infinity` })
+        }
+        const ms = Duration.toMillis(d.value)
+        return { subject: parsed, since: now, until: Number.isFinite(ms) ? now + ms : Number.POSITIVE_INFINITY, reason } satisfies Ban.Ban
+      })
 
     /**
      * Writes the outcome's rows, then commits it. When a write fails, the state stays as it was
@@ -97,6 +133,8 @@ export const make = (
         const written = yield* Effect.exit(Effect.gen(function* () {
           for (const p of outcome.persist) yield* store.put(p)
           for (const id of outcome.remove) yield* store.remove(id)
+          for (const b of outcome.persistBans) yield* store.putBan(b)
+          for (const key of outcome.removeBans) yield* store.removeBan(key)
         }))
         state = written._tag === "Success" ? outcome.state : releasesOnly(before, outcome.state)
         publish(outcome.updates)
@@ -115,9 +153,11 @@ export const make = (
     const transitionPure = <A>(f: (s: State.State, now: number) => State.Outcome<A>): Effect.Effect<A> =>
       Effect.orDie(transition(f))
 
-    // Load the stored peers.
+    // Load the stored peers and bans.
     const loaded = yield* store.load
     yield* transition((s) => Peers.load(s, loaded))
+    const loadedBans = yield* store.loadBans
+    yield* transition((s, now) => Bans.load(s, loadedBans, now))
 
     const tryDialNext = transitionPure((s, now) => Dialing.tryDialNext(s, now))
 
@@ -191,7 +231,7 @@ export const make = (
       options,
       add: (address) =>
         lock.withPermit(Effect.gen(function* () {
-          const outcome = Peers.add(state, address)
+          const outcome = Peers.add(state, address, yield* Clock.currentTimeMillis)
           if (Result.isFailure(outcome)) return yield* outcome.failure
           return yield* commit(outcome.success)
         })),
@@ -203,24 +243,39 @@ export const make = (
           Effect.flatMap(Random.next, (jitter) => transition((s, now) => Dialing.dialFailed(s, address, now, jitter))),
           () => Metric.update(Metrics.peersConnectedFailure, 1)
         ),
-      dialed: (address) =>
-        Effect.flatMap(transition((s, now) => Dialing.dialed(s, address, now)), (rejected) =>
+      dialed: (address, ip) =>
+        Effect.flatMap(transition((s, now) => Dialing.dialed(s, address, now, ip)), (rejected) =>
           rejected === undefined ? Metric.update(Metrics.peersConnectedSuccess, 1) : Effect.fail(rejected)),
-      accepted: (nodeId) =>
-        Effect.flatMap(transition((s, now) => Connections.accepted(s, nodeId, now)), (rejected) => (rejected === undefined ? Effect.void : Effect.fail(rejected))),
+      accepted: (nodeId, ip) =>
+        Effect.flatMap(transition((s, now) => Connections.accepted(s, nodeId, now, ip)), (rejected) => (rejected === undefined ? Effect.void : Effect.fail(rejected))),
       ready: (nodeId, channels) => transitionPure((s) => Connections.ready(s, nodeId, channels)),
       disconnected: (nodeId) =>
         Effect.flatMap(Random.next, (jitter) => transitionPure((s, now) => Connections.disconnected(s, nodeId, now, jitter))),
       evictNext,
       tryEvictNext,
-      errored: (nodeId, fatal) => transition((s) => Connections.errored(s, nodeId, fatal)),
+      errored: (nodeId, fatal) => Effect.flatMap(transition((s, now) => Connections.errored(s, nodeId, fatal, now)), announceBan),
+      ban: (subject, options = {}) =>
+        Effect.gen(function* () {
+          const now = yield* Clock.currentTimeMillis
+          const b = yield* banOf(subject, options.duration, options.reason ?? "banned", now)
+          yield* transition((s, at) => Bans.ban(s, b, at))
+          yield* Metric.update(Metrics.bansAdded, 1)
+          yield* Effect.logInfo(`banned ${Ban.formatSubject(b.subject)} ${Number.isFinite(b.until) ? `until ${new Date(b.until).toISOString()}` : "for good"}: ${b.reason}`)
+          return b
+        }),
+      unban: (subject) =>
+        Effect.flatMap(Effect.fromResult(Ban.parseSubject(subject)), (parsed) => transition((s, now) => Bans.unban(s, parsed, now))),
+      bans: Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => Bans.active(state, now))),
+      checkIp: (ip) => Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => Bans.ipBan(state, ip, now))),
+      handshakeFailed: (ip) => Effect.flatMap(transition((s, now) => Connections.handshakeFailed(s, ip, now)), announceBan),
       report: (nodeId, status) => transition((s) => Connections.report(s, nodeId, status)),
       inactivate: (nodeId) =>
         Effect.tap(transition((s) => Connections.inactivate(s, nodeId)), () => Metric.update(Metrics.peersInactivated, 1)),
       advertise: (requester, limit) =>
         Effect.withFiber((fiber) => {
           const random = fiber.getRef(Random.Random)
-          return Effect.succeed(Advertise.advertise(state, requester, limit, () => random.nextDoubleUnsafe()))
+          const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+          return Effect.succeed(Advertise.advertise(state, requester, limit, () => random.nextDoubleUnsafe(), now))
         }),
       subscribe,
       status: (nodeId) => Effect.sync(() => (state.ready.has(nodeId) ? "up" : "down")),

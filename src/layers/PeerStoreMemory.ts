@@ -10,6 +10,7 @@
  * @since 0.1.0
  */
 import { Effect, Layer, Metric, Result, type Context } from "effect"
+import * as Ban from "../domain/Ban.ts"
 import type * as NodeId from "../domain/NodeId.ts"
 import * as PeerRecord from "../domain/PeerRecord.ts"
 import * as Metrics from "../services/Metrics.ts"
@@ -67,15 +68,35 @@ export const decodeRows = (source: string, rows: Iterable<Row>): Effect.Effect<R
   })
 
 /**
+ * Decodes stored bans; a row that does not decode is skipped with one warning and counted, like a
+ * damaged peer row. Shared by the memory and SQLite layers.
+ */
+export const decodeBans = (source: string, rows: Iterable<{ readonly subject: unknown; readonly info: unknown }>): Effect.Effect<ReadonlyArray<Ban.Ban>> =>
+  Effect.gen(function*() {
+    const bans: Array<Ban.Ban> = []
+    for (const row of rows) {
+      const decoded = row.info instanceof Uint8Array ? Ban.decode(row.info) : Result.fail(new Ban.InvalidBan({ message: `info column holds ${typeName(row.info)}, expected a BLOB` }))
+      if (Result.isSuccess(decoded)) {
+        bans.push(decoded.success)
+        continue
+      }
+      yield* Effect.logWarning(`peer store ${source}: skipping ban row ${JSON.stringify(String(row.subject))}: ${decoded.failure.message}`)
+      yield* Metric.update(corruptRows, 1)
+    }
+    return bans
+  })
+
+/**
  * A peer store backed by `rows`, a map from node ID to encoded record (default: a new empty map).
  * Pass the same map to two calls to "reopen" a store, for example to check what survives a
  * restart. Tests may also write bytes into the map directly to simulate damaged rows. `put` fails
  * with `PeerStoreError` (path `"memory"`) only for a record that cannot be encoded.
  */
-export const makeMemory = (rows?: Map<string, Uint8Array>): Effect.Effect<Service> =>
+export const makeMemory = (rows?: Map<string, Uint8Array>, banRows?: Map<string, Uint8Array>): Effect.Effect<Service> =>
   Effect.sync(() => {
     // Created per call, not as a default parameter value, so every build of `layerMemory` starts empty.
     const store = rows ?? new Map<string, Uint8Array>()
+    const bans = banRows ?? new Map<string, Uint8Array>()
     return PeerStore.of({
       load: Effect.suspend(() => decodeRows("memory", Array.from(store, ([id, info]) => ({ id, info })))).pipe(
         Effect.withSpan("PeerStore.load")
@@ -87,7 +108,10 @@ export const makeMemory = (rows?: Map<string, Uint8Array>): Effect.Effect<Servic
           catch: (e) => new PeerStoreError({ path: "memory", operation: "put", message: `cannot encode peer ${peer.id}: ${e instanceof Error ? e.message : String(e)}` })
         })
       ),
-      remove: Effect.fn("PeerStore.remove")((id: NodeId.NodeId) => Effect.sync(() => void store.delete(id)))
+      remove: Effect.fn("PeerStore.remove")((id: NodeId.NodeId) => Effect.sync(() => void store.delete(id))),
+      loadBans: Effect.suspend(() => decodeBans("memory", Array.from(bans, ([subject, info]) => ({ subject, info })))),
+      putBan: Effect.fn("PeerStore.putBan")((ban: Ban.Ban) => Effect.sync(() => void bans.set(Ban.key(ban.subject), Ban.encode(ban)))),
+      removeBan: Effect.fn("PeerStore.removeBan")((key: string) => Effect.sync(() => void bans.delete(key)))
     })
   })
 

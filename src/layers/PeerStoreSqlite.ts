@@ -21,13 +21,17 @@ import { existsSync, mkdirSync, renameSync, statSync } from "node:fs"
 import { dirname } from "node:path"
 import { DatabaseSync } from "node:sqlite"
 import { Clock, Effect, Layer, Schema } from "effect"
+import * as Ban from "../domain/Ban.ts"
 import type * as NodeId from "../domain/NodeId.ts"
 import * as PeerRecord from "../domain/PeerRecord.ts"
 import { PeerStore, PeerStoreError } from "../services/PeerStore.ts"
-import { decodeRows } from "./PeerStoreMemory.ts"
+import { decodeBans, decodeRows } from "./PeerStoreMemory.ts"
 
-/** The layout this code writes, stored as `meta.schema_version`. A file with another version does not open. */
-export const SCHEMA_VERSION = 1
+/**
+ * The layout this code writes, stored as `meta.schema_version`: 1 had `peers`; 2 adds `bans`. A
+ * version-1 file is upgraded in place when opened for writing; a newer file does not open.
+ */
+export const SCHEMA_VERSION = 2
 
 /** Default for `busyTimeout`: 500 ms. */
 export const DEFAULT_BUSY_TIMEOUT = 500
@@ -220,7 +224,7 @@ const make = (path: string, rawOptions: SqliteOptions) =>
     // Reading the schema is also the first real access to the file; a file that is not a
     // SQLite database fails here with SQLITE_NOTADB.
     const tables = yield* attempt("open", openFailure, () =>
-      new Set(db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('meta', 'peers')").all().map((r) => r["name"])))
+      new Set(db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('meta', 'peers', 'bans')").all().map((r) => r["name"])))
 
     if (!readOnly) {
       // A no-op (and no write) when the file is already in WAL mode, so a store whose file has
@@ -243,6 +247,7 @@ const make = (path: string, rawOptions: SqliteOptions) =>
           db.exec(`
             CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS peers(id TEXT PRIMARY KEY, info BLOB NOT NULL);
+            CREATE TABLE IF NOT EXISTS bans(subject TEXT PRIMARY KEY, info BLOB NOT NULL);
             INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '${SCHEMA_VERSION}');
           `)
           db.exec("COMMIT")
@@ -252,8 +257,26 @@ const make = (path: string, rawOptions: SqliteOptions) =>
         }
       })
     }
-    const version = yield* attempt("open", openFailure, () => db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get()?.["value"])
-    if (version !== String(SCHEMA_VERSION)) {
+    let version = yield* attempt("open", openFailure, () => db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get()?.["value"])
+    // Version 1 lacked the bans table: add it, in one transaction with the new version.
+    if (version === "1" && !readOnly) {
+      yield* attempt("open", `${openFailure}: cannot upgrade it from schema version 1`, () => {
+        db.exec("BEGIN IMMEDIATE")
+        try {
+          db.exec(`
+            CREATE TABLE IF NOT EXISTS bans(subject TEXT PRIMARY KEY, info BLOB NOT NULL);
+            UPDATE meta SET value = '${SCHEMA_VERSION}' WHERE key = 'schema_version';
+          `)
+          db.exec("COMMIT")
+        } catch (e) {
+          if (db.isTransaction) db.exec("ROLLBACK")
+          throw e
+        }
+      })
+      version = String(SCHEMA_VERSION)
+    }
+    const hasBans = version === "1" ? tables.has("bans") : true
+    if (version !== String(SCHEMA_VERSION) && !(readOnly && version === "1")) {
       const n = Number(version)
       return yield* openError(
         "schema_version",
@@ -268,6 +291,13 @@ const make = (path: string, rawOptions: SqliteOptions) =>
     const selectAll = yield* attempt("open", openFailure, () => db.prepare("SELECT id, info FROM peers"))
     const upsert = yield* attempt("open", openFailure, () => db.prepare("INSERT INTO peers(id, info) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET info = excluded.info"))
     const deleteOne = yield* attempt("open", openFailure, () => db.prepare("DELETE FROM peers WHERE id = ?"))
+    // A version-1 file opened read-only has no bans table: it holds no bans.
+    const selectBans = hasBans ? yield* attempt("open", openFailure, () => db.prepare("SELECT subject, info FROM bans")) : undefined
+    const upsertBan = hasBans ? yield* attempt("open", openFailure, () => db.prepare("INSERT INTO bans(subject, info) VALUES (?, ?) ON CONFLICT(subject) DO UPDATE SET info = excluded.info")) : undefined
+    const deleteBan = hasBans ? yield* attempt("open", openFailure, () => db.prepare("DELETE FROM bans WHERE subject = ?")) : undefined
+    const noBansTable = () => {
+      throw Object.assign(new Error("this store (schema version 1, opened read-only) has no bans table"), { errcode: SQLITE_READONLY })
+    }
 
     return PeerStore.of({
       load: attempt("load", `cannot read the peer store ${path}`, () => selectAll.all().map((r) => ({ id: r["id"], info: r["info"] }))).pipe(
@@ -282,6 +312,21 @@ const make = (path: string, rawOptions: SqliteOptions) =>
       remove: Effect.fn("PeerStore.remove")((id: NodeId.NodeId) =>
         attempt("remove", `cannot remove peer ${id} from ${path}`, () => {
           deleteOne.run(id)
+        })
+      ),
+      loadBans: attempt("load", `cannot read the bans in ${path}`, () => selectBans?.all().map((r) => ({ subject: r["subject"], info: r["info"] })) ?? []).pipe(
+        Effect.flatMap((rows) => decodeBans(path, rows))
+      ),
+      putBan: Effect.fn("PeerStore.putBan")((ban: Ban.Ban) =>
+        attempt("put", `cannot store the ban of ${Ban.formatSubject(ban.subject)} in ${path}`, () => {
+          if (upsertBan === undefined) return noBansTable()
+          upsertBan.run(Ban.key(ban.subject), Ban.encode(ban))
+        })
+      ),
+      removeBan: Effect.fn("PeerStore.removeBan")((key: string) =>
+        attempt("remove", `cannot remove the ban ${key} from ${path}`, () => {
+          if (deleteBan === undefined) return noBansTable()
+          deleteBan.run(key)
         })
       )
     })

@@ -7,8 +7,9 @@
  * @since 0.1.0
  */
 import { fromBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf"
-import { type Cause, Clock, Effect, Exit, FiberSet, Layer, Metric, Queue, Scope, Semaphore, Stream } from "effect"
+import { type Cause, Clock, type Duration, Effect, Exit, FiberSet, Layer, Metric, Queue, Scope, Semaphore, Stream } from "effect"
 import * as ChannelDescriptor from "../domain/ChannelDescriptor.ts"
+import * as Ban from "../domain/Ban.ts"
 import * as Endpoint from "../domain/Endpoint.ts"
 import * as Ip from "../domain/Ip.ts"
 import type * as Envelope from "../domain/Envelope.ts"
@@ -56,6 +57,12 @@ interface PeerEntry extends RoutedPeer {
   /** `p2p_peer_pending_send_bytes` of this peer. */
   readonly pendingBytes: Metric.Metric<number, unknown>
 }
+
+/** Inbound handshake failures that count toward banning the address (`PeerManager.handshakeFailed`). */
+const ABUSIVE_HANDSHAKE_FAILURES: ReadonlySet<string> = new Set(["HandshakeAuthFailed", "HandshakeTimeout", "InvalidPeerNodeInfo", "PeerKeyMismatch", "ConnectionError", "ConnectionClosed"])
+
+/** Reasons a connection can fail without the peer breaking the protocol. */
+const BENIGN_CONNECTION_ERRORS: ReadonlySet<string> = new Set(["io", "pong_timeout", "send_timeout", "not_handshaken"])
 
 /** A channel ID as CometBFT labels it: Go's `%#x` (`0x0`, `0x30`). */
 export const channelLabel = (id: number): string => `0x${id.toString(16)}`
@@ -298,7 +305,14 @@ export const make = (input: Options) =>
             }
           })
           const exit = yield* Effect.exit(Effect.raceFirst(sendLoop, receiveLoop))
-          if (Exit.isFailure(exit)) yield* Effect.logDebug(`peer ${id} route ended`, exit.cause)
+          if (Exit.isFailure(exit)) {
+            yield* Effect.logDebug(`peer ${id} route ended`, exit.cause)
+            // A protocol violation (not a hang-up, an I/O error or a timeout) counts as misbehaviour.
+            const error = Exit.findErrorOption(exit)
+            if (error._tag === "Some" && error.value._tag === "ConnectionError" && !BENIGN_CONNECTION_ERRORS.has(error.value.reason)) {
+              yield* Effect.ignore(peerManager.errored(id, true))
+            }
+          }
         }).pipe(Effect.ensuring(cleanup))
       })
 
@@ -317,6 +331,11 @@ export const make = (input: Options) =>
         const ip = conn.remoteEndpoint.ip
         // Read the time first: `tracker` and `pending` must be read and written with no suspension in between.
         const now = yield* Clock.currentTimeMillis
+        const banned = yield* peerManager.checkIp(ip)
+        if (banned !== undefined) {
+          count(refused("banned"), 1)
+          return yield* Effect.logDebug(`refusing inbound connection from banned ${ip} (${Ban.formatSubject(banned.subject)}: ${banned.reason})`)
+        }
         // Connections with no IP (an in-process transport's) are not subject to per-IP limits.
         const admitted = ip === "" ? { tracker } : ConnTracker.add(tracker, ip, now)
         if ("rejected" in admitted) {
@@ -350,7 +369,12 @@ export const make = (input: Options) =>
           yield* leavePending
           if (Exit.isFailure(shaken)) {
             const error = Exit.findErrorOption(shaken)
-            if (error._tag === "Some") yield* onHandshakeError(error.value)
+            if (error._tag === "Some") {
+              yield* onHandshakeError(error.value)
+              // Garbage, failed authentication, silence or hanging up: what a legitimate peer does
+              // not do; repeated, it gets the address banned. A different network does not count.
+              if (ABUSIVE_HANDSHAKE_FAILURES.has(error.value._tag)) yield* Effect.ignore(peerManager.handshakeFailed(ip))
+            }
             return
           }
           const info = shaken.value.nodeInfo
@@ -361,7 +385,7 @@ export const make = (input: Options) =>
               return yield* Effect.logInfo(`inbound peer ${info.nodeId} filtered`, filtered.cause)
             }
           }
-          const admittedByManager = yield* Effect.exit(peerManager.accepted(info.nodeId))
+          const admittedByManager = yield* Effect.exit(peerManager.accepted(info.nodeId, ip))
           if (Exit.isFailure(admittedByManager)) {
             const rejection = Exit.findErrorOption(admittedByManager)
             if (rejection._tag === "Some" && rejection.value._tag === "ConnectionRejected") count(refused(rejection.value.reason), 1)
@@ -454,7 +478,7 @@ export const make = (input: Options) =>
             return yield* Effect.ignore(peerManager.dialFailed(address))
           }
         }
-        const admitted = yield* Effect.exit(peerManager.dialed(address))
+        const admitted = yield* Effect.exit(peerManager.dialed(address, conn.value.remoteEndpoint.ip))
         if (Exit.isFailure(admitted)) return yield* Effect.logDebug(`outbound peer ${info.nodeId} refused`, admitted.cause)
         admittedPeers.add(info.nodeId)
         yield* route(conn.value, info, "outgoing")
@@ -565,7 +589,13 @@ export const make = (input: Options) =>
         const channel: Channel<Desc> = {
           descriptor,
           send,
-          sendError: (error) => Effect.ignore(peerManager.errored(error.nodeId as NodeId.NodeId, error.fatal)),
+          sendError: (error) =>
+            error.ban === undefined
+              ? Effect.ignore(peerManager.errored(error.nodeId as NodeId.NodeId, error.fatal))
+              : peerManager.ban(error.nodeId, { duration: error.ban as Duration.Input, reason: error.message }).pipe(
+                Effect.catch((e) => Effect.logWarning(`channel ${channelLabel(id)}: cannot ban ${error.nodeId}: ${e.message}`)),
+                Effect.asVoid
+              ),
           messages: Stream.fromQueue(inbound) as unknown as Stream.Stream<Envelope.Inbound<MessageShape<Desc>>>
         }
         return channel

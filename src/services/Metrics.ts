@@ -34,6 +34,10 @@ export const peerQueueDroppedMsgs = Metric.counter("p2p_peer_queue_dropped_msgs"
  * `inbound_full` (no slot, and no grace slot either).
  */
 export const inboundRefused = Metric.counter("p2p_inbound_refused", { description: "Inbound connections refused, per reason.", incremental: true })
+/** Bans in force, attribute `kind`: `node` or `network`. */
+export const bans = Metric.gauge("p2p_bans", { description: "Bans in force, per kind (node or network)." })
+/** Bans made (by an operator, a reactor, or for repeated misbehaviour or failed handshakes). */
+export const bansAdded = Metric.counter("p2p_bans_added", { description: "Bans made.", incremental: true })
 /** Peers evicted by the router. */
 export const peersEvicted = Metric.counter("p2p_peers_evicted", { description: "Peers evicted.", incremental: true })
 

@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import { Context, Duration, Option, Result, Schema, type Effect, type Scope, type Stream } from "effect"
+import type * as Ban from "../domain/Ban.ts"
 import * as NodeAddress from "../domain/NodeAddress.ts"
 import * as NodeId from "../domain/NodeId.ts"
 import type * as PeerScore from "../domain/PeerScore.ts"
@@ -42,6 +43,12 @@ export const OptionsInput = Schema.Struct({
   maxGracePeers: Schema.optionalKey(Count),
   gracePeriod: Schema.optionalKey(DurationInput),
   minConnectionDuration: Schema.optionalKey(DurationInput),
+  maxBans: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 1_000_000 }))),
+  banAfterMisbehaviours: Schema.optionalKey(Count),
+  banAfterFailedHandshakes: Schema.optionalKey(Count),
+  misbehaviourWindow: Schema.optionalKey(DurationInput),
+  misbehaviourBanDuration: Schema.optionalKey(DurationInput),
+  failedHandshakeBanDuration: Schema.optionalKey(DurationInput),
   subscriberBufferSize: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 1_000_000 })))
 })
 
@@ -89,6 +96,15 @@ export interface Options {
    * retry backs off), so a peer that keeps letting us go is not redialed in a loop. 0 = off.
    */
   readonly minConnectionDuration: number
+  /** Bans kept at most; when full, the one that ends soonest makes room. */
+  readonly maxBans: number
+  /** Misbehaviour reports (`errored`) within `misbehaviourWindow` that get a peer banned; 0 = never. */
+  readonly banAfterMisbehaviours: number
+  /** Failed inbound handshakes from one IP within `misbehaviourWindow` that get the IP banned; 0 = never. */
+  readonly banAfterFailedHandshakes: number
+  readonly misbehaviourWindow: number
+  readonly misbehaviourBanDuration: number
+  readonly failedHandshakeBanDuration: number
   readonly subscriberBufferSize: number
 }
 
@@ -108,6 +124,14 @@ export const defaults = {
   maxGracePeers: 0,
   gracePeriod: Duration.seconds(3),
   minConnectionDuration: Duration.millis(0),
+  maxBans: 4096,
+  banAfterMisbehaviours: 5,
+  banAfterFailedHandshakes: 20,
+  misbehaviourWindow: Duration.minutes(10),
+  misbehaviourBanDuration: Duration.hours(1),
+  failedHandshakeBanDuration: Duration.minutes(10),
+  /** How long `ban` lasts when no duration is given. */
+  banDuration: Duration.hours(24),
   subscriberBufferSize: 1024
 } as const
 
@@ -121,7 +145,9 @@ export const zero: OptionsInput = {
   maxRetryTime: 0,
   maxRetryTimePersistent: 0,
   retryTimeJitter: 0,
-  disconnectCooldownPeriod: 0
+  disconnectCooldownPeriod: 0,
+  banAfterMisbehaviours: 0,
+  banAfterFailedHandshakes: 0
 }
 
 /** A bad option; `option` names it. */
@@ -151,7 +177,7 @@ export const decodeOptions = (input: unknown): Result.Result<Options, InvalidPee
     return Result.succeed(out)
   }
   const durations: Record<string, number> = {}
-  for (const name of ["minRetryTime", "maxRetryTime", "maxRetryTimePersistent", "retryTimeJitter", "disconnectCooldownPeriod", "gracePeriod", "minConnectionDuration"] as const) {
+  for (const name of ["minRetryTime", "maxRetryTime", "maxRetryTimePersistent", "retryTimeJitter", "disconnectCooldownPeriod", "gracePeriod", "minConnectionDuration", "misbehaviourWindow", "misbehaviourBanDuration", "failedHandshakeBanDuration"] as const) {
     const raw = o[name]
     let duration: Duration.Duration = defaults[name]
     if (raw !== undefined) {
@@ -186,6 +212,7 @@ export const decodeOptions = (input: unknown): Result.Result<Options, InvalidPee
   const maxPeers = o.maxPeers ?? (maxConnected === 0 ? 0 : Math.min(65535, 4 + 4 * maxConnected))
   const maxOutgoingConnections = o.maxOutgoingConnections ?? Math.min(defaults.maxOutgoingConnections, maxConnected)
   const { minRetryTime = 0, maxRetryTime = 0, maxRetryTimePersistent = 0, retryTimeJitter = 0, disconnectCooldownPeriod = 0, gracePeriod = 0, minConnectionDuration = 0 } = durations
+  const { misbehaviourWindow = 0, misbehaviourBanDuration = 0, failedHandshakeBanDuration = 0 } = durations
   if (maxConnected > 0 && persistent.success.size > maxConnected) {
     return bad("persistentPeers", `${persistent.success.size} persistent peers do not fit in maxConnected ${maxConnected}`)
   }
@@ -223,6 +250,12 @@ export const decodeOptions = (input: unknown): Result.Result<Options, InvalidPee
     maxGracePeers,
     gracePeriod,
     minConnectionDuration,
+    maxBans: o.maxBans ?? defaults.maxBans,
+    banAfterMisbehaviours: o.banAfterMisbehaviours ?? defaults.banAfterMisbehaviours,
+    banAfterFailedHandshakes: o.banAfterFailedHandshakes ?? defaults.banAfterFailedHandshakes,
+    misbehaviourWindow,
+    misbehaviourBanDuration,
+    failedHandshakeBanDuration,
     subscriberBufferSize: o.subscriberBufferSize ?? defaults.subscriberBufferSize
   })
 }
@@ -232,12 +265,12 @@ export const decodeOptions = (input: unknown): Result.Result<Options, InvalidPee
 // ---------------------------------------------------------------------------------------------
 
 /** Why a connection was refused. */
-export type RejectReason = "self" | "already_connected" | "full" | "inbound_full" | "unknown_peer"
+export type RejectReason = "self" | "already_connected" | "full" | "inbound_full" | "unknown_peer" | "banned"
 
 /** `dialed` or `accepted` refused the connection; the router closes it. */
 export class ConnectionRejected extends Schema.TaggedError<ConnectionRejected>()("ConnectionRejected", {
   nodeId: Schema.String,
-  reason: Schema.Literals(["self", "already_connected", "full", "inbound_full", "unknown_peer"]),
+  reason: Schema.Literals(["self", "already_connected", "full", "inbound_full", "unknown_peer", "banned"]),
   message: Schema.String
 }) {}
 
@@ -288,10 +321,13 @@ export class PeerManager extends Context.Service<
     readonly tryDialNext: Effect.Effect<NodeAddress.NodeAddress | undefined>
     /** A dial (or its handshake) failed: records it, releases the slot, schedules the retry. */
     readonly dialFailed: (address: NodeAddress.NodeAddress) => Effect.Effect<void, PeerStoreError>
-    /** A dial and handshake succeeded: admits the outbound connection, or refuses it. */
-    readonly dialed: (address: NodeAddress.NodeAddress) => Effect.Effect<void, ConnectionRejected | PeerStoreError>
-    /** An inbound connection was handshaken: admits it, or refuses it. */
-    readonly accepted: (nodeId: NodeId.NodeId) => Effect.Effect<void, ConnectionRejected | PeerStoreError>
+    /**
+     * A dial and handshake succeeded: admits the outbound connection, or refuses it. `ip`, the
+     * address the connection reached, lets network bans apply.
+     */
+    readonly dialed: (address: NodeAddress.NodeAddress, ip?: string) => Effect.Effect<void, ConnectionRejected | PeerStoreError>
+    /** An inbound connection from `ip` was handshaken: admits it, or refuses it. */
+    readonly accepted: (nodeId: NodeId.NodeId, ip?: string) => Effect.Effect<void, ConnectionRejected | PeerStoreError>
     /** The router has a route to the connected peer: publishes `up` with its channels. */
     readonly ready: (nodeId: NodeId.NodeId, channels: Iterable<number>) => Effect.Effect<void>
     /** The peer's connection ended: publishes `down` if it was ready. Wakes the dialer. */
@@ -305,6 +341,24 @@ export class PeerManager extends Context.Service<
      * eviction; others lower its score.
      */
     readonly errored: (nodeId: NodeId.NodeId, fatal: boolean) => Effect.Effect<void, PeerStoreError>
+    /**
+     * Bans a node ID, an IP address or an IP network (`subject` as `Ban.parseSubject` reads it) for
+     * `duration` (default 24 hours; `Infinity` for good), persisted in the peer store. A banned node
+     * is disconnected, not dialed, refused at handshake and never advertised; a banned network is
+     * refused at accept. Replaces an earlier ban of the same subject.
+     */
+    readonly ban: (subject: string, options?: { readonly duration?: Duration.Input; readonly reason?: string }) => Effect.Effect<Ban.Ban, Ban.InvalidBanSubject | PeerStoreError>
+    /** Lifts the ban of a subject; `true` when one was in force. */
+    readonly unban: (subject: string) => Effect.Effect<boolean, Ban.InvalidBanSubject | PeerStoreError>
+    /** Bans in force, the longest-lasting first. */
+    readonly bans: Effect.Effect<ReadonlyArray<Ban.Ban>>
+    /** The ban in force on an IP address (on any network it falls in), for the router's accept. */
+    readonly checkIp: (ip: string) => Effect.Effect<Ban.Ban | undefined>
+    /**
+     * An inbound handshake from `ip` failed the way a legitimate one does not (garbage, failed
+     * authentication, silence): counts toward banning the address (`banAfterFailedHandshakes`).
+     */
+    readonly handshakeFailed: (ip: string) => Effect.Effect<void, PeerStoreError>
     /** A reputation event from a reactor: raises or lowers the score by one (unknown peers are ignored). */
     readonly report: (nodeId: NodeId.NodeId, status: "good" | "bad") => Effect.Effect<void, PeerStoreError>
     /** Marks a peer incompatible: its new addresses are ignored and it is not dialed until it connects to us. */

@@ -1,11 +1,13 @@
 /**
- * Durable storage of known peers (SPEC §3.7): one row per peer holding its protobuf `PeerInfo`.
+ * Durable storage of known peers (SPEC §3.7): one row per peer holding its protobuf `PeerInfo`,
+ * and one row per ban (a node ID or an IP network, protobuf `Ban`), so bans survive a restart.
  * The PeerManager keeps the working set in memory and writes every change through this service;
  * a write has reached the store when the effect succeeds, so the manager never moves ahead of disk.
  *
  * @since 0.1.0
  */
 import { Context, Schema, type Effect } from "effect"
+import type * as Ban from "../domain/Ban.ts"
 import type * as NodeId from "../domain/NodeId.ts"
 import type * as PeerRecord from "../domain/PeerRecord.ts"
 
@@ -40,5 +42,11 @@ export class PeerStore extends Context.Service<
     readonly put: (peer: PeerRecord.PeerRecord) => Effect.Effect<void, PeerStoreError>
     /** Deletes the peer's row, if any; durable when the effect succeeds. */
     readonly remove: (id: NodeId.NodeId) => Effect.Effect<void, PeerStoreError>
+    /** Every stored ban; rows that fail to decode are reported and skipped, as peer rows are. */
+    readonly loadBans: Effect.Effect<ReadonlyArray<Ban.Ban>, PeerStoreError>
+    /** Inserts or replaces the ban of its subject; durable when the effect succeeds. */
+    readonly putBan: (ban: Ban.Ban) => Effect.Effect<void, PeerStoreError>
+    /** Deletes the ban of a subject (`Ban.key`), if any; durable when the effect succeeds. */
+    readonly removeBan: (key: string) => Effect.Effect<void, PeerStoreError>
   }
 >()("effect-p2p/PeerStore") {}

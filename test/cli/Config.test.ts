@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Result } from "effect"
 import * as Config from "../../src/cli/Config.ts"
-import { formatGoDuration, parseGoDuration } from "../../src/cli/Duration.ts"
+import { formatGoDuration, parseGoDuration } from "../../src/domain/GoDuration.ts"
 import * as Start from "../../src/cli/Start.ts"
 
 const id = "a".repeat(40)

@@ -123,11 +123,11 @@ describe("effect-p2p start: runtime failures say what and what to do, exit 1", (
     Effect.gen(function* () {
       const { home, path } = yield* homeWithStore()
       const db = new DatabaseSync(path)
-      db.exec("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+      db.exec("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
       db.exec("PRAGMA wal_checkpoint(TRUNCATE)")
       db.close()
       const before = readFileSync(path)
-      expectFailure(runCommand(["start", "--home", home, ...free]), 1, /written by a newer effect-p2p \(peer store schema version 2; this version reads version 1\); upgrade effect-p2p/)
+      expectFailure(runCommand(["start", "--home", home, ...free]), 1, /written by a newer effect-p2p \(peer store schema version 3; this version reads version 2\); upgrade effect-p2p/)
       assert.isTrue(readFileSync(path).equals(before))
     }))
 

@@ -119,3 +119,22 @@ describe("out of file descriptors, with a real process under ulimit -n 128", () 
       yield* eventually(15_000, "a peer to connect after the flood", netInfo(peer.httpPort), (i) => i.result.n_peers === "1")
     }).pipe(Effect.scoped), 60_000)
 })
+
+describe("bans, with real processes", () => {
+  it.live("a ban made over HTTP keeps a peer out and survives a restart of the node", () =>
+    Effect.gen(function* () {
+      const intruder = homeWithId()
+      const home = homeWith("")
+      const guard = yield* startNode(home)
+      const made = JSON.parse((yield* get(guard.httpPort, `/unsafe_ban?subject=${intruder.id}&duration=1h&reason=tests`)).text) as { result: { ban: { subject: string; until: string } } }
+      assert.strictEqual(made.result.ban.subject, intruder.id)
+      assert.strictEqual((yield* stopGracefully(guard.child)).code, 0)
+      const restarted = yield* startNode(home)
+      const listed = JSON.parse((yield* get(restarted.httpPort, "/bans")).text) as { result: { bans: Array<{ subject: string; reason: string }> } }
+      assert.deepStrictEqual(listed.result.bans.map((b) => [b.subject, b.reason]), [[intruder.id, "tests"]])
+      yield* startNode(intruder.home, "--persistent-peers", `${restarted.nodeId}@127.0.0.1:${restarted.p2pPort}`)
+      yield* eventually(10_000, "the banned peer to be refused", metrics(restarted.httpPort), (t) => metric(t, "p2p_inbound_refused", `reason="banned"`) >= 1)
+      assert.strictEqual((yield* netInfo(restarted.httpPort)).result.n_peers, "0")
+      assert.strictEqual(metric(yield* metrics(restarted.httpPort), "p2p_bans", `kind="node"`), 1)
+    }).pipe(Effect.scoped), 60_000)
+})

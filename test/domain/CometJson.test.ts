@@ -42,7 +42,9 @@ describe("CometBFT's RPC JSON", () => {
   })
 
   it("a JSON-RPC request needs jsonrpc 2.0, an id and a method", () => {
-    assert.deepStrictEqual(CometJson.parseRequest({ jsonrpc: "2.0", id: 1, method: "status" }), { _tag: "Request", id: 1, method: "status" })
+    assert.deepStrictEqual(CometJson.parseRequest({ jsonrpc: "2.0", id: 1, method: "status" }), { _tag: "Request", id: 1, method: "status", params: {} })
+    assert.deepStrictEqual(CometJson.parseRequest({ jsonrpc: "2.0", id: 1, method: "unsafe_ban", params: { subject: "x" } }), { _tag: "Request", id: 1, method: "unsafe_ban", params: { subject: "x" } })
+    assert.strictEqual(CometJson.parseRequest({ jsonrpc: "2.0", id: 1, method: "status", params: ["x"] })._tag, "Invalid")
     assert.deepStrictEqual(CometJson.parseRequest([]), { _tag: "Invalid", id: null, data: "a request must be a JSON object" })
     assert.deepStrictEqual(CometJson.parseRequest({ jsonrpc: "1.0", id: 2, method: "status" }), { _tag: "Invalid", id: 2, data: `"jsonrpc" must be "2.0"` })
     assert.strictEqual(CometJson.parseRequest({ jsonrpc: "2.0", method: "status" })._tag, "Invalid")

@@ -6,14 +6,12 @@ import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServer from "effect/http/HttpServer"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as NodeHttp from "../../src/layers/NodeHttp.ts"
-import { Router } from "../../src/services/Router.ts"
-import { Transport } from "../../src/services/Transport.ts"
 import * as TestNetwork from "../../src/testing/TestNetwork.ts"
 
 /** A meshed two-node memory network; node 0's services answer the requests. */
-const twoNodes = Effect.map(TestNetwork.make({ nodes: 2 }), (net) => ({ net, context: net.nodes[0]!.context as Context.Context<Router | Transport> }))
+const twoNodes = Effect.map(TestNetwork.make({ nodes: 2 }), (net) => ({ net, context: net.nodes[0]!.context as Context.Context<NodeHttp.Services> }))
 
-const respond = (context: Context.Context<Router | Transport>, options: NodeHttp.Options, method: string, url: string, body?: string) =>
+const respond = (context: Context.Context<NodeHttp.Services>, options: NodeHttp.Options, method: string, url: string, body?: string) =>
   Effect.provideContext(NodeHttp.respond(options, { method, url, ...(body === undefined ? {} : { body }) }), context)
 
 describe("NodeHttp.respond", () => {
@@ -66,6 +64,29 @@ describe("NodeHttp.respond", () => {
       const r = yield* respond(context, { namespace: "tendermint" }, "GET", "/metrics")
       assert.match(r.body, /^tendermint_p2p_peers 1$/m)
       assert.strictEqual(r.contentType, "text/plain; version=0.0.4; charset=utf-8")
+    }).pipe(Effect.scoped))
+})
+
+describe("NodeHttp bans", () => {
+  it.effect("unsafe_ban and unsafe_unban are served only with unsafe; bans lists what is in force", () =>
+    Effect.gen(function* () {
+      const { context } = yield* twoNodes
+      const get = (options: NodeHttp.Options, url: string) => Effect.map(respond(context, options, "GET", url), (r) => ({ status: r.status, doc: r.status === 200 ? JSON.parse(r.body) : r.body }))
+      assert.strictEqual((yield* get({}, "/unsafe_ban?subject=10.0.0.0/24")).status, 404)
+      const rpc = yield* Effect.map(respond(context, {}, "POST", "/", JSON.stringify({ jsonrpc: "2.0", id: 1, method: "unsafe_ban", params: { subject: "10.0.0.1" } })), (r) => JSON.parse(r.body))
+      assert.strictEqual(rpc.error.code, -32601)
+      const unsafe = { unsafe: true }
+      const made = yield* get(unsafe, `/unsafe_ban?subject="10.0.0.0/24"&duration=1h&reason=abuse`)
+      assert.deepStrictEqual([made.doc.result.ban.subject, made.doc.result.ban.kind, made.doc.result.ban.reason], ["10.0.0.0/24", "network", "abuse"])
+      const forever = yield* Effect.map(respond(context, unsafe, "POST", "/", JSON.stringify({ jsonrpc: "2.0", id: 2, method: "unsafe_ban", params: { subject: "10.9.9.9", duration: "forever" } })), (r) => JSON.parse(r.body))
+      assert.strictEqual(forever.result.ban.until, null)
+      const listed = yield* get({}, "/bans")
+      assert.deepStrictEqual(listed.doc.result.bans.map((b: { subject: string }) => b.subject), ["10.9.9.9/32", "10.0.0.0/24"])
+      assert.deepStrictEqual((yield* get(unsafe, "/unsafe_unban?subject=10.0.0.0/24")).doc.result, { lifted: true })
+      assert.deepStrictEqual((yield* get(unsafe, "/unsafe_unban?subject=10.0.0.0/24")).doc.result, { lifted: false })
+      for (const bad of ["/unsafe_ban", "/unsafe_ban?subject=nope", "/unsafe_ban?subject=10.0.0.1&duration=soon"]) {
+        assert.strictEqual((yield* get(unsafe, bad)).doc.error.code, -32602, bad)
+      }
     }).pipe(Effect.scoped))
 })
 

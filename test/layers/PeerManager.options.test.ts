@@ -173,7 +173,10 @@ describe("PeerManager construction (SPEC §8.2)", () => {
       const broken = Layer.succeed(PeerStore, PeerStore.of({
         load: Effect.fail(new PeerStoreError({ path: "broken", operation: "load", message: "disk on fire" })),
         put: () => Effect.void,
-        remove: () => Effect.void
+        remove: () => Effect.void,
+        loadBans: Effect.succeed([]),
+        putBan: () => Effect.void,
+        removeBan: () => Effect.void
       }))
       const err = yield* Effect.flip(PeerManagerLayer.make(self, zero).pipe(Effect.provide(broken)))
       assert.strictEqual(err._tag, "PeerStoreError")

@@ -378,12 +378,12 @@ describe("PeerStoreSqlite: a damaged or foreign file", () => {
     Effect.gen(function*() {
       const path = yield* storeFile
       const db = new DatabaseSync(path)
-      db.exec("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+      db.exec("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
       db.close()
       const before = readFileSync(path)
       const err = yield* openErr(path, { recoverCorrupt: true })
       assert.strictEqual(err.reason, "schema_version")
-      assert.include(err.message, "newer effect-p2p (peer store schema version 2; this version reads version 1)")
+      assert.include(err.message, "newer effect-p2p (peer store schema version 3; this version reads version 2)")
       assert.isTrue(readFileSync(path).equals(before))
     }))
 

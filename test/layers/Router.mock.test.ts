@@ -6,6 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Scope } from "effect"
 import { TestClock } from "effect/testing"
+import * as Ban from "../../src/domain/Ban.ts"
 import * as Endpoint from "../../src/domain/Endpoint.ts"
 import * as NodeInfo from "../../src/domain/NodeInfo.ts"
 import { PeerError } from "../../src/domain/PeerError.ts"
@@ -222,6 +223,37 @@ describe("Router accepting over a mocked transport (SPEC §8.9 94-96)", () => {
     }).pipe(Effect.scoped))
 })
 
+describe("Router and bans of networks", () => {
+  it.effect("a connection from a banned network is closed before any handshake", () =>
+    Effect.gen(function* () {
+      const node = yield* nodeWithUpdates()
+      yield* node.peerManager.ban("10.99.0.0/16", { reason: "abuse" })
+      const conn = yield* F.makeConnection(F.presents(F.peerOf(F.key(60))), Endpoint.make({ protocol: "mock", ip: "10.99.3.4", port: 26656 }))
+      yield* node.transport.incoming(conn)
+      yield* within(10, "the connection to close", conn.awaitClosed)
+      assert.strictEqual(conn.handshakes(), 0)
+    }).pipe(Effect.scoped))
+
+  it.effect("repeated failed handshakes from one IP get it banned; other addresses are not affected", () =>
+    Effect.gen(function* () {
+      const node = yield* nodeWithUpdates({ peerManager: { banAfterFailedHandshakes: 3 }, router: { handshakeTimeout: 100 } })
+      const ip = F.freshEndpoint()
+      for (let i = 0; i < 3; i++) {
+        const silent = yield* F.makeConnection(F.neverAnswers, ip)
+        yield* node.transport.incoming(silent)
+        yield* TestClock.adjust(100)
+        yield* within(10, "the silent connection to time out", silent.awaitClosed)
+      }
+      assert.deepStrictEqual((yield* node.peerManager.bans).map((b) => Ban.formatSubject(b.subject)), [`${ip.ip}/32`])
+      const refused = yield* F.makeConnection(F.presents(F.peerOf(F.key(61))), ip)
+      yield* node.transport.incoming(refused)
+      yield* within(10, "the banned address's connection to close", refused.awaitClosed)
+      assert.strictEqual(refused.handshakes(), 0)
+      yield* node.transport.incoming(yield* F.makeConnection(F.presents(F.peerOf(F.key(62)))))
+      yield* Assertions.update(node.updates, F.key(62).nodeId, "up")
+    }).pipe(Effect.scoped))
+})
+
 describe("Router per-IP admission of inbound connections (SPEC §4.5)", () => {
   it.effect("connections beyond maxIncomingConnectionAttempts from one IP are closed without a handshake", () =>
     Effect.gen(function* () {
@@ -402,6 +434,22 @@ describe("Router eviction and peer errors over a mocked transport (SPEC §8.9 99
       yield* ch.sendError(new PeerError({ nodeId: peer.nodeId, message: "sent garbage", fatal: true }))
       yield* Assertions.update(node.updates, peer.nodeId, "down")
       assert.isTrue(conn.isClosed())
+    }).pipe(Effect.scoped))
+
+  it.effect("a PeerError with a ban disconnects the peer, refuses it while the ban lasts, and lets it back after", () =>
+    Effect.gen(function* () {
+      const { conn, node, peer } = yield* connected()
+      const ch = yield* node.router.openChannel(F.channel1)
+      yield* ch.sendError(new PeerError({ nodeId: peer.nodeId, message: "double-signing gossip", fatal: true, ban: "1 hour" }))
+      yield* Assertions.update(node.updates, peer.nodeId, "down")
+      assert.isTrue(conn.isClosed())
+      const again = yield* F.makeConnection(F.presents(F.peerOf(peer)))
+      yield* node.transport.incoming(again)
+      yield* within(10, "the banned peer's new connection to close", again.awaitClosed)
+      assert.strictEqual((yield* node.peerManager.bans)[0]?.reason, "double-signing gossip")
+      yield* TestClock.adjust("1 hour")
+      yield* node.transport.incoming(yield* F.makeConnection(F.presents(F.peerOf(peer))))
+      yield* Assertions.update(node.updates, peer.nodeId, "up")
     }).pipe(Effect.scoped))
 
   it.effect("a non-fatal PeerError on an unlimited node lowers the score and keeps the connection", () =>

@@ -9,20 +9,22 @@
 import type * as NodeAddress from "../../domain/NodeAddress.ts"
 import type * as NodeId from "../../domain/NodeId.ts"
 import * as PeerRecord from "../../domain/PeerRecord.ts"
+import * as Bans from "./Bans.ts"
 import { ranked, type State } from "./State.ts"
 
-/** Up to `limit` addresses for `requester`; `random` yields numbers in [0, 1). */
-export const advertise = (state: State, requester: NodeId.NodeId, limit: number, random: () => number): ReadonlyArray<NodeAddress.NodeAddress> => {
+/** Up to `limit` addresses for `requester`; `random` yields numbers in [0, 1). Banned peers and addresses (at `now`) are never given. */
+export const advertise = (state: State, requester: NodeId.NodeId, limit: number, random: () => number, now = 0): ReadonlyArray<NodeAddress.NodeAddress> => {
   const out: Array<NodeAddress.NodeAddress> = []
   if (limit <= 0) return out
   const self = state.options.selfAddress
   if (self !== undefined && self.hostname !== "" && self.port > 0) out.push(self)
   const candidates: Array<{ address: NodeAddress.NodeAddress; score: number }> = []
   for (const peer of ranked(state)) {
-    if (peer.id === requester || peer.inactive || state.options.privatePeers.has(peer.id)) continue
+    if (peer.id === requester || peer.inactive || state.options.privatePeers.has(peer.id) || Bans.nodeBan(state, peer.id, now) !== undefined) continue
     const score = PeerRecord.score(peer)
     for (const a of peer.addresses) {
       if (a.address.nodeId === requester || state.options.privatePeers.has(a.address.nodeId as NodeId.NodeId)) continue
+      if (Bans.ipBan(state, a.address.hostname, now) !== undefined) continue
       candidates.push({ address: a.address, score })
     }
   }

@@ -8,6 +8,8 @@ import type * as NodeId from "../../domain/NodeId.ts"
 import * as PeerRecord from "../../domain/PeerRecord.ts"
 import * as PeerUpdate from "../../domain/PeerUpdate.ts"
 import { ConnectionRejected } from "../../services/PeerManager.ts"
+import * as Ban from "../../domain/Ban.ts"
+import * as Bans from "./Bans.ts"
 import { findUpgradeCandidate, recordFailure } from "./Dialing.ts"
 import { newPeer } from "./Peers.ts"
 import { Draft, countedConnections, directionCount, isDirectionExempt, isUnconditional, ranked, retryKey, type Outcome, type State } from "./State.ts"
@@ -23,7 +25,7 @@ export const isFull = (state: State): boolean => state.options.maxConnected > 0 
  * addresses). Unconditional peers are always admitted; persistent ones are exempt from
  * `maxIncomingPeers` but not from `maxConnected`.
  */
-export const accepted = (state: State, id: NodeId.NodeId, now: number): Outcome<ConnectionRejected | undefined> => {
+export const accepted = (state: State, id: NodeId.NodeId, now: number, ip?: string): Outcome<ConnectionRejected | undefined> => {
   const o = state.options
   const draft = new Draft(state)
   // A peer refused for lack of room is admitted on grace instead while grace slots last: it can ask
@@ -32,8 +34,10 @@ export const accepted = (state: State, id: NodeId.NodeId, now: number): Outcome<
   const graced = (reason: ConnectionRejected["reason"]) =>
     (reason === "full" || (reason === "inbound_full" && o.maxIncomingPeers !== 0)) && state.grace.size < o.maxGracePeers
   const reject = (reason: ConnectionRejected["reason"], message: string) =>
-    graced(reason) ? admit(draft, id, now, now + o.gracePeriod) : draft.done(new ConnectionRejected({ nodeId: id, reason, message }))
+    graced(reason) ? admit(draft, id, now, now + o.gracePeriod, ip) : draft.done(new ConnectionRejected({ nodeId: id, reason, message }))
   if (id === state.self) return reject("self", `rejecting connection from self (${id})`)
+  const banned = Bans.nodeBan(state, id, now) ?? (ip === undefined ? undefined : Bans.ipBan(state, ip, now))
+  if (banned !== undefined) return reject("banned", `peer ${id} is banned (${Ban.formatSubject(banned.subject)}: ${banned.reason})`)
   if (state.connected.has(id)) return reject("already_connected", `peer ${id} is already connected`)
   const unconditional = isUnconditional(state, id)
   if (!isDirectionExempt(state, id) && o.maxIncomingPeers !== undefined && directionCount(state, "incoming") >= o.maxIncomingPeers) {
@@ -51,17 +55,17 @@ export const accepted = (state: State, id: NodeId.NodeId, now: number): Outcome<
     draft.deleteUpgrade(upgradeFrom)
     draft.add("evict", upgradeFrom)
   }
-  return admit(draft, id, now, undefined)
+  return admit(draft, id, now, undefined, ip)
 }
 
 /** Connects an inbound peer (on grace until `graceUntil`, if given), registering it if unknown. */
-const admit = (draft: Draft, id: NodeId.NodeId, now: number, graceUntil: number | undefined): Outcome<undefined> => {
+const admit = (draft: Draft, id: NodeId.NodeId, now: number, graceUntil: number | undefined, ip: string | undefined): Outcome<undefined> => {
   const known = draft.peer(id) ?? newPeer(draft.base, id)
   // Forgive past dial failures: the peer just proved reachable.
   const peer: PeerRecord.PeerRecord = { ...known, addresses: known.addresses.map((a) => ({ ...a, dialFailures: 0 })) }
   for (const a of peer.addresses) draft.setRetry(retryKey(id, a.address), undefined)
   draft.setPeer({ ...peer, inactive: false, lastConnected: now })
-  draft.connect(id, "incoming")
+  draft.connect(id, "incoming", ip)
   if (graceUntil !== undefined) draft.setGrace(id, graceUntil)
   draft.wakeEvict()
   return draft.done(undefined)
@@ -115,17 +119,34 @@ const bump = (peer: PeerRecord.PeerRecord, delta: number): PeerRecord.PeerRecord
 /**
  * A reactor reported the peer. A fatal error, or any error while the node is full, marks it for
  * eviction; otherwise its score drops by one. Unknown or unconnected peers: only the score changes.
+ * Each report is a strike: `banAfterMisbehaviours` of them within `misbehaviourWindow` ban the
+ * peer for `misbehaviourBanDuration` (`now` is the time of the report).
  */
-export const errored = (state: State, id: NodeId.NodeId, fatal: boolean): Outcome => {
+export const errored = (state: State, id: NodeId.NodeId, fatal: boolean, now = 0): Outcome<Ban.Ban | undefined> => {
   const draft = new Draft(state)
+  const o = state.options
+  const banned = Bans.strike(draft, Ban.node(id), now, o.banAfterMisbehaviours, o.misbehaviourBanDuration, "repeated misbehaviour")
   if (state.connected.has(id) && (fatal || isFull(state))) {
     draft.add("evict", id)
     draft.wakeEvict()
-    return draft.done(undefined)
+    return draft.done(banned)
   }
   const peer = draft.peer(id)
   if (peer !== undefined) draft.setPeer(bump(peer, -1))
-  return draft.done(undefined)
+  return draft.done(banned)
+}
+
+/**
+ * An inbound handshake from `ip` failed in a way a legitimate peer's does not (garbage, failed
+ * authentication, silence): a strike against the address; `banAfterFailedHandshakes` within the
+ * window ban it (its /32 or /128) for `failedHandshakeBanDuration`.
+ */
+export const handshakeFailed = (state: State, ip: string, now: number): Outcome<Ban.Ban | undefined> => {
+  const draft = new Draft(state)
+  const subject = Ban.parseSubject(ip)
+  if (ip === "" || subject._tag === "Failure" || subject.success._tag !== "Network") return draft.done(undefined)
+  const o = state.options
+  return draft.done(Bans.strike(draft, subject.success, now, o.banAfterFailedHandshakes, o.failedHandshakeBanDuration, "failed handshakes"))
 }
 
 /** A good or bad event: the mutable score moves by one, saturating at the int16 bounds. Unknown peers are ignored. */

@@ -6,7 +6,9 @@
  */
 import type * as NodeAddress from "../../domain/NodeAddress.ts"
 import type * as NodeId from "../../domain/NodeId.ts"
+import * as Ban from "../../domain/Ban.ts"
 import * as PeerRecord from "../../domain/PeerRecord.ts"
+import * as Bans from "./Bans.ts"
 import { ConnectionRejected } from "../../services/PeerManager.ts"
 import * as Backoff from "./Backoff.ts"
 import { Draft, addressKey, countedConnections, countedDials, directionCount, isDirectionExempt, isUnconditional, ranked, retryKey, scoreOf, type Outcome, type State } from "./State.ts"
@@ -69,8 +71,10 @@ export const tryDialNext = (state: State, now: number): Outcome<NodeAddress.Node
     if (state.dialing.has(peer.id) || state.connected.has(peer.id) || peer.inactive || inCooldown(state, peer, now)) continue
     const unconditional = isUnconditional(state, peer.id)
     if (!unconditional && (!general || (!ordinaryOutgoing && !isDirectionExempt(state, peer.id)))) continue
+    if (Bans.nodeBan(state, peer.id, now) !== undefined) continue
     for (const info of peer.addresses) {
       if (retryTime(state, peer, info) > now) continue
+      if (Bans.ipBan(state, info.address.hostname, now) !== undefined) continue
       const owner = state.owners.get(addressKey(info.address))
       if (owner !== undefined && owner !== peer.id && (state.connected.has(owner) || state.dialing.has(owner))) continue
       const draft = new Draft(state)
@@ -131,8 +135,11 @@ const reject = (draft: Draft, id: NodeId.NodeId, reason: ConnectionRejected["rea
   return draft.done(new ConnectionRejected({ nodeId: id, reason, message }))
 }
 
-/** Admits an outbound connection to `address`'s peer, or says why not (the dialing mark is cleared either way). */
-export const dialed = (state: State, address: NodeAddress.NodeAddress, now: number): Outcome<ConnectionRejected | undefined> => {
+/**
+ * Admits an outbound connection to `address`'s peer (reached at `ip`, when the router says), or says
+ * why not (the dialing mark is cleared either way).
+ */
+export const dialed = (state: State, address: NodeAddress.NodeAddress, now: number, ip?: string): Outcome<ConnectionRejected | undefined> => {
   const id = address.nodeId as NodeId.NodeId
   const o = state.options
   const draft = new Draft(state)
@@ -145,6 +152,8 @@ export const dialed = (state: State, address: NodeAddress.NodeAddress, now: numb
     }
   }
   if (id === state.self) return reject(draft, id, "self", `rejecting connection to self (${id})`)
+  const banned = Bans.nodeBan(state, id, now) ?? (ip === undefined ? undefined : Bans.ipBan(state, ip, now))
+  if (banned !== undefined) return reject(draft, id, "banned", `peer ${id} is banned (${Ban.formatSubject(banned.subject)}: ${banned.reason})`)
   if (state.connected.has(id)) return reject(draft, id, "already_connected", `peer ${id} is already connected`)
   const counted = countedConnections(state)
   if (!isUnconditional(state, id) && o.maxConnected > 0 && counted >= o.maxConnected) {
@@ -165,6 +174,6 @@ export const dialed = (state: State, address: NodeAddress.NodeAddress, now: numb
     draft.add("evict", lower ?? upgradeFrom)
     draft.wakeEvict()
   }
-  draft.connect(id, "outgoing")
+  draft.connect(id, "outgoing", ip)
   return draft.done(undefined)
 }

@@ -9,6 +9,7 @@ import * as NodeAddress from "../../domain/NodeAddress.ts"
 import type * as NodeId from "../../domain/NodeId.ts"
 import * as PeerRecord from "../../domain/PeerRecord.ts"
 import { InvalidPeerAddress } from "../../services/PeerManager.ts"
+import * as Bans from "./Bans.ts"
 import { Draft, ranked, type Outcome, type State } from "./State.ts"
 
 /** A new record for `id` with its configured persistence and fixed score. */
@@ -33,16 +34,17 @@ export const prune = (draft: Draft): void => {
 
 /**
  * Adds an address. `true` when it is new and kept; `false` when already known, when the peer is
- * inactive, when the peer has `maxAddressesPerPeer` addresses, or when pruning removed the peer
- * straight away (it ranked lowest of a full store).
+ * inactive or banned (at `now`), when the peer has `maxAddressesPerPeer` addresses, or when
+ * pruning removed the peer straight away (it ranked lowest of a full store).
  */
-export const add = (state: State, address: NodeAddress.NodeAddress): Result.Result<Outcome<boolean>, InvalidPeerAddress> => {
+export const add = (state: State, address: NodeAddress.NodeAddress, now = 0): Result.Result<Outcome<boolean>, InvalidPeerAddress> => {
   const valid = NodeAddress.validate(address)
   if (Result.isFailure(valid)) return Result.fail(new InvalidPeerAddress({ address: NodeAddress.format(address), message: valid.failure.message }))
   const id = address.nodeId as NodeId.NodeId
   if (id === state.self) return Result.fail(new InvalidPeerAddress({ address: NodeAddress.format(address), message: `cannot add our own address ${NodeAddress.format(address)}` }))
   const draft = new Draft(state)
   const peer = draft.peer(id) ?? newPeer(state, id)
+  if (Bans.nodeBan(state, id, now) !== undefined || Bans.ipBan(state, address.hostname, now) !== undefined) return Result.succeed(draft.done(false))
   if (PeerRecord.findAddress(peer, address) !== undefined || peer.inactive || peer.addresses.length >= state.options.maxAddressesPerPeer) {
     return Result.succeed(draft.done(false))
   }

@@ -5,6 +5,7 @@
  *
  * @since 0.1.0
  */
+import type * as Ban from "../../domain/Ban.ts"
 import type * as NodeAddress from "../../domain/NodeAddress.ts"
 import type * as NodeId from "../../domain/NodeId.ts"
 import * as PeerRecord from "../../domain/PeerRecord.ts"
@@ -34,6 +35,18 @@ export interface State {
   readonly grace: ReadonlyMap<NodeId.NodeId, number>
   /** When each failed address may be dialed again (sampled once per failure, SPEC §9.2.14). */
   readonly retryAt: ReadonlyMap<string, number>
+  /** Bans by `Ban.key` (node IDs and IP networks), expired ones included until the next write. */
+  readonly bans: ReadonlyMap<string, Ban.Ban>
+  /** Recent misbehaviour per ban key (a node, or a /32 or /128 for failed handshakes). */
+  readonly strikes: ReadonlyMap<string, Strike>
+  /** The remote IP of connected peers, when the router told it (for network bans). */
+  readonly connectedIps: ReadonlyMap<NodeId.NodeId, string>
+}
+
+/** Misbehaviour counted since `first`. */
+export interface Strike {
+  readonly count: number
+  readonly first: number
 }
 
 /** A structural key for an address: distinct addresses never share one (unlike the URL text). */
@@ -55,7 +68,10 @@ export const empty = (self: NodeId.NodeId, options: Options): State => ({
   evicting: new Set(),
   upgrading: new Map(),
   grace: new Map(),
-  retryAt: new Map()
+  retryAt: new Map(),
+  bans: new Map(),
+  strikes: new Map(),
+  connectedIps: new Map()
 })
 
 const rankCache = new WeakMap<ReadonlyMap<NodeId.NodeId, PeerRecord.PeerRecord>, ReadonlyArray<PeerRecord.PeerRecord>>()
@@ -122,6 +138,10 @@ export interface Outcome<A = void> {
   readonly persist: ReadonlyArray<PeerRecord.PeerRecord>
   /** Rows to delete. */
   readonly remove: ReadonlyArray<NodeId.NodeId>
+  /** Bans to write. */
+  readonly persistBans: ReadonlyArray<Ban.Ban>
+  /** Bans to delete, by key. */
+  readonly removeBans: ReadonlyArray<string>
   /** Updates to publish, in order. */
   readonly updates: ReadonlyArray<PeerUpdate.PeerUpdate>
   readonly wakeDial: boolean
@@ -140,6 +160,11 @@ export class Draft {
   private upgradingMap: Map<NodeId.NodeId, NodeId.NodeId> | undefined
   private graceMap: Map<NodeId.NodeId, number> | undefined
   private retry: Map<string, number> | undefined
+  private banMap: Map<string, Ban.Ban> | undefined
+  private ipMap: Map<NodeId.NodeId, string> | undefined
+  private strikeMap: Map<string, Strike> | undefined
+  private readonly bansWritten = new Map<string, Ban.Ban>()
+  private readonly bansRemoved = new Set<string>()
   private readonly persisted = new Map<NodeId.NodeId, PeerRecord.PeerRecord>()
   private readonly removed = new Set<NodeId.NodeId>()
   private readonly published: Array<PeerUpdate.PeerUpdate> = []
@@ -164,7 +189,10 @@ export class Draft {
       connected: this.connectedMap ?? this.base.connected,
       upgrading: this.upgradingMap ?? this.base.upgrading,
       grace: this.graceMap ?? this.base.grace,
-      retryAt: this.retry ?? this.base.retryAt
+      retryAt: this.retry ?? this.base.retryAt,
+      bans: this.banMap ?? this.base.bans,
+      strikes: this.strikeMap ?? this.base.strikes,
+      connectedIps: this.ipMap ?? this.base.connectedIps
     }
   }
 
@@ -214,15 +242,23 @@ export class Draft {
     if (this.state[name].has(id)) this.set(name).delete(id)
   }
 
-  connect(id: NodeId.NodeId, direction: Direction): void {
+  connect(id: NodeId.NodeId, direction: Direction, ip?: string): void {
     this.connectedMap ??= new Map(this.base.connected)
     this.connectedMap.set(id, direction)
+    if (ip !== undefined && ip !== "") {
+      this.ipMap ??= new Map(this.base.connectedIps)
+      this.ipMap.set(id, ip)
+    }
   }
 
   disconnect(id: NodeId.NodeId): void {
     if (!this.state.connected.has(id)) return
     this.connectedMap ??= new Map(this.base.connected)
     this.connectedMap.delete(id)
+    if (this.state.connectedIps.has(id)) {
+      this.ipMap ??= new Map(this.base.connectedIps)
+      this.ipMap.delete(id)
+    }
   }
 
   setUpgrade(from: NodeId.NodeId, to: NodeId.NodeId): void {
@@ -241,6 +277,32 @@ export class Draft {
     this.graceMap ??= new Map(this.base.grace)
     if (until === undefined) this.graceMap.delete(id)
     else this.graceMap.set(id, until)
+  }
+
+  /** Stores a ban (replacing its subject's) and, unless `loaded` (read from the disk), queues it for the disk. */
+  setBan(key: string, ban: Ban.Ban, loaded = false): void {
+    this.banMap ??= new Map(this.base.bans)
+    this.banMap.set(key, ban)
+    if (loaded) return
+    this.bansWritten.set(key, ban)
+    this.bansRemoved.delete(key)
+  }
+
+  /** Drops a ban and queues its removal from the disk (also when only the disk holds it). */
+  deleteBan(key: string): void {
+    if (this.state.bans.has(key)) {
+      this.banMap ??= new Map(this.base.bans)
+      this.banMap.delete(key)
+    }
+    this.bansWritten.delete(key)
+    this.bansRemoved.add(key)
+  }
+
+  setStrike(key: string, strike: Strike | undefined): void {
+    if (strike === undefined && !this.state.strikes.has(key)) return
+    this.strikeMap ??= new Map(this.base.strikes)
+    if (strike === undefined) this.strikeMap.delete(key)
+    else this.strikeMap.set(key, strike)
   }
 
   setRetry(key: string, at: number | undefined): void {
@@ -268,6 +330,8 @@ export class Draft {
       value,
       persist: [...this.persisted.values()],
       remove: [...this.removed],
+      persistBans: [...this.bansWritten.values()],
+      removeBans: [...this.bansRemoved],
       updates: this.published,
       wakeDial: this.dial,
       wakeEvict: this.evictFlag

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tendermint/p2p/peerstore.proto.
  */
 export const file_tendermint_p2p_peerstore: GenFile = /*@__PURE__*/
-  fileDesc("Ch50ZW5kZXJtaW50L3AycC9wZWVyc3RvcmUucHJvdG8SDnRlbmRlcm1pbnQucDJwIqcBCg9QZWVyQWRkcmVzc0luZm8SDwoHYWRkcmVzcxgBIAEoCRI1ChFsYXN0X2RpYWxfc3VjY2VzcxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRbGFzdF9kaWFsX2ZhaWx1cmUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWRpYWxfZmFpbHVyZXMYBCABKA0ivgEKCFBlZXJJbmZvEgoKAmlkGAEgASgJEjUKDGFkZHJlc3NfaW5mbxgCIAMoCzIfLnRlbmRlcm1pbnQucDJwLlBlZXJBZGRyZXNzSW5mbxIyCg5sYXN0X2Nvbm5lY3RlZBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIaW5hY3RpdmUYBCABKAgSEgoKcGVyc2lzdGVudBgFIAEoCBIVCg1tdXRhYmxlX3Njb3JlGAYgASgSYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("Ch50ZW5kZXJtaW50L3AycC9wZWVyc3RvcmUucHJvdG8SDnRlbmRlcm1pbnQucDJwIqcBCg9QZWVyQWRkcmVzc0luZm8SDwoHYWRkcmVzcxgBIAEoCRI1ChFsYXN0X2RpYWxfc3VjY2VzcxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRbGFzdF9kaWFsX2ZhaWx1cmUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWRpYWxfZmFpbHVyZXMYBCABKA0ivgEKCFBlZXJJbmZvEgoKAmlkGAEgASgJEjUKDGFkZHJlc3NfaW5mbxgCIAMoCzIfLnRlbmRlcm1pbnQucDJwLlBlZXJBZGRyZXNzSW5mbxIyCg5sYXN0X2Nvbm5lY3RlZBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIaW5hY3RpdmUYBCABKAgSEgoKcGVyc2lzdGVudBgFIAEoCBIVCg1tdXRhYmxlX3Njb3JlGAYgASgSInwKA0JhbhIPCgdzdWJqZWN0GAEgASgJEikKBXNpbmNlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcmVhc29uGAQgASgJYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message tendermint.p2p.PeerAddressInfo
@@ -90,4 +90,39 @@ export type PeerInfo = Message<"tendermint.p2p.PeerInfo"> & {
  */
 export const PeerInfoSchema: GenMessage<PeerInfo> = /*@__PURE__*/
   messageDesc(file_tendermint_p2p_peerstore, 1);
+
+/**
+ * A ban (ours, not the original's): a node ID or an IP network refused until `until` (absent:
+ * for good). `subject` is a node ID (40 hex digits) or a network in CIDR form ("10.0.0.0/24").
+ *
+ * @generated from message tendermint.p2p.Ban
+ */
+export type Ban = Message<"tendermint.p2p.Ban"> & {
+  /**
+   * @generated from field: string subject = 1;
+   */
+  subject: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp since = 2;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp until = 3;
+   */
+  until?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message tendermint.p2p.Ban.
+ * Use `create(BanSchema)` to create a new message.
+ */
+export const BanSchema: GenMessage<Ban> = /*@__PURE__*/
+  messageDesc(file_tendermint_p2p_peerstore, 2);
 
