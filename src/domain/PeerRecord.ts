@@ -39,6 +39,8 @@ export interface PeerRecord {
   readonly fixedScore: number
   /** When it last disconnected (not stored). */
   readonly lastDisconnected: number | undefined
+  /** The peer whose PEX answer taught us this one; `undefined` when configured or met directly. */
+  readonly source: NodeId.NodeId | undefined
 }
 
 /** A new record with no addresses. */
@@ -51,6 +53,7 @@ export const empty = (id: NodeId.NodeId, fields: Partial<Omit<PeerRecord, "id">>
   mutableScore: 0,
   fixedScore: 0,
   lastDisconnected: undefined,
+  source: undefined,
   ...fields
 })
 
@@ -79,6 +82,9 @@ export const score = (peer: PeerRecord): PeerScore.PeerScore => {
   for (const a of peer.addresses) failures += a.dialFailures
   return PeerScore.clamp(peer.mutableScore - failures)
 }
+
+/** Whether we ever reached the peer: connected to it, or dialed one of its addresses successfully. */
+export const reached = (peer: PeerRecord): boolean => peer.lastConnected !== undefined || peer.addresses.some((a) => a.lastDialSuccess !== undefined)
 
 /** The last dial of any address: its time and whether it succeeded (a tie counts as success). */
 export const lastDialed = (peer: PeerRecord): { readonly time: number | undefined; readonly success: boolean } => {
@@ -118,7 +124,8 @@ export const encode = (peer: PeerRecord): Uint8Array =>
     lastConnected: ts(peer.lastConnected),
     inactive: peer.inactive,
     persistent: peer.persistent,
-    mutableScore: BigInt(peer.mutableScore)
+    mutableScore: BigInt(peer.mutableScore),
+    source: peer.source ?? ""
   }))
 
 /** Decodes a stored row: the ID and every address must be valid. Ephemeral fields start empty. */
@@ -138,11 +145,18 @@ export const decode = (bytes: Uint8Array): Result.Result<PeerRecord, InvalidPeer
     if (Result.isFailure(address)) return fail(`peer ${info.id}: address ${JSON.stringify(a.address)}: ${address.failure.message}`)
     addresses.push({ address: address.success, lastDialSuccess: ms(a.lastDialSuccess), lastDialFailure: ms(a.lastDialFailure), dialFailures: a.dialFailures })
   }
+  let source: NodeId.NodeId | undefined
+  if (info.source !== "") {
+    const s = NodeId.validate(info.source)
+    if (Result.isFailure(s)) return fail(`peer ${info.id}: source ${JSON.stringify(info.source)}: ${s.failure.message}`)
+    source = s.success
+  }
   return Result.succeed(empty(id.success, {
     addresses,
     lastConnected: ms(info.lastConnected),
     inactive: info.inactive,
     persistent: info.persistent,
-    mutableScore: Math.max(PeerScore.MIN, Math.min(PeerScore.PERSISTENT, Number(info.mutableScore)))
+    mutableScore: Math.max(PeerScore.MIN, Math.min(PeerScore.PERSISTENT, Number(info.mutableScore))),
+    source
   }))
 }

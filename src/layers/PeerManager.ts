@@ -229,9 +229,9 @@ export const make = (
 
     return PeerManager.of({
       options,
-      add: (address) =>
+      add: (address, options) =>
         lock.withPermit(Effect.gen(function* () {
-          const outcome = Peers.add(state, address, yield* Clock.currentTimeMillis)
+          const outcome = Peers.add(state, address, yield* Clock.currentTimeMillis, options?.source)
           if (Result.isFailure(outcome)) return yield* outcome.failure
           return yield* commit(outcome.success)
         })),

@@ -126,9 +126,12 @@ export const make = (input: OptionsInput = {}) =>
         yield* Effect.ignore(peerManager.report(nodeId, "bad"))
       })
 
-    /** `PeerManager.add`; `true` when the address is new. Refusals (our own address, a store error) are logged. */
-    const addAddress = (address: NodeAddress.NodeAddress) =>
-      peerManager.add(address).pipe(
+    /**
+     * `PeerManager.add`; `true` when the address is new. `source`: the peer whose answer carried it
+     * (gossip is bounded per source). Refusals (our own address, a store error) are logged.
+     */
+    const addAddress = (address: NodeAddress.NodeAddress, source?: NodeId.NodeId) =>
+      peerManager.add(address, source === undefined ? undefined : { source }).pipe(
         Effect.catch((e) => Effect.as(Effect.logDebug(`PEX: not adding ${NodeAddress.format(address)}: ${e.message}`), false))
       )
 
@@ -304,7 +307,7 @@ export const make = (input: OptionsInput = {}) =>
         counters.responsesReceived++
         counters.addressesReceived += addrs.length
         let added = 0
-        for (const entry of parsed) if (entry._tag === "Address" && (yield* addAddress(entry.address))) added++
+        for (const entry of parsed) if (entry._tag === "Address" && (yield* addAddress(entry.address, nodeId))) added++
         counters.addressesAdded += added
         const stored = (yield* peerManager.peers).length
         interval = nextRequestInterval(

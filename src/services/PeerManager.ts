@@ -35,6 +35,8 @@ export const OptionsInput = Schema.Struct({
   maxOutgoingPeers: Schema.optionalKey(Count),
   maxConnectedUpgrade: Schema.optionalKey(Count),
   maxAddressesPerPeer: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 1024 }))),
+  maxPeersPerSource: Schema.optionalKey(Count),
+  maxPeersPerGroup: Schema.optionalKey(Count),
   minRetryTime: Schema.optionalKey(DurationInput),
   maxRetryTime: Schema.optionalKey(DurationInput),
   maxRetryTimePersistent: Schema.optionalKey(DurationInput),
@@ -78,6 +80,10 @@ export interface Options {
   readonly maxOutgoingPeers: number | undefined
   readonly maxConnectedUpgrade: number
   readonly maxAddressesPerPeer: number
+  /** Peers learned from one PEX source (and not yet reached) kept at most; 0 = no limit. */
+  readonly maxPeersPerSource: number
+  /** Peers learned over PEX (and not yet reached) per address group, IPv4 /16 or IPv6 /32, kept at most; 0 = no limit. */
+  readonly maxPeersPerGroup: number
   readonly minRetryTime: number
   readonly maxRetryTime: number
   readonly maxRetryTimePersistent: number
@@ -116,6 +122,8 @@ export const defaults = {
   /** 4 + 4 × maxConnected unless given. */
   maxPeers: undefined,
   maxAddressesPerPeer: 16,
+  maxPeersPerSource: 64,
+  maxPeersPerGroup: 32,
   minRetryTime: Duration.millis(250),
   maxRetryTime: Duration.minutes(30),
   maxRetryTimePersistent: Duration.minutes(5),
@@ -147,7 +155,9 @@ export const zero: OptionsInput = {
   retryTimeJitter: 0,
   disconnectCooldownPeriod: 0,
   banAfterMisbehaviours: 0,
-  banAfterFailedHandshakes: 0
+  banAfterFailedHandshakes: 0,
+  maxPeersPerSource: 0,
+  maxPeersPerGroup: 0
 }
 
 /** A bad option; `option` names it. */
@@ -242,6 +252,8 @@ export const decodeOptions = (input: unknown): Result.Result<Options, InvalidPee
     maxOutgoingPeers: o.maxOutgoingPeers,
     maxConnectedUpgrade,
     maxAddressesPerPeer: o.maxAddressesPerPeer ?? defaults.maxAddressesPerPeer,
+    maxPeersPerSource: o.maxPeersPerSource ?? defaults.maxPeersPerSource,
+    maxPeersPerGroup: o.maxPeersPerGroup ?? defaults.maxPeersPerGroup,
     minRetryTime,
     maxRetryTime,
     maxRetryTimePersistent,
@@ -313,8 +325,12 @@ export interface PeerStatus {
 export class PeerManager extends Context.Service<
   PeerManager,
   {
-    /** Adds an address; `true` when it is new and kept. Wakes the dialer. */
-    readonly add: (address: NodeAddress.NodeAddress) => Effect.Effect<boolean, InvalidPeerAddress | PeerStoreError>
+    /**
+     * Adds an address; `true` when it is new and kept. Wakes the dialer. `source`: the peer whose PEX
+     * answer carried it. Gossiped addresses are bounded per source and per address group, never
+     * added to a peer we already reached, and are the first pruned when the store is full.
+     */
+    readonly add: (address: NodeAddress.NodeAddress, options?: { readonly source?: NodeId.NodeId }) => Effect.Effect<boolean, InvalidPeerAddress | PeerStoreError>
     /** Waits until some address may be dialed, marks its peer dialing and returns it. */
     readonly dialNext: Effect.Effect<NodeAddress.NodeAddress>
     /** The next dialable address now, if any (marks its peer dialing). */

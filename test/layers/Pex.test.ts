@@ -446,9 +446,9 @@ describe("PEX misbehaviour disconnects the peer", () => {
       assert.isFalse((yield* real.peerManager.peers).some((p) => p.nodeId === fakeId(1)))
     }).pipe(Effect.scoped))
 
-  it.effect("250 addresses are accepted and added as mconn addresses", () =>
+  it.effect("250 addresses are accepted and added as mconn addresses (with the gossip caps off)", () =>
     Effect.gen(function* () {
-      const { real, raw, rawChannel, inbox, pex } = yield* pair({ realDials: true })
+      const { real, raw, rawChannel, inbox, pex } = yield* pair({ realDials: true, network: { peerManager: { maxPeersPerSource: 0, maxPeersPerGroup: 0 } } })
       yield* awaitRequest(inbox)
       const many = Array.from({ length: 250 }, (_, i) => net(fakeId(i + 1), `10.1.${i >> 8}.${(i & 0xff) + 1}`, 26656))
       yield* sendTo(rawChannel, real.nodeId, addrs(many))
@@ -456,6 +456,21 @@ describe("PEX misbehaviour disconnects the peer", () => {
       assert.strictEqual(yield* real.peerManager.status(raw.nodeId), "up")
       const known = yield* real.peerManager.addresses(fakeId(1))
       assert.deepStrictEqual(known.map(NodeAddress.format), [`mconn://${fakeId(1)}@10.1.0.1:26656`])
+    }).pipe(Effect.scoped))
+
+  it.effect("gossip is bounded: one source adds at most its share, and at most a group's share of one /16", () =>
+    Effect.gen(function* () {
+      const { real, rawChannel, inbox, pex } = yield* pair({ realDials: true, network: { peerManager: { maxPeersPerSource: 64, maxPeersPerGroup: 32 } } })
+      yield* awaitRequest(inbox)
+      // 250 addresses in one /16: the group's share (32) is all that is kept.
+      yield* sendTo(rawChannel, real.nodeId, addrs(Array.from({ length: 250 }, (_, i) => net(fakeId(i + 1), `10.1.${i >> 8}.${(i & 0xff) + 1}`, 26656))))
+      yield* eventually(2_000, "the answer to be taken in", Effect.map(pex.stats, (s) => s.responsesReceived === 1))
+      assert.strictEqual((yield* pex.stats).addressesAdded, 32)
+      // The next answer, 250 addresses each in its own /16: the source's share (64) caps it.
+      yield* awaitRequest(inbox, 30_000)
+      yield* sendTo(rawChannel, real.nodeId, addrs(Array.from({ length: 250 }, (_, i) => net(fakeId(1000 + i), `11.${i}.0.1`, 26656))))
+      yield* eventually(2_000, "the second answer to be taken in", Effect.map(pex.stats, (s) => s.responsesReceived === 2))
+      assert.strictEqual((yield* pex.stats).addressesAdded, 64)
     }).pipe(Effect.scoped))
 
   const invalid: ReadonlyArray<readonly [string, NetAddress]> = [

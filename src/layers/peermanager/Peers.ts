@@ -10,25 +10,30 @@ import type * as NodeId from "../../domain/NodeId.ts"
 import * as PeerRecord from "../../domain/PeerRecord.ts"
 import { InvalidPeerAddress } from "../../services/PeerManager.ts"
 import * as Bans from "./Bans.ts"
-import { Draft, ranked, type Outcome, type State } from "./State.ts"
+import { Draft, addressGroup, ranked, type Outcome, type State } from "./State.ts"
 
 /** A new record for `id` with its configured persistence and fixed score. */
 export const newPeer = (state: State, id: NodeId.NodeId): PeerRecord.PeerRecord =>
   PeerRecord.empty(id, { persistent: state.options.persistentPeers.has(id), fixedScore: state.options.peerScores.get(id) ?? 0 })
 
 /**
- * Deletes the worst-ranked peers until at most `maxPeers` remain, never a persistent, dialing or
- * connected one.
+ * Deletes peers until at most `maxPeers` remain, never a persistent, dialing or connected one:
+ * first the worst-ranked of those never reached and not well scored (score 0 or less), then, if
+ * that is not enough, the worst-ranked of the rest. So a flood of gossiped addresses displaces only
+ * other unproven addresses, never a peer we reached or scored well.
  */
 export const prune = (draft: Draft): void => {
   const max = draft.base.options.maxPeers
   if (max === 0 || draft.state.peers.size <= max) return
   const list = ranked(draft.state)
-  for (let i = list.length - 1; i >= 0 && draft.state.peers.size > max; i--) {
-    const peer = list[i]!
-    const s = draft.state
-    if (peer.persistent || s.dialing.has(peer.id) || s.connected.has(peer.id)) continue
-    draft.deletePeer(peer.id)
+  for (const unprovenOnly of [true, false]) {
+    for (let i = list.length - 1; i >= 0 && draft.state.peers.size > max; i--) {
+      const peer = list[i]!
+      const s = draft.state
+      if (!s.peers.has(peer.id) || peer.persistent || s.dialing.has(peer.id) || s.connected.has(peer.id)) continue
+      if (unprovenOnly && (PeerRecord.reached(peer) || PeerRecord.score(peer) > 0)) continue
+      draft.deletePeer(peer.id)
+    }
   }
 }
 
@@ -36,8 +41,13 @@ export const prune = (draft: Draft): void => {
  * Adds an address. `true` when it is new and kept; `false` when already known, when the peer is
  * inactive or banned (at `now`), when the peer has `maxAddressesPerPeer` addresses, or when
  * pruning removed the peer straight away (it ranked lowest of a full store).
+ *
+ * With a `source` (the peer whose PEX answer carried it), also `false` when the peer was already
+ * reached (gossip never changes how we reach a peer we know), or, for a new peer, when the source
+ * or the address's group (IPv4 /16, IPv6 /32) already has its share of unreached gossip-learned
+ * peers (`maxPeersPerSource`, `maxPeersPerGroup`).
  */
-export const add = (state: State, address: NodeAddress.NodeAddress, now = 0): Result.Result<Outcome<boolean>, InvalidPeerAddress> => {
+export const add = (state: State, address: NodeAddress.NodeAddress, now = 0, source?: NodeId.NodeId): Result.Result<Outcome<boolean>, InvalidPeerAddress> => {
   const valid = NodeAddress.validate(address)
   if (Result.isFailure(valid)) return Result.fail(new InvalidPeerAddress({ address: NodeAddress.format(address), message: valid.failure.message }))
   const id = address.nodeId as NodeId.NodeId
@@ -48,7 +58,18 @@ export const add = (state: State, address: NodeAddress.NodeAddress, now = 0): Re
   if (PeerRecord.findAddress(peer, address) !== undefined || peer.inactive || peer.addresses.length >= state.options.maxAddressesPerPeer) {
     return Result.succeed(draft.done(false))
   }
-  draft.setPeer({ ...peer, addresses: [...peer.addresses, PeerRecord.addressInfo(address)] })
+  const known = draft.peer(id) !== undefined
+  if (source !== undefined && source !== id) {
+    if (known && PeerRecord.reached(peer)) return Result.succeed(draft.done(false))
+    if (!known) {
+      const o = state.options
+      if (o.maxPeersPerSource > 0 && (state.gossipBySource.get(source) ?? 0) >= o.maxPeersPerSource) return Result.succeed(draft.done(false))
+      const group = addressGroup(address)
+      if (o.maxPeersPerGroup > 0 && group !== undefined && (state.gossipByGroup.get(group) ?? 0) >= o.maxPeersPerGroup) return Result.succeed(draft.done(false))
+    }
+  }
+  const learnedFrom = !known && source !== undefined && source !== id ? { source } : {}
+  draft.setPeer({ ...peer, ...learnedFrom, addresses: [...peer.addresses, PeerRecord.addressInfo(address)] })
   prune(draft)
   const kept = draft.peer(id) !== undefined
   if (kept) draft.wakeDial()

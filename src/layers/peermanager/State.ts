@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import type * as Ban from "../../domain/Ban.ts"
+import * as Ip from "../../domain/Ip.ts"
 import type * as NodeAddress from "../../domain/NodeAddress.ts"
 import type * as NodeId from "../../domain/NodeId.ts"
 import * as PeerRecord from "../../domain/PeerRecord.ts"
@@ -41,7 +42,21 @@ export interface State {
   readonly strikes: ReadonlyMap<string, Strike>
   /** The remote IP of connected peers, when the router told it (for network bans). */
   readonly connectedIps: ReadonlyMap<NodeId.NodeId, string>
+  /** Stored peers learned over PEX and not yet reached, per source peer. */
+  readonly gossipBySource: ReadonlyMap<NodeId.NodeId, number>
+  /** The same per address group (IPv4 /16, IPv6 /32; a DNS name is its own group). */
+  readonly gossipByGroup: ReadonlyMap<string, number>
 }
+
+/** The address group of an address for PEX limits: IPv4 /16, IPv6 /32, a DNS name as itself, none for memory addresses. */
+export const addressGroup = (a: NodeAddress.NodeAddress): string | undefined => {
+  if (a.hostname === "") return undefined
+  return Ip.isValid(a.hostname) ? Ip.group(a.hostname, 16, 32) : `dns:${a.hostname}`
+}
+
+/** What a record counts for in the gossip limits: its source and group, while it is gossip-learned and unreached. */
+const gossipOf = (p: PeerRecord.PeerRecord): { readonly source: NodeId.NodeId; readonly group: string | undefined } | undefined =>
+  p.source === undefined || p.persistent || PeerRecord.reached(p) ? undefined : { source: p.source, group: p.addresses[0] === undefined ? undefined : addressGroup(p.addresses[0].address) }
 
 /** Misbehaviour counted since `first`. */
 export interface Strike {
@@ -71,7 +86,9 @@ export const empty = (self: NodeId.NodeId, options: Options): State => ({
   retryAt: new Map(),
   bans: new Map(),
   strikes: new Map(),
-  connectedIps: new Map()
+  connectedIps: new Map(),
+  gossipBySource: new Map(),
+  gossipByGroup: new Map()
 })
 
 const rankCache = new WeakMap<ReadonlyMap<NodeId.NodeId, PeerRecord.PeerRecord>, ReadonlyArray<PeerRecord.PeerRecord>>()
@@ -162,6 +179,8 @@ export class Draft {
   private retry: Map<string, number> | undefined
   private banMap: Map<string, Ban.Ban> | undefined
   private ipMap: Map<NodeId.NodeId, string> | undefined
+  private bySource: Map<NodeId.NodeId, number> | undefined
+  private byGroup: Map<string, number> | undefined
   private strikeMap: Map<string, Strike> | undefined
   private readonly bansWritten = new Map<string, Ban.Ban>()
   private readonly bansRemoved = new Set<string>()
@@ -192,7 +211,9 @@ export class Draft {
       retryAt: this.retry ?? this.base.retryAt,
       bans: this.banMap ?? this.base.bans,
       strikes: this.strikeMap ?? this.base.strikes,
-      connectedIps: this.ipMap ?? this.base.connectedIps
+      connectedIps: this.ipMap ?? this.base.connectedIps,
+      gossipBySource: this.bySource ?? this.base.gossipBySource,
+      gossipByGroup: this.byGroup ?? this.base.gossipByGroup
     }
   }
 
@@ -200,8 +221,31 @@ export class Draft {
     return (this.peers ?? this.base.peers).get(id)
   }
 
+  /** Moves the gossip counts from the record `before` to `after` (either may be absent). */
+  private countGossip(before: PeerRecord.PeerRecord | undefined, after: PeerRecord.PeerRecord | undefined): void {
+    const from = before === undefined ? undefined : gossipOf(before)
+    const to = after === undefined ? undefined : gossipOf(after)
+    if (from?.source === to?.source && from?.group === to?.group) return
+    const bump = <K>(m: Map<K, number>, k: K, by: number) => {
+      const n = (m.get(k) ?? 0) + by
+      if (n <= 0) m.delete(k)
+      else m.set(k, n)
+    }
+    this.bySource ??= new Map(this.base.gossipBySource)
+    this.byGroup ??= new Map(this.base.gossipByGroup)
+    if (from !== undefined) {
+      bump(this.bySource, from.source, -1)
+      if (from.group !== undefined) bump(this.byGroup, from.group, -1)
+    }
+    if (to !== undefined) {
+      bump(this.bySource, to.source, 1)
+      if (to.group !== undefined) bump(this.byGroup, to.group, 1)
+    }
+  }
+
   /** Stores a record in memory and, unless `ephemeral`, queues it for the disk. */
   setPeer(p: PeerRecord.PeerRecord, ephemeral = false): void {
+    this.countGossip(this.peer(p.id), p)
     this.peers ??= new Map(this.base.peers)
     this.peers.set(p.id, p)
     // The working map is mutated in place: drop any ranking cached for it mid-transition.
@@ -219,6 +263,7 @@ export class Draft {
   deletePeer(id: NodeId.NodeId): void {
     const p = this.peer(id)
     if (p === undefined) return
+    this.countGossip(p, undefined)
     this.peers ??= new Map(this.base.peers)
     this.peers.delete(id)
     rankCache.delete(this.peers)

@@ -3,7 +3,8 @@
 /* eslint-disable */
 
 // Peer-store records (SPEC.md §3.7). Fields 1-4 keep the original's numbering;
-// fields 5-6 are ours: the persistent flag and the mutable score survive a restart.
+// fields 5-7 are ours: the persistent flag and the mutable score survive a restart, and `source`
+// names the peer whose PEX answer taught us this one (empty when configured or met directly).
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
@@ -15,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tendermint/p2p/peerstore.proto.
  */
 export const file_tendermint_p2p_peerstore: GenFile = /*@__PURE__*/
-  fileDesc("Ch50ZW5kZXJtaW50L3AycC9wZWVyc3RvcmUucHJvdG8SDnRlbmRlcm1pbnQucDJwIqcBCg9QZWVyQWRkcmVzc0luZm8SDwoHYWRkcmVzcxgBIAEoCRI1ChFsYXN0X2RpYWxfc3VjY2VzcxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRbGFzdF9kaWFsX2ZhaWx1cmUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWRpYWxfZmFpbHVyZXMYBCABKA0ivgEKCFBlZXJJbmZvEgoKAmlkGAEgASgJEjUKDGFkZHJlc3NfaW5mbxgCIAMoCzIfLnRlbmRlcm1pbnQucDJwLlBlZXJBZGRyZXNzSW5mbxIyCg5sYXN0X2Nvbm5lY3RlZBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIaW5hY3RpdmUYBCABKAgSEgoKcGVyc2lzdGVudBgFIAEoCBIVCg1tdXRhYmxlX3Njb3JlGAYgASgSInwKA0JhbhIPCgdzdWJqZWN0GAEgASgJEikKBXNpbmNlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcmVhc29uGAQgASgJYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("Ch50ZW5kZXJtaW50L3AycC9wZWVyc3RvcmUucHJvdG8SDnRlbmRlcm1pbnQucDJwIqcBCg9QZWVyQWRkcmVzc0luZm8SDwoHYWRkcmVzcxgBIAEoCRI1ChFsYXN0X2RpYWxfc3VjY2VzcxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRbGFzdF9kaWFsX2ZhaWx1cmUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWRpYWxfZmFpbHVyZXMYBCABKA0izgEKCFBlZXJJbmZvEgoKAmlkGAEgASgJEjUKDGFkZHJlc3NfaW5mbxgCIAMoCzIfLnRlbmRlcm1pbnQucDJwLlBlZXJBZGRyZXNzSW5mbxIyCg5sYXN0X2Nvbm5lY3RlZBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIaW5hY3RpdmUYBCABKAgSEgoKcGVyc2lzdGVudBgFIAEoCBIVCg1tdXRhYmxlX3Njb3JlGAYgASgSEg4KBnNvdXJjZRgHIAEoCSJ8CgNCYW4SDwoHc3ViamVjdBgBIAEoCRIpCgVzaW5jZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnJlYXNvbhgEIAEoCWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message tendermint.p2p.PeerAddressInfo
@@ -82,6 +83,11 @@ export type PeerInfo = Message<"tendermint.p2p.PeerInfo"> & {
    * @generated from field: sint64 mutable_score = 6;
    */
   mutableScore: bigint;
+
+  /**
+   * @generated from field: string source = 7;
+   */
+  source: string;
 };
 
 /**
