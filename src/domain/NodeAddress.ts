@@ -228,6 +228,8 @@ const parseAuthority = (authority: string): Result.Result<readonly [user: string
 const parseUrl = (raw: string): Result.Result<Url, string> => {
   const hash = raw.indexOf("#")
   const beforeHash = hash < 0 ? raw : raw.slice(0, hash)
+  // Go checks the whole URL, fragment included.
+  if (/[\x00-\x1f\x7f]/.test(raw)) return Result.fail("net/url: invalid control character in URL")
   const url = parseWithoutFragment(beforeHash)
   if (hash < 0 || Result.isFailure(url)) return url
   const fragment = unescape(raw.slice(hash + 1), "fragment")
@@ -343,11 +345,19 @@ export const unsafeParse = (s: string): NodeAddress => Result.getOrThrow(parseRe
 // Go's net.JoinHostPort: brackets around hosts containing a colon (IPv6).
 const joinHostPort = (host: string, port: number): string => (host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`)
 
+const queryAndFragment = (path: string): string => {
+  const hash = path.startsWith("#") ? 0 : path.indexOf("#")
+  const query = hash < 0 ? path : path.slice(0, hash)
+  return query + (hash < 0 ? "" : "#" + escape(path.slice(hash + 1), "fragment"))
+}
+
 /**
  * Renders an address as Go's `NodeAddress.String()` does (SPEC §2.3): a URL with the node ID as
  * userinfo, `protocol:<id>` when there is no hostname and no other path, and no leading `//`. The
  * path is escaped (`?` as `%3F`, `#` as `%23`, non-ASCII as uppercase `%XX`), so rendering then
- * parsing gives the same address for any valid networked address.
+ * parsing gives the same address for any valid networked address. Two fixes over Go make that hold
+ * for every address {@link parseResult} returns too: an IPv6 hostname without a port keeps its
+ * brackets, and a path that is only a query or fragment (`host?a=1`) is written back as one.
  *
  * @example
  * ```ts
@@ -360,14 +370,16 @@ export const format = (a: NodeAddress): string => {
   let opaque = ""
   let path: string
   if (a.hostname !== "") {
-    host = a.port > 0 ? joinHostPort(a.hostname, a.port) : a.hostname
+    // Unlike Go, a hostname with a colon (IPv6) keeps its brackets without a port too, or the
+    // last group would read back as the port.
+    host = a.port > 0 ? joinHostPort(a.hostname, a.port) : a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname
     path = a.path
   } else if (a.protocol !== "" && (a.path === "" || a.path === a.nodeId)) {
     user = undefined
     opaque = a.nodeId
     path = ""
   } else {
-    path = a.path !== "" && !a.path.startsWith("/") ? "/" + a.path : a.path
+    path = a.path !== "" && !"/?#".includes(a.path.charAt(0)) ? "/" + a.path : a.path
   }
   // Go's url.URL.String() for a URL with no query and no fragment.
   let out = a.protocol === "" ? "" : a.protocol + ":"
@@ -379,8 +391,11 @@ export const format = (a: NodeAddress): string => {
       if (user !== undefined) out += escape(user, "userPassword") + "@"
       if (host !== "") out += escape(host, "host")
     }
-    const escaped = path === "*" ? "*" : escape(path, "path")
-    if (escaped !== "" && !escaped.startsWith("/") && host !== "") out += "/"
+    // A path that {@link parseResult} made from a bare query or fragment is written back as one
+    // (the query raw, as it was read; the fragment escaped), so it reads back unchanged.
+    const bare = (host !== "" || user !== undefined) && (path.startsWith("?") || path.startsWith("#"))
+    const escaped = path === "*" ? "*" : bare ? queryAndFragment(path) : escape(path, "path")
+    if (escaped !== "" && !escaped.startsWith("/") && host !== "" && !bare) out += "/"
     if (out === "" && (escaped.split("/")[0] ?? "").includes(":")) out += "./"
     out += escaped
   }

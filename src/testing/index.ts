@@ -6,5 +6,6 @@
  * @since 0.1.0
  */
 export * as Assertions from "./Assertions.ts"
+export * as RawPeer from "./RawPeer.ts"
 export * as TestNetwork from "./TestNetwork.ts"
 export * as Within from "./Within.ts"

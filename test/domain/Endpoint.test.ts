@@ -43,7 +43,7 @@ describe("Endpoint.format", () => {
       [make({ protocol: "file", path: "👋" }), "file:///%F0%9F%91%8B"],
       [make({ protocol: "tcp", ip: "1.2.3.4" }), "tcp://1.2.3.4"],
       [make({ protocol: "tcp", ip: "1.2.3.4", port: 8080, path: "/path" }), "tcp://1.2.3.4:8080/path"],
-      [make({ protocol: "tcp", ip: "b10c::1" }), "tcp://b10c::1"],
+      [make({ protocol: "tcp", ip: "b10c::1" }), "tcp://[b10c::1]"], // the original drops the brackets; we keep them (it reads back)
       [make({ protocol: "tcp", ip: "b10c::1", port: 8080 }), "tcp://[b10c::1]:8080"],
       [make({}), ""],
       [make({ protocol: "tcp" }), "tcp:"],

@@ -144,9 +144,17 @@ describe("NodeAddress.format", () => {
     for (const [address, expected] of cases) assert.strictEqual(NodeAddress.format(address), expected)
   })
 
-  it("brackets IPv6 hosts only when there is a port", () => {
+  it("brackets IPv6 hosts with or without a port (Go drops them without one, and the last group reads back as a port)", () => {
     assert.strictEqual(NodeAddress.format(make({ protocol: "tcp", nodeId: id, hostname: "b10c::1", port: 80 })), `tcp://${id}@[b10c::1]:80`)
-    assert.strictEqual(NodeAddress.format(make({ protocol: "tcp", nodeId: id, hostname: "b10c::1" })), `tcp://${id}@b10c::1`)
+    assert.strictEqual(NodeAddress.format(make({ protocol: "tcp", nodeId: id, hostname: "b10c::1" })), `tcp://${id}@[b10c::1]`)
+  })
+
+  it("reads back every address it parsed: bare queries and fragments, portless IPv6 (found by the fuzzer)", () => {
+    for (const s of [`mconn://${id}@[2001:db8::1]:`, `mconn://${id}@host?a=%41&b`, `mconn://${id}@host#frag%41%23x`, `mconn://${id}@host?q#f%25`, `${id}@127.#x:1`, `${id}@?x:1`]) {
+      const a = parsed(s)
+      assertAddress(parsed(NodeAddress.format(a)), a)
+    }
+    assert.strictEqual(failure(`mconn://${id}@host#a\u0015b`).reason, "malformed")
   })
 
   it("escapes userinfo and host characters the way Go does", () => {

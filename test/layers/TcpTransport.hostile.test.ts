@@ -20,209 +20,21 @@ import { AuthSigMessageSchema } from "../../src/proto/tendermint/p2p/conn_pb.ts"
 import { MessageSchema } from "../../src/proto/tendermint/p2p/pex_pb.ts"
 import * as NodeIdentity from "../../src/services/NodeIdentity.ts"
 import { Transport, type Connection, type HandshakeError, type HandshakeOptions } from "../../src/services/Transport.ts"
+import { concat, delimited, RawPeer } from "../../src/testing/RawPeer.ts"
 import { key, nodeInfo } from "../../src/testing/TransportSuite.ts"
 import { within } from "../../src/testing/Within.ts"
-import { FrameOpener, FrameSealer, nodeCryptoAead, SEALED_FRAME_SIZE, TOTAL_FRAME_SIZE } from "../../src/wire/FrameCipher.ts"
-import { decodePacket, encodePacketMsg, encodePing, encodePong, type Packet } from "../../src/wire/PacketCodec.ts"
+import { SEALED_FRAME_SIZE } from "../../src/wire/FrameCipher.ts"
+import { encodePacketMsg, encodePing, encodePong } from "../../src/wire/PacketCodec.ts"
 import * as Crypto from "../../src/wire/SecretConnectionCrypto.ts"
-import { SecretReader, SecretWriter } from "../../src/wire/SecretStream.ts"
-import { encodeUvarint, UvarintDecoder } from "../../src/wire/Uvarint.ts"
+import { encodeUvarint } from "../../src/wire/Uvarint.ts"
 
 // ---------------------------------------------------------------------------------------------
-// The raw peer
+// The raw peer (effect-p2p/testing's RawPeer)
 
-const concat = (...parts: ReadonlyArray<Uint8Array>): Uint8Array => new Uint8Array(Buffer.concat(parts))
-const delimited = (body: Uint8Array): Uint8Array => concat(encodeUvarint(body.length), body)
 const hex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s.replace(/\s+/g, ""), "hex"))
 
 /** The uvarint 2^31 (2 GiB): `80 80 80 80 08`. */
 const TWO_GIB = hex("8080808008")
-
-interface Secure {
-  readonly writer: SecretWriter
-  readonly reader: SecretReader
-  readonly sealer: FrameSealer
-  readonly sendKey: Uint8Array
-  readonly plain: Array<Uint8Array>
-}
-
-/** A socket speaking the protocol by hand. Reads are exact (no over-read) and fail once the socket ends. */
-class RawPeer {
-  readonly socket: Net.Socket
-  /** Resolves when the socket has closed (our side hung up, or it was destroyed). */
-  readonly closed: Promise<void>
-  #chunks: Array<Buffer> = []
-  #buffered = 0
-  #ended = false
-  #waiters: Array<() => void> = []
-  #secure: Secure | undefined
-
-  constructor(socket: Net.Socket) {
-    this.socket = socket
-    socket.setNoDelay(true)
-    socket.on("error", () => {})
-    socket.on("data", (c: Buffer) => {
-      this.#chunks.push(c)
-      this.#buffered += c.length
-      this.#notify()
-    })
-    socket.on("end", () => {
-      this.#ended = true
-      this.#notify()
-    })
-    this.closed = new Promise((resolve) =>
-      socket.once("close", () => {
-        this.#ended = true
-        this.#notify()
-        resolve()
-      }))
-  }
-
-  static connect(port: number): Promise<RawPeer> {
-    return new Promise((resolve, reject) => {
-      const s = Net.connect({ host: "127.0.0.1", port })
-      s.once("error", reject)
-      s.once("connect", () => {
-        s.off("error", reject)
-        resolve(new RawPeer(s))
-      })
-    })
-  }
-
-  #notify() {
-    const ws = this.#waiters
-    this.#waiters = []
-    for (const w of ws) w()
-  }
-
-  get isClosed(): boolean {
-    return this.#ended
-  }
-
-  /** When set, every write is cut into pieces of 1..`fragment` bytes, each its own TCP segment. */
-  fragment = 0
-  #pump: Promise<void> = Promise.resolve()
-
-  write(bytes: Uint8Array): void {
-    if (this.fragment === 0) {
-      if (!this.socket.destroyed) this.socket.write(bytes)
-      return
-    }
-    const copy = new Uint8Array(bytes)
-    const max = this.fragment
-    this.#pump = this.#pump.then(async () => {
-      for (let i = 0; i < copy.length;) {
-        const n = 1 + Math.floor(Math.random() * max)
-        if (this.socket.destroyed) return
-        this.socket.write(copy.subarray(i, i + n))
-        i += n
-        await new Promise((r) => setTimeout(r, 0))
-      }
-    })
-  }
-
-  destroy(): void {
-    this.socket.destroy()
-  }
-
-  /** Exactly `n` bytes off the wire. */
-  async read(n: number): Promise<Uint8Array> {
-    while (this.#buffered < n) {
-      if (this.#ended) throw new Error(`raw peer: socket ended with ${this.#buffered} of ${n} bytes`)
-      await new Promise<void>((r) => this.#waiters.push(r))
-    }
-    const all = Buffer.concat(this.#chunks)
-    this.#chunks = all.length > n ? [all.subarray(n)] : []
-    this.#buffered = all.length - n
-    return new Uint8Array(all.subarray(0, n))
-  }
-
-  get secure(): Secure {
-    if (this.#secure === undefined) throw new Error("raw peer: no SecretConnection yet")
-    return this.#secure
-  }
-
-  /**
-   * The SecretConnection handshake, done right unless told otherwise: `authSig` gives the
-   * plaintext to send in place of our AuthSigMessage (it may be anything, even a bare prefix).
-   * Returns our challenge and, when `verify` is set, the peer's checked AuthSig.
-   */
-  async secretHandshake(
-    key: NodeKey.NodeKey,
-    options: { readonly authSig?: (challenge: Uint8Array) => Uint8Array; readonly verify?: boolean } = {}
-  ): Promise<{ readonly challenge: Uint8Array; readonly theirs?: Crypto.AuthSig }> {
-    const eph = Crypto.generateEphemeralKeyPair()
-    this.write(Crypto.encodeEphemeralKey(eph.publicKey))
-    const remoteEph = Crypto.decodeEphemeralKey(await this.read(Crypto.EPHEMERAL_KEY_MESSAGE_LENGTH))
-    const { lo, hi, locIsLeast } = Crypto.sort32(eph.publicKey, remoteEph)
-    const dh = Crypto.computeSharedSecret(eph.secretKey, remoteEph)
-    const secrets = Crypto.deriveSecrets(dh, locIsLeast)
-    const challenge = Crypto.challenge(lo, hi, dh)
-    const sealer = new FrameSealer(secrets.sendKey)
-    this.#secure = {
-      writer: new SecretWriter(sealer),
-      reader: new SecretReader(new FrameOpener(secrets.recvKey)),
-      sealer,
-      sendKey: secrets.sendKey,
-      plain: []
-    }
-    const authSig = options.authSig?.(challenge) ?? Crypto.encodeAuthSigMessage(key.publicKey, NodeKey.sign(key, challenge))
-    this.sendPlain(authSig)
-    if (options.verify === false) return { challenge }
-    const theirs = Crypto.decodeAuthSigMessage(await this.readDelimited())
-    Crypto.verifyAuthSig(theirs, challenge)
-    return { challenge, theirs }
-  }
-
-  /** Sends our NodeInfo (or raw bytes in its place) and reads the peer's. */
-  async exchangeNodeInfo(ours: NodeInfo.NodeInfo | Uint8Array, read = true): Promise<NodeInfo.NodeInfo | undefined> {
-    this.sendPlain(ours instanceof Uint8Array ? ours : delimited(NodeInfo.encode(ours)))
-    if (!read) return undefined
-    const decoded = NodeInfo.decode(await this.readDelimited())
-    if (decoded._tag === "Failure") throw new Error(`raw peer: bad NodeInfo from our side: ${decoded.failure.message}`)
-    return decoded.success
-  }
-
-  /** Seals and sends plaintext (any bytes: the stream has no boundaries). */
-  sendPlain(bytes: Uint8Array): void {
-    this.write(this.secure.writer.seal(bytes))
-  }
-
-  /** Seals one frame whose length field says `claimed` (valid AEAD, bad framing). */
-  sendFrameClaiming(claimed: number): void {
-    const { sealer, sendKey } = this.secure
-    const pt = new Uint8Array(TOTAL_FRAME_SIZE)
-    new DataView(pt.buffer).setUint32(0, claimed, true)
-    const out = new Uint8Array(SEALED_FRAME_SIZE)
-    nodeCryptoAead(sendKey).sealInto(pt, sealer.nonce.bytes, out, 0)
-    sealer.nonce.increment()
-    this.write(out)
-  }
-
-  /** Exactly `n` plaintext bytes, opening frames as needed. */
-  async readPlain(n: number): Promise<Uint8Array> {
-    const { reader, plain } = this.secure
-    const available = () => plain.reduce((s, c) => s + c.length, 0)
-    while (available() < n) reader.pushTo(await this.read(SEALED_FRAME_SIZE), plain)
-    const all = Buffer.concat(plain)
-    plain.length = 0
-    if (all.length > n) plain.push(new Uint8Array(all.subarray(n)))
-    return new Uint8Array(all.subarray(0, n))
-  }
-
-  /** One uvarint-length-delimited plaintext message. */
-  async readDelimited(max = 1 << 20): Promise<Uint8Array> {
-    const decoder = new UvarintDecoder(max)
-    while (!decoder.decode(await this.readPlain(1), 0, 1)) {
-      // more prefix bytes
-    }
-    return this.readPlain(decoder.value)
-  }
-
-  async readPacket(): Promise<Packet> {
-    return decodePacket(await this.readDelimited())
-  }
-}
 
 /** A raw server on a free port; `accepted` is its first connection. */
 const rawServer = Effect.acquireRelease(
@@ -739,7 +551,7 @@ describe("TcpTransport against hostile peers", () => {
       "message_too_large",
       { channels: [smallChannel, otherChannel] }
     )
-    packetCase("a packet on an unknown channel", (p) => p.sendPlain(encodePacketMsg(0x77, true, Uint8Array.of(1))), "unknown_channel")
+    packetCase("a packet on an unknown channel", (p) => p.sendPacketMsg(0x77, true, Uint8Array.of(1)), "unknown_channel")
     packetCase(
       "a packet on a negative channel id (int32 -1)",
       // Packet{msg{channel_id: -1 (10-byte varint), eof: true, data: 01}}
@@ -817,7 +629,7 @@ describe("TcpTransport against hostile peers", () => {
         const { peer, conn } = yield* established(t)
         peer.sendPlain(concat(encodePong(), encodePong(), encodePong()))
         for (let i = 0; i < 3; i++) {
-          peer.sendPlain(encodePing())
+          peer.sendPing()
           const packet = yield* raw(`pong ${i + 1}`, () => peer.readPacket(), 1000)
           assert.strictEqual(packet._tag, "Pong")
         }
