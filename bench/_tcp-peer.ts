@@ -10,7 +10,7 @@
 import * as Net from "node:net"
 import { Context, Effect, Layer, Scope } from "effect"
 import * as TcpTransport from "../src/layers/TcpTransport.ts"
-import * as NodeIdentity from "../src/services/NodeIdentity.ts"
+import * as NodeIdentity from "../src/layers/NodeIdentity.ts"
 import { Transport } from "../src/services/Transport.ts"
 import { FrameOpener, FrameSealer } from "../src/wire/FrameCipher.ts"
 import { SecretReader, SecretWriter } from "../src/wire/SecretStream.ts"

@@ -129,7 +129,7 @@ export const parsePeerList = (key: string, value: unknown): Result.Result<Readon
   for (const part of value.split(",").map((s) => s.trim()).filter((s) => s !== "")) {
     const a = NodeAddress.parseResult(part)
     if (Result.isFailure(a)) return fail(key, a.failure.message)
-    if (a.success.protocol !== "memory") {
+    if (a.success.protocol !== NodeAddress.MEMORY_PROTOCOL) {
       // A peer's address in config.toml is CometBFT's id@host:port: with a port, and no path (a
       // path is a typo, such as "10.0.0/1:26656", that would otherwise be silently dropped).
       if (a.success.hostname === "") return fail(key, `peer ${JSON.stringify(part)} has no host: use id@host:port`)

@@ -19,10 +19,10 @@ import * as NodeAddress from "../domain/NodeAddress.ts"
 import * as NodeId from "../domain/NodeId.ts"
 import * as NodeInfo from "../domain/NodeInfo.ts"
 import * as NodeKey from "../domain/NodeKey.ts"
-import * as PexLayer from "../layers/Pex.ts"
+import * as PexWire from "../domain/PexWire.ts"
 import * as TcpTransport from "../layers/TcpTransport.ts"
 import { MessageSchema, type NetAddress } from "../proto/tendermint/p2p/pex_pb.ts"
-import * as AddressResolver from "../services/AddressResolver.ts"
+import * as AddressResolver from "../layers/AddressResolver.ts"
 import { NodeIdentity } from "../services/NodeIdentity.ts"
 import * as Pex from "../services/Pex.ts"
 import type { Connection, IncompatiblePeer, Transport } from "../services/Transport.ts"
@@ -236,7 +236,7 @@ const VERSION = "effect-p2p-crawl/0.1.0"
 /** Not dialable: nobody adds the crawler to its address book. */
 const LISTEN_ADDR = "tcp://0.0.0.0:0"
 
-const pexRequestBytes = toBinary(MessageSchema, PexLayer.requestMessage())
+const pexRequestBytes = toBinary(MessageSchema, PexWire.requestMessage())
 
 /** Reads messages until the `pex_addrs` answer; other messages (a peer's own request) are ignored. */
 const awaitAddrs = (conn: Connection): Effect.Effect<ReadonlyArray<NetAddress>, unknown> =>
@@ -383,7 +383,7 @@ export const runCrawl = (input: CrawlOptions): Effect.Effect<CrawlResult, Config
         if (input.onPeer !== undefined) yield* input.onPeer(visited.peer)
         const next: Array<NodeAddress.NodeAddress> = []
         for (const entry of visited.addrs) {
-          const parsed = PexLayer.fromNetAddress(entry, false)
+          const parsed = PexWire.fromNetAddress(entry, false)
           if (parsed._tag !== "Address" || parsed.address.nodeId === key.nodeId) continue
           if (!enqueue(parsed.address)) continue
           next.push(parsed.address)

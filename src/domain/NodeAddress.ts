@@ -13,6 +13,9 @@ import * as NodeId from "./NodeId.ts"
 /** The protocol given to addresses written without a scheme. */
 export const DEFAULT_PROTOCOL = "mconn"
 
+/** The in-process transport's protocol: `memory:<id>` addresses, which have no host or port. */
+export const MEMORY_PROTOCOL = "memory"
+
 /** A TCP/UDP port: an integer in 0..65535, where 0 means "no port". */
 export const Port = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 }))
 

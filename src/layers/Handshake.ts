@@ -1,14 +1,12 @@
 /**
  * The handshake every transport shares: run the transport's key-and-NodeInfo exchange under a
- * timeout, then apply the checks in the original's order (WIRE §1, SPEC §4.7): the NodeInfo is
- * valid, its node ID is the authenticated key's, it is the ID we dialed, it is not ourselves, and it
- * is compatible with ours.
+ * timeout, then apply the pure checks of `domain/HandshakeCheck.ts`, turning a refusal into the
+ * Transport error of the same name.
  *
  * @since 0.1.0
  */
 import { Duration, Effect, Result } from "effect"
-import * as NodeId from "../domain/NodeId.ts"
-import * as NodeInfo from "../domain/NodeInfo.ts"
+import * as HandshakeCheck from "../domain/HandshakeCheck.ts"
 import {
   DEFAULT_HANDSHAKE_TIMEOUT,
   HandshakeTimeout,
@@ -22,39 +20,35 @@ import {
   type Peer
 } from "../services/Transport.ts"
 
-/** Checks an exchanged (authenticated) peer against our expectations; pure. */
-export const check = (remote: string, options: HandshakeOptions, peer: Peer): Result.Result<Peer, HandshakeError> => {
-  const info = peer.nodeInfo
-  const valid = NodeInfo.validate(info)
-  if (Result.isFailure(valid)) {
-    return Result.fail(new InvalidPeerNodeInfo({ remote, nodeId: info.nodeId, reason: valid.failure.reason, message: `handshake with ${remote}: ${valid.failure.message}` }))
+/** The Transport error for a refusal of the shared checks. */
+const toError = (refusal: HandshakeCheck.Refusal): HandshakeError => {
+  switch (refusal._tag) {
+    case "InvalidPeerNodeInfo": {
+      const { _tag, ...fields } = refusal
+      return new InvalidPeerNodeInfo(fields)
+    }
+    case "PeerKeyMismatch": {
+      const { _tag, ...fields } = refusal
+      return new PeerKeyMismatch(fields)
+    }
+    case "UnexpectedPeer": {
+      const { _tag, ...fields } = refusal
+      return new UnexpectedPeer(fields)
+    }
+    case "SelfConnection": {
+      const { _tag, ...fields } = refusal
+      return new SelfConnection(fields)
+    }
+    case "IncompatiblePeer": {
+      const { _tag, ...fields } = refusal
+      return new IncompatiblePeer(fields)
+    }
   }
-  const keyId = NodeId.fromPublicKey(peer.publicKey)
-  if (info.nodeId !== keyId) {
-    return Result.fail(new PeerKeyMismatch({
-      remote,
-      claimed: info.nodeId,
-      authenticated: keyId,
-      message: `handshake with ${remote}: peer claims node ID ${info.nodeId} but its key is ${keyId}`
-    }))
-  }
-  if (options.expectedId !== undefined && options.expectedId !== info.nodeId) {
-    return Result.fail(new UnexpectedPeer({
-      remote,
-      expected: options.expectedId,
-      got: info.nodeId,
-      message: `dialed ${options.expectedId} at ${remote} but reached ${info.nodeId}`
-    }))
-  }
-  if (info.nodeId === options.nodeKey.nodeId) {
-    return Result.fail(new SelfConnection({ remote, nodeId: info.nodeId, message: `${remote} is this node itself (${info.nodeId})` }))
-  }
-  const compatible = NodeInfo.compatibleWith(options.nodeInfo, info)
-  if (Result.isFailure(compatible)) {
-    return Result.fail(new IncompatiblePeer({ remote, nodeId: info.nodeId, reason: compatible.failure.reason, peerNetwork: info.network, message: `handshake with ${remote}: ${compatible.failure.message}` }))
-  }
-  return Result.succeed(peer)
 }
+
+/** Checks an exchanged (authenticated) peer against our expectations (`HandshakeCheck.check`). */
+export const check = (remote: string, options: HandshakeOptions, peer: Peer): Result.Result<Peer, HandshakeError> =>
+  Result.mapError(HandshakeCheck.check(remote, { nodeInfo: options.nodeInfo, nodeId: options.nodeKey.nodeId, expectedId: options.expectedId }, peer), toError)
 
 /**
  * Runs `exchange` (the transport's authenticated swap of NodeInfo and keys) within the handshake

@@ -11,6 +11,7 @@ import * as Endpoint from "../domain/Endpoint.ts"
 import { FlowMonitor } from "../domain/FlowMonitor.ts"
 import * as NodeInfo from "../domain/NodeInfo.ts"
 import * as NodeKey from "../domain/NodeKey.ts"
+import type { Pair } from "../services/MemoryNetwork.ts"
 import * as Handshake from "./Handshake.ts"
 import {
   ConnectionClosed,
@@ -42,13 +43,7 @@ const signedBytes = (challenge: Uint8Array) => {
   return out
 }
 
-/** Both ends of a new connection and the effect that closes them both. */
-export interface Pair {
-  readonly dialer: Connection
-  readonly acceptor: Connection
-  readonly close: Effect.Effect<void>
-  readonly isClosed: () => boolean
-}
+export type { Pair } from "../services/MemoryNetwork.ts"
 
 /** Creates a connection pair between two endpoints, each direction buffering `bufferSize` messages. */
 export const makePair = (dialerEndpoint: Endpoint.Endpoint, acceptorEndpoint: Endpoint.Endpoint, bufferSize: number): Effect.Effect<Pair> =>

@@ -6,6 +6,7 @@
  */
 import { Deferred, Effect, Layer, Queue, Result, Scope } from "effect"
 import * as Endpoint from "../domain/Endpoint.ts"
+import * as NodeAddress from "../domain/NodeAddress.ts"
 import * as NodeId from "../domain/NodeId.ts"
 import { NodeIdentity } from "../services/NodeIdentity.ts"
 import { DialError, Transport, TransportClosed, type Connection } from "../services/Transport.ts"
@@ -13,7 +14,7 @@ import * as MemoryConnection from "./MemoryConnection.ts"
 import { MemoryNetwork, type DuplicateNode, type Member } from "./MemoryNetwork.ts"
 
 /** The protocol name of memory endpoints. */
-export const PROTOCOL = "memory"
+export const PROTOCOL = NodeAddress.MEMORY_PROTOCOL
 
 /** The endpoint of a node on the memory network. */
 export const endpoint = (nodeId: NodeId.NodeId): Endpoint.Endpoint => Endpoint.make({ protocol: PROTOCOL, path: nodeId })

@@ -17,8 +17,8 @@ import type * as ChannelDescriptor from "../domain/ChannelDescriptor.ts"
 import * as NodeAddress from "../domain/NodeAddress.ts"
 import type * as NodeId from "../domain/NodeId.ts"
 import type * as NodeKey from "../domain/NodeKey.ts"
-import * as AddressResolver from "../services/AddressResolver.ts"
-import * as NodeIdentity from "../services/NodeIdentity.ts"
+import * as AddressResolver from "./AddressResolver.ts"
+import * as NodeIdentity from "./NodeIdentity.ts"
 import { PeerManager, type OptionsInput as PeerManagerOptions } from "../services/PeerManager.ts"
 import * as PexService from "../services/Pex.ts"
 import type { Options as RouterOptions } from "../services/Router.ts"
@@ -162,7 +162,8 @@ const assemble = <E1, E2, E3>(
   config: Config,
   identity: Layer.Layer<NodeIdentity.NodeIdentity, E1>,
   base: Layer.Layer<AddressResolver.AddressResolver | PeerStore, E2>,
-  transport: Layer.Layer<Transport, E3, NodeIdentity.NodeIdentity>
+  transport: Layer.Layer<Transport, E3, NodeIdentity.NodeIdentity>,
+  memory: boolean
 ) => {
   // Built bottom-up: the key, then the listening transport, then the peer store. A node that
   // cannot listen (port in use) fails before it opens, or creates, its peer store.
@@ -174,7 +175,7 @@ const assemble = <E1, E2, E3>(
   )
   const pex = config.pex === false
     ? Layer.empty
-    : PexLayer.layer({ seedMode: config.seedMode ?? false })
+    : PexLayer.layer({ seedMode: config.seedMode ?? false, memoryAddresses: memory })
   return addPeers(config).pipe(Layer.provideMerge(pex.pipe(Layer.provideMerge(core))))
 }
 
@@ -188,7 +189,7 @@ export const layer = (config: Config) => {
     port: config.listen?.port ?? 26656,
     ...(config.mconnection === undefined ? {} : { mconnection: config.mconnection })
   })
-  return assemble(config, identity, base, transport)
+  return assemble(config, identity, base, transport, false)
 }
 
 /**
@@ -200,5 +201,5 @@ export const layerMemory = (network: MemoryNetworkService, config: Config) => {
   const store = config.home === undefined ? PeerStoreMemory.layerMemory : PeerStoreSqlite.layerSqlite(join(config.home, "data", "peerstore.db"), config.peerStore)
   const base = Layer.mergeAll(store, AddressResolver.layerStatic({}))
   const transport = MemoryTransport.layer.pipe(Layer.provide(Layer.succeed(MemoryNetwork, network)))
-  return assemble(config, identity, base, transport)
+  return assemble(config, identity, base, transport, true)
 }

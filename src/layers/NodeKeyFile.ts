@@ -5,15 +5,11 @@
  */
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises"
 import { dirname } from "node:path"
-import { Effect, Layer, Schema } from "effect"
+import { Effect, Layer } from "effect"
 import * as NodeKey from "../domain/NodeKey.ts"
-import { NodeIdentity } from "../services/NodeIdentity.ts"
+import { NodeIdentity, NodeKeyFileError } from "../services/NodeIdentity.ts"
 
-/** The key file could not be read or written. */
-export class NodeKeyFileError extends Schema.TaggedError<NodeKeyFileError>()("NodeKeyFileError", {
-  path: Schema.String,
-  message: Schema.String
-}) {}
+export { NodeKeyFileError } from "../services/NodeIdentity.ts"
 
 const isMissing = (e: unknown) => typeof e === "object" && e !== null && "code" in e && e.code === "ENOENT"
 

@@ -1,5 +1,5 @@
 /**
- * The PeerManager service: a thin effectful shell around the pure transitions in `peermanager/`.
+ * The PeerManager service: a thin effectful shell around the pure transitions in `domain/peermanager/`.
  * It serialises transitions, writes changed peers through the `PeerStore` before committing them,
  * publishes updates to per-subscriber bounded queues, and wakes `dialNext`/`evictNext` on state
  * changes and at the next retry or cooldown deadline (through `Clock`, so `TestClock` drives it).
@@ -12,9 +12,11 @@ import type * as NodeAddress from "../domain/NodeAddress.ts"
 import type * as NodeId from "../domain/NodeId.ts"
 import * as PeerRecord from "../domain/PeerRecord.ts"
 import type * as PeerUpdate from "../domain/PeerUpdate.ts"
-import * as Metrics from "../services/Metrics.ts"
+import * as Metrics from "./Metrics.ts"
 import { NodeIdentity } from "../services/NodeIdentity.ts"
 import {
+  ConnectionRejected,
+  InvalidPeerAddress,
   InvalidSelfId,
   PeerManager,
   SubscriberLagged,
@@ -25,13 +27,15 @@ import {
   type PeerStatus
 } from "../services/PeerManager.ts"
 import { PeerStore, type PeerStoreError } from "../services/PeerStore.ts"
-import * as Advertise from "./peermanager/Advertise.ts"
-import * as Bans from "./peermanager/Bans.ts"
-import * as Connections from "./peermanager/Connections.ts"
-import * as Dialing from "./peermanager/Dialing.ts"
-import * as Peers from "./peermanager/Peers.ts"
-import * as State from "./peermanager/State.ts"
+import * as Advertise from "../domain/peermanager/Advertise.ts"
+import * as Bans from "../domain/peermanager/Bans.ts"
+import * as Connections from "../domain/peermanager/Connections.ts"
+import * as Dialing from "../domain/peermanager/Dialing.ts"
+import * as Peers from "../domain/peermanager/Peers.ts"
+import * as State from "../domain/peermanager/State.ts"
 import * as Signal from "./Signal.ts"
+
+export * from "../services/PeerManager.ts"
 
 
 /** `before`, less the dialing marks and upgrade reservations that `after` dropped. */
@@ -232,7 +236,7 @@ export const make = (
       add: (address, options) =>
         lock.withPermit(Effect.gen(function* () {
           const outcome = Peers.add(state, address, yield* Clock.currentTimeMillis, options?.source)
-          if (Result.isFailure(outcome)) return yield* outcome.failure
+          if (Result.isFailure(outcome)) return yield* new InvalidPeerAddress(outcome.failure)
           return yield* commit(outcome.success)
         })),
       dialNext,
@@ -245,9 +249,9 @@ export const make = (
         ),
       dialed: (address, ip) =>
         Effect.flatMap(transition((s, now) => Dialing.dialed(s, address, now, ip)), (rejected) =>
-          rejected === undefined ? Metric.update(Metrics.peersConnectedSuccess, 1) : Effect.fail(rejected)),
+          rejected === undefined ? Metric.update(Metrics.peersConnectedSuccess, 1) : Effect.fail(new ConnectionRejected(rejected))),
       accepted: (nodeId, ip) =>
-        Effect.flatMap(transition((s, now) => Connections.accepted(s, nodeId, now, ip)), (rejected) => (rejected === undefined ? Effect.void : Effect.fail(rejected))),
+        Effect.flatMap(transition((s, now) => Connections.accepted(s, nodeId, now, ip)), (rejected) => (rejected === undefined ? Effect.void : Effect.fail(new ConnectionRejected(rejected)))),
       ready: (nodeId, channels) => transitionPure((s) => Connections.ready(s, nodeId, channels)),
       disconnected: (nodeId) =>
         Effect.flatMap(Random.next, (jitter) => transitionPure((s, now) => Connections.disconnected(s, nodeId, now, jitter))),

@@ -25,7 +25,7 @@ import * as Ban from "../domain/Ban.ts"
 import type * as NodeId from "../domain/NodeId.ts"
 import * as PeerRecord from "../domain/PeerRecord.ts"
 import { PeerStore, PeerStoreError } from "../services/PeerStore.ts"
-import { decodeBans, decodeRows } from "./PeerStoreMemory.ts"
+import { decodeBans, decodeRows } from "./PeerStoreRows.ts"
 
 /**
  * The layout this code writes, stored as `meta.schema_version`: 1 had `peers`; 2 adds `bans`. A

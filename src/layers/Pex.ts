@@ -38,12 +38,11 @@ import {
   type Stats
 } from "../services/Pex.ts"
 import { Router, type ChannelAlreadyOpen, type TooManyChannels } from "../services/Router.ts"
-import { Transport } from "../services/Transport.ts"
-import * as MemoryTransport from "./MemoryTransport.ts"
 import * as Signal from "./Signal.ts"
 
-export * from "./pex/Wire.ts"
-import { addrsMessage, fromListenAddr, fromNetAddress, nextRequestInterval, requestMessage, storeRatio, toNetAddresses } from "./pex/Wire.ts"
+import { addrsMessage, fromListenAddr, fromNetAddress, nextRequestInterval, requestMessage, storeRatio, toNetAddresses } from "../domain/PexWire.ts"
+
+export * from "../services/Pex.ts"
 
 // ---------------------------------------------------------------------------------------------
 // The reactor
@@ -83,8 +82,7 @@ export const make = (input: OptionsInput = {}) =>
     const router = yield* Router
     const peerManager = yield* PeerManager
     const resolver = yield* AddressResolver
-    const transport = yield* Transport
-    const memory = transport.protocols.includes(MemoryTransport.PROTOCOL)
+    const memory = options.memoryAddresses
     const channel = yield* router.openChannel(descriptor)
     const fibers = yield* FiberSet.make()
     const wake = yield* Signal.make
@@ -234,7 +232,7 @@ export const make = (input: OptionsInput = {}) =>
     // -------------------------------------------------------------------------------------------
 
     const entriesFor = (address: NodeAddress.NodeAddress) => {
-      if (address.protocol === MemoryTransport.PROTOCOL && address.hostname === "") return Effect.succeed(toNetAddresses(address, []))
+      if (address.protocol === NodeAddress.MEMORY_PROTOCOL && address.hostname === "") return Effect.succeed(toNetAddresses(address, []))
       return resolver.resolve(address).pipe(
         Effect.timeoutOption(options.resolveTimeout),
         Effect.map((found) => (Option.isSome(found) ? toNetAddresses(address, found.value) : [])),
@@ -349,8 +347,8 @@ export const make = (input: OptionsInput = {}) =>
 
 /**
  * The PEX reactor as a layer: opens channel `0x00` on the router and runs until the layer's scope
- * closes. Needs the router, the PeerManager, an AddressResolver (to turn advertised addresses into
- * IPs) and the Transport (whether it speaks `memory`). Fails with `InvalidPexOptions` for bad
+ * closes. Needs the router, the PeerManager and an AddressResolver (to turn advertised addresses
+ * into IPs). Fails with `InvalidPexOptions` for bad
  * options, `ChannelAlreadyOpen` when something else holds channel `0x00`.
  *
  * @example
@@ -363,5 +361,5 @@ export const layer = (
 ): Layer.Layer<
   Pex,
   InvalidPexOptions | ChannelAlreadyOpen | TooManyChannels | ChannelDescriptor.InvalidChannelDescriptor,
-  Router | PeerManager | AddressResolver | Transport
+  Router | PeerManager | AddressResolver
 > => Layer.effect(Pex, make(options))

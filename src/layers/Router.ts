@@ -17,7 +17,7 @@ import * as NodeAddress from "../domain/NodeAddress.ts"
 import type * as NodeId from "../domain/NodeId.ts"
 import * as NodeInfo from "../domain/NodeInfo.ts"
 import { AddressResolver } from "../services/AddressResolver.ts"
-import * as Metrics from "../services/Metrics.ts"
+import * as Metrics from "./Metrics.ts"
 import { NodeIdentity } from "../services/NodeIdentity.ts"
 import { PeerManager } from "../services/PeerManager.ts"
 import {
@@ -30,12 +30,14 @@ import {
 } from "../services/Router.ts"
 import { DialError, HandshakeTimeout, Transport, type Connection, type HandshakeError, type Peer } from "../services/Transport.ts"
 import * as Handshake from "./Handshake.ts"
-import * as Codec from "./router/Codec.ts"
-import * as ConnTracker from "./router/ConnTracker.ts"
-import * as PendingHandshakes from "./router/PendingHandshakes.ts"
-import * as MessageType from "./router/MessageType.ts"
+import * as Codec from "../wire/MessageCodec.ts"
+import * as ConnTracker from "../domain/router/ConnTracker.ts"
+import * as PendingHandshakes from "../domain/router/PendingHandshakes.ts"
+import * as MessageType from "../domain/router/MessageType.ts"
 import { resolveOptions } from "./router/Options.ts"
 import * as PeerQueue from "./router/PeerQueue.ts"
+
+export * from "../services/Router.ts"
 
 export { resolveOptions } from "./router/Options.ts"
 

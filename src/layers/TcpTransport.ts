@@ -13,7 +13,7 @@ import * as Endpoint from "../domain/Endpoint.ts"
 import { FlowMonitor } from "../domain/FlowMonitor.ts"
 import * as Ip from "../domain/Ip.ts"
 import * as ListenFailure from "../domain/ListenFailure.ts"
-import * as Metrics from "../services/Metrics.ts"
+import * as Metrics from "./Metrics.ts"
 import { NodeIdentity } from "../services/NodeIdentity.ts"
 import {
   ConnectionClosed,

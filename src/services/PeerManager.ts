@@ -11,6 +11,7 @@ import * as NodeAddress from "../domain/NodeAddress.ts"
 import * as NodeId from "../domain/NodeId.ts"
 import type * as PeerScore from "../domain/PeerScore.ts"
 import type * as PeerUpdate from "../domain/PeerUpdate.ts"
+import { REJECT_REASONS, type Direction, type Policy } from "../domain/peermanager/Policy.ts"
 import type { PeerStoreError } from "./PeerStore.ts"
 
 // ---------------------------------------------------------------------------------------------
@@ -57,62 +58,8 @@ export const OptionsInput = Schema.Struct({
 /** Options as callers write them (durations as milliseconds or text). */
 export type OptionsInput = typeof OptionsInput.Type
 
-/**
- * Validated options, defaults applied. Zero keeps the original's meaning: `maxPeers`,
- * `maxConnected`, `maxOutgoingConnections` 0 = unlimited; `maxConnectedUpgrade` 0 = no upgrades;
- * `minRetryTime` 0 = non-persistent peers are not retried; `maxRetryTime*` 0 = uncapped.
- * `maxIncomingPeers` and `maxOutgoingPeers` have CometBFT's meaning instead (0 = none; `undefined`
- * = no limit of their own), and neither counts persistent or unconditional peers.
- */
-export interface Options {
-  readonly persistentPeers: ReadonlySet<NodeId.NodeId>
-  /** Peers outside every connection limit (CometBFT's `unconditional_peer_ids`). */
-  readonly unconditionalPeers: ReadonlySet<NodeId.NodeId>
-  readonly privatePeers: ReadonlySet<NodeId.NodeId>
-  readonly peerScores: ReadonlyMap<NodeId.NodeId, PeerScore.PeerScore>
-  readonly selfAddress: NodeAddress.NodeAddress | undefined
-  readonly maxPeers: number
-  readonly maxConnected: number
-  readonly maxOutgoingConnections: number
-  /** Inbound peers at most, not counting persistent and unconditional ones; 0 = none. */
-  readonly maxIncomingPeers: number | undefined
-  /** Outbound peers (and dials) at most, not counting persistent and unconditional ones; 0 = none. */
-  readonly maxOutgoingPeers: number | undefined
-  readonly maxConnectedUpgrade: number
-  readonly maxAddressesPerPeer: number
-  /** Peers learned from one PEX source (and not yet reached) kept at most; 0 = no limit. */
-  readonly maxPeersPerSource: number
-  /** Peers learned over PEX (and not yet reached) per address group, IPv4 /16 or IPv6 /32, kept at most; 0 = no limit. */
-  readonly maxPeersPerGroup: number
-  readonly minRetryTime: number
-  readonly maxRetryTime: number
-  readonly maxRetryTimePersistent: number
-  readonly retryTimeJitter: number
-  readonly disconnectCooldownPeriod: number
-  /**
-   * Inbound peers admitted at once although the node is full, for `gracePeriod`, so they can ask
-   * for addresses (PEX) before they are let go instead of being turned away knowing no one; they
-   * take no slot. 0 = refuse at once (the original's behaviour).
-   */
-  readonly maxGracePeers: number
-  /** How long a peer admitted on grace stays. */
-  readonly gracePeriod: number
-  /**
-   * An outbound connection that ends sooner than this counts as a failed dial of its address (its
-   * retry backs off), so a peer that keeps letting us go is not redialed in a loop. 0 = off.
-   */
-  readonly minConnectionDuration: number
-  /** Bans kept at most; when full, the one that ends soonest makes room. */
-  readonly maxBans: number
-  /** Misbehaviour reports (`errored`) within `misbehaviourWindow` that get a peer banned; 0 = never. */
-  readonly banAfterMisbehaviours: number
-  /** Failed inbound handshakes from one IP within `misbehaviourWindow` that get the IP banned; 0 = never. */
-  readonly banAfterFailedHandshakes: number
-  readonly misbehaviourWindow: number
-  readonly misbehaviourBanDuration: number
-  readonly failedHandshakeBanDuration: number
-  readonly subscriberBufferSize: number
-}
+/** Validated options, defaults applied: the policy the pure core decides by. */
+export type Options = Policy
 
 /** Production defaults (CometBFT/Tendermint node defaults, SPEC §3.1). */
 export const defaults = {
@@ -276,13 +223,12 @@ export const decodeOptions = (input: unknown): Result.Result<Options, InvalidPee
 // Errors
 // ---------------------------------------------------------------------------------------------
 
-/** Why a connection was refused. */
-export type RejectReason = "self" | "already_connected" | "full" | "inbound_full" | "unknown_peer" | "banned"
+export type { Direction, RejectReason } from "../domain/peermanager/Policy.ts"
 
 /** `dialed` or `accepted` refused the connection; the router closes it. */
 export class ConnectionRejected extends Schema.TaggedError<ConnectionRejected>()("ConnectionRejected", {
   nodeId: Schema.String,
-  reason: Schema.Literals(["self", "already_connected", "full", "inbound_full", "unknown_peer", "banned"]),
+  reason: Schema.Literals(REJECT_REASONS),
   message: Schema.String
 }) {}
 
@@ -306,9 +252,6 @@ export class SubscriberLagged extends Schema.TaggedError<SubscriberLagged>()("Su
 // ---------------------------------------------------------------------------------------------
 // Service
 // ---------------------------------------------------------------------------------------------
-
-/** Connection direction. */
-export type Direction = "incoming" | "outgoing"
 
 /** A snapshot of one peer's state, for status pages and tests. */
 export interface PeerStatus {

@@ -63,7 +63,8 @@ export const OptionsInput = Schema.Struct({
   resolveTimeout: Schema.optionalKey(DurationInput),
   sendTimeout: Schema.optionalKey(DurationInput),
   seedMode: Schema.optionalKey(Schema.Boolean),
-  seedDisconnectDelay: Schema.optionalKey(DurationInput)
+  seedDisconnectDelay: Schema.optionalKey(DurationInput),
+  memoryAddresses: Schema.optionalKey(Schema.Boolean)
 })
 
 /** Options as callers write them (durations as milliseconds or text). */
@@ -83,6 +84,7 @@ export interface Options {
   readonly sendTimeout: number
   readonly seedMode: boolean
   readonly seedDisconnectDelay: number
+  readonly memoryAddresses: boolean
 }
 
 /**
@@ -109,6 +111,9 @@ export interface Options {
  *   send timeout); the answer is dropped after it.
  * - `seedMode` false: answer an inbound peer's first request, then disconnect it (CometBFT seeds).
  * - `seedDisconnectDelay` 2 s: in seed mode, how long to let the answer drain before disconnecting.
+ * - `memoryAddresses` false: the node is on a `MemoryNetwork`, so a `{id, 0.0.0.0, 0}` entry is the
+ *   address `memory:<id>` (and `memory:` addresses are advertised that way) rather than an entry
+ *   to skip. `Node.layerMemory` and `TestNetwork` set it.
  */
 export const defaults = {
   requestIntervalMin: 1_000,
@@ -122,11 +127,11 @@ export const defaults = {
   resolveTimeout: 3_000,
   sendTimeout: 10_000,
   seedMode: false,
-  seedDisconnectDelay: 2_000
+  seedDisconnectDelay: 2_000,
+  memoryAddresses: false
 } as const
 
-/** The share of `maxPeers` at which the store counts as full and requests slow to `fullStoreInterval`. */
-export const FULL_STORE_RATIO = 0.95
+export { FULL_STORE_RATIO } from "../domain/PexWire.ts"
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -213,7 +218,8 @@ export const decodeOptions = (input: unknown): Result.Result<Options, InvalidPex
     resolveTimeout: get("resolveTimeout"),
     sendTimeout: get("sendTimeout"),
     seedMode: o.seedMode ?? defaults.seedMode,
-    seedDisconnectDelay: get("seedDisconnectDelay")
+    seedDisconnectDelay: get("seedDisconnectDelay"),
+    memoryAddresses: o.memoryAddresses ?? defaults.memoryAddresses
   })
 }
 

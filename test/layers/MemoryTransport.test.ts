@@ -3,7 +3,7 @@ import { Context, Effect, Fiber, Layer } from "effect"
 import * as Endpoint from "../../src/domain/Endpoint.ts"
 import * as MemoryNetwork from "../../src/layers/MemoryNetwork.ts"
 import * as MemoryTransport from "../../src/layers/MemoryTransport.ts"
-import * as NodeIdentity from "../../src/services/NodeIdentity.ts"
+import * as NodeIdentity from "../../src/layers/NodeIdentity.ts"
 import { Transport } from "../../src/services/Transport.ts"
 import * as TransportSuite from "../../src/testing/TransportSuite.ts"
 

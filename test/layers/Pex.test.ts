@@ -15,9 +15,10 @@ import * as Envelope from "../../src/domain/Envelope.ts"
 import * as NodeAddress from "../../src/domain/NodeAddress.ts"
 import * as NodeId from "../../src/domain/NodeId.ts"
 import type * as PeerUpdate from "../../src/domain/PeerUpdate.ts"
+import * as PexWire from "../../src/domain/PexWire.ts"
 import * as PexLayer from "../../src/layers/Pex.ts"
 import { MessageSchema, type Message, type NetAddress } from "../../src/proto/tendermint/p2p/pex_pb.ts"
-import * as AddressResolver from "../../src/services/AddressResolver.ts"
+import * as AddressResolver from "../../src/layers/AddressResolver.ts"
 import { PeerManager } from "../../src/services/PeerManager.ts"
 import * as Pex from "../../src/services/Pex.ts"
 import { Router, type Channel } from "../../src/services/Router.ts"
@@ -41,10 +42,9 @@ const withPex = (node: TestNetwork.TestNode, options: Pex.OptionsInput = {}, hos
     const services = Layer.mergeAll(
       Layer.succeed(Router, node.router),
       Layer.succeed(PeerManager, node.peerManager),
-      Layer.succeed(Transport, node.transport),
       AddressResolver.layerStatic(hosts)
     )
-    const context = yield* Layer.buildWithScope(PexLayer.layer(options).pipe(Layer.provide(services)), node.scope)
+    const context = yield* Layer.buildWithScope(PexLayer.layer({ memoryAddresses: true, ...options }).pipe(Layer.provide(services)), node.scope)
     return Context.get(context, Pex.Pex)
   })
 
@@ -70,9 +70,9 @@ const reasons = (pex: Pex.Pex["Service"]) => Effect.map(pex.stats, (s) => s.rece
 /** Node IDs that are not test nodes': 40 hex characters from a number. */
 const fakeId = (n: number) => NodeId.unsafeDecode("f" + n.toString(16).padStart(39, "0"))
 
-const request = () => PexLayer.requestMessage()
-const addrs = (entries: ReadonlyArray<NetAddress>) => PexLayer.addrsMessage(entries)
-const net = (id: string, ip: string, port: number) => PexLayer.netAddress(id, ip, port)
+const request = () => PexWire.requestMessage()
+const addrs = (entries: ReadonlyArray<NetAddress>) => PexWire.addrsMessage(entries)
+const net = (id: string, ip: string, port: number) => PexWire.netAddress(id, ip, port)
 
 /** A real node (with PEX) and a raw node (channel 0x00 only); `raw` dials `real` unless `realDials`. */
 const pair = (options: { readonly pex?: Pex.OptionsInput; readonly realDials?: boolean; readonly network?: Partial<TestNetwork.Options> } = {}) =>
@@ -145,7 +145,7 @@ describe("PEX wire form (WIRE §5)", () => {
     if (req === undefined || res === undefined) return
     assert.strictEqual(toHex(toBinary(MessageSchema, request())), req)
     const endpoint = Endpoint.make({ protocol: "mconn", ip: "127.0.0.1", port: 9090 })
-    const entries = PexLayer.toNetAddresses(NodeAddress.make({ protocol: "mconn", nodeId: "1", hostname: "127.0.0.1", port: 9090 }), [endpoint])
+    const entries = PexWire.toNetAddresses(NodeAddress.make({ protocol: "mconn", nodeId: "1", hostname: "127.0.0.1", port: 9090 }), [endpoint])
     assert.strictEqual(toHex(toBinary(MessageSchema, addrs(entries))), res)
     // The hand layout used by the live test below reproduces the vector.
     assert.strictEqual(addrsHex("1", "127.0.0.1"), res)
@@ -183,19 +183,19 @@ describe("PEX pure pieces", () => {
   const o = { ...Pex.defaults, requestIntervalMin: 200, requestIntervalMax: 3_600_000 }
 
   it("135. the interval: 24.4 s after added 0 of 10 with one peer, 10 min when ≥ 95% full, 1 s with no peer", () => {
-    assert.strictEqual(PexLayer.nextRequestInterval({ added: 0, totalPeers: 10, available: 1, storeRatio: 0 }, o), 24_400)
-    assert.strictEqual(PexLayer.nextRequestInterval({ added: 0, totalPeers: 10, available: 1, storeRatio: 0.95 }, o), 600_000)
-    assert.strictEqual(PexLayer.nextRequestInterval({ added: 0, totalPeers: 10, available: 0, storeRatio: 0.5 }, o), 1_000)
+    assert.strictEqual(PexWire.nextRequestInterval({ added: 0, totalPeers: 10, available: 1, storeRatio: 0 }, o), 24_400)
+    assert.strictEqual(PexWire.nextRequestInterval({ added: 0, totalPeers: 10, available: 1, storeRatio: 0.95 }, o), 600_000)
+    assert.strictEqual(PexWire.nextRequestInterval({ added: 0, totalPeers: 10, available: 0, storeRatio: 0.5 }, o), 1_000)
     // Short while everything is new, capped by requestIntervalMax as discoveries dry up.
-    assert.strictEqual(PexLayer.nextRequestInterval({ added: 10, totalPeers: 10, available: 2, storeRatio: 0 }, o), 300)
-    assert.strictEqual(PexLayer.nextRequestInterval({ added: 0, totalPeers: 1000, available: 1, storeRatio: 0 }, Pex.defaults), Pex.defaults.requestIntervalMax)
-    assert.strictEqual(PexLayer.storeRatio(19, 20), 0.95)
-    assert.strictEqual(PexLayer.storeRatio(500, 0), 0)
+    assert.strictEqual(PexWire.nextRequestInterval({ added: 10, totalPeers: 10, available: 2, storeRatio: 0 }, o), 300)
+    assert.strictEqual(PexWire.nextRequestInterval({ added: 0, totalPeers: 1000, available: 1, storeRatio: 0 }, Pex.defaults), Pex.defaults.requestIntervalMax)
+    assert.strictEqual(PexWire.storeRatio(19, 20), 0.95)
+    assert.strictEqual(PexWire.storeRatio(500, 0), 0)
   })
 
   it("received entries: invalid ID, IP or port is misbehaviour; undialable entries are skipped; memory entries map back", () => {
     const id = fakeId(7)
-    const tag = (e: NetAddress, memory = false) => PexLayer.fromNetAddress(e, memory)._tag
+    const tag = (e: NetAddress, memory = false) => PexWire.fromNetAddress(e, memory)._tag
     assert.strictEqual(tag(net("zz", "1.2.3.4", 1)), "Invalid")
     assert.strictEqual(tag(net(id, "1.2.3", 1)), "Invalid")
     assert.strictEqual(tag(net(id, "", 1)), "Invalid")
@@ -204,16 +204,16 @@ describe("PEX pure pieces", () => {
     assert.strictEqual(tag(net(id, "0.0.0.0", 26656), true), "Skip")
     assert.strictEqual(tag(net(id, "1.2.3.4", 0)), "Skip")
     assert.strictEqual(tag(net(id, "224.0.0.1", 26656)), "Skip")
-    const mem = PexLayer.fromNetAddress(net(id, "0.0.0.0", 0), true)
+    const mem = PexWire.fromNetAddress(net(id, "0.0.0.0", 0), true)
     assert.strictEqual(mem._tag === "Address" ? NodeAddress.format(mem.address) : mem._tag, `memory:${id}`)
-    const v6 = PexLayer.fromNetAddress(net(id.toUpperCase(), "2001:DB8::1", 26656), false)
+    const v6 = PexWire.fromNetAddress(net(id.toUpperCase(), "2001:DB8::1", 26656), false)
     assert.strictEqual(v6._tag === "Address" ? NodeAddress.format(v6.address) : v6._tag, `mconn://${id}@[2001:db8::1]:26656`)
   })
 
   it("listen addresses: scheme stripped, unspecified IPs skipped, memory nodes' 0.0.0.0:0 is memory:<id>", () => {
     const id = fakeId(9)
     const f = (s: string, memory = false) => {
-      const a = PexLayer.fromListenAddr(id, s, memory)
+      const a = PexWire.fromListenAddr(id, s, memory)
       return a === undefined ? undefined : NodeAddress.format(a)
     }
     assert.strictEqual(f("tcp://10.1.2.3:26656"), `mconn://${id}@10.1.2.3:26656`)

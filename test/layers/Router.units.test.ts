@@ -5,7 +5,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Effect, Exit, Fiber, Queue, Stream } from "effect"
 import * as Endpoint from "../../src/domain/Endpoint.ts"
-import * as ConnTracker from "../../src/layers/router/ConnTracker.ts"
+import * as ConnTracker from "../../src/domain/router/ConnTracker.ts"
 import * as PeerQueue from "../../src/layers/router/PeerQueue.ts"
 import { resolveOptions } from "../../src/layers/Router.ts"
 import { defaults, FilterRejected, type Options } from "../../src/services/Router.ts"

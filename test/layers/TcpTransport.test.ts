@@ -1,7 +1,7 @@
 import { Layer } from "effect"
 import * as Endpoint from "../../src/domain/Endpoint.ts"
 import * as TcpTransport from "../../src/layers/TcpTransport.ts"
-import * as NodeIdentity from "../../src/services/NodeIdentity.ts"
+import * as NodeIdentity from "../../src/layers/NodeIdentity.ts"
 import * as TransportSuite from "../../src/testing/TransportSuite.ts"
 
 TransportSuite.run({

@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Metric } from "effect"
-import * as Metrics from "../../src/services/Metrics.ts"
+import * as Metrics from "../../src/layers/Metrics.ts"
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..")
 const readme = readFileSync(join(root, "README.md"), "utf8")

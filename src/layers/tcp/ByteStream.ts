@@ -17,9 +17,16 @@ export interface ByteStream {
   readonly read: Effect.Effect<Uint8Array, ConnectionClosed | ConnectionError>
   /** Writes a buffer, waiting while the kernel buffer is full. */
   readonly write: (chunk: Uint8Array) => Effect.Effect<void, ConnectionClosed | ConnectionError>
+  /**
+   * Writes at once, from the caller (the latency path: no fiber hop). Returns false when the
+   * kernel buffer is full: the bytes are queued, and `onDrained` is called once there is room
+   * again. A closed stream drops the bytes and returns true.
+   */
+  readonly tryWrite: (chunk: Uint8Array, onDrained: () => void) => boolean
+  /** Forgets an `onDrained` callback (on close). */
+  readonly cancelDrained: (onDrained: () => void) => void
   /** Destroys the socket; idempotent. */
   readonly close: Effect.Effect<void>
-  readonly socket: Net.Socket
 }
 
 /** Bytes read from the kernel per pull. */
@@ -47,7 +54,6 @@ export const fromNetSocket = (socket: Net.Socket, remote: string): Effect.Effect
     })
     yield* Effect.addFinalizer(() => close)
     return {
-      socket,
       read: Effect.suspend(() => {
         if (index < pending.length) return Effect.succeed(asBytes(pending[index++]!))
         return Effect.map(Effect.mapError(reader.pull, mapError), (chunks) => {
@@ -57,6 +63,12 @@ export const fromNetSocket = (socket: Net.Socket, remote: string): Effect.Effect
         })
       }),
       write: (chunk) => (socket.destroyed ? Effect.fail(closed(`connection to ${remote} is closed`)) : Effect.mapError(writer.write(chunk), mapError)),
+      tryWrite: (chunk, onDrained) => {
+        if (socket.destroyed || socket.write(chunk)) return true
+        socket.once("drain", onDrained)
+        return false
+      },
+      cancelDrained: (onDrained) => void socket.off("drain", onDrained),
       close
     }
   })

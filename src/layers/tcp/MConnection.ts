@@ -163,7 +163,7 @@ export const make = (options: {
         closedWith = error
         signal("sender")
         signal("enqueuers")
-        stream.socket.off("drain", onDrain)
+        stream.cancelDrained(onDrain)
         return Effect.all([Queue.fail(received, error), stream.close, Deferred.succeed(done, undefined)], { discard: true })
       })
 
@@ -176,7 +176,6 @@ export const make = (options: {
     const sendRate = makeRateLimiter(config.sendRate)
     const buffer = new Uint8Array(WRITE_BUFFER)
     const maxPacket = scheduler.maxPacketWireLength
-    const socket = stream.socket
     let draining = false
     let rateLimited = false
     const onDrain = () => {
@@ -212,10 +211,7 @@ export const make = (options: {
       sendRate.take(offset - WRITE_BUFFER, now)
       const sealed = secret.writer.sealRange(buffer, 0, offset)
       sendMonitor.update(sealed.length, now)
-      if (!socket.destroyed && !socket.write(sealed)) {
-        draining = true
-        socket.once("drain", onDrain)
-      }
+      if (!stream.tryWrite(sealed, onDrain)) draining = true
       signal("enqueuers")
       // More than one buffer's worth pending: the send loop carries on.
       if (hasWork()) signal("sender")

@@ -4,11 +4,11 @@
  *
  * @since 0.1.0
  */
-import type * as NodeId from "../../domain/NodeId.ts"
-import * as PeerRecord from "../../domain/PeerRecord.ts"
-import * as PeerUpdate from "../../domain/PeerUpdate.ts"
-import { ConnectionRejected } from "../../services/PeerManager.ts"
-import * as Ban from "../../domain/Ban.ts"
+import type * as NodeId from "../NodeId.ts"
+import * as PeerRecord from "../PeerRecord.ts"
+import * as PeerUpdate from "../PeerUpdate.ts"
+import type { Rejection } from "./Policy.ts"
+import * as Ban from "../Ban.ts"
 import * as Bans from "./Bans.ts"
 import { findUpgradeCandidate, recordFailure } from "./Dialing.ts"
 import { newPeer } from "./Peers.ts"
@@ -25,16 +25,16 @@ export const isFull = (state: State): boolean => state.options.maxConnected > 0 
  * addresses). Unconditional peers are always admitted; persistent ones are exempt from
  * `maxIncomingPeers` but not from `maxConnected`.
  */
-export const accepted = (state: State, id: NodeId.NodeId, now: number, ip?: string): Outcome<ConnectionRejected | undefined> => {
+export const accepted = (state: State, id: NodeId.NodeId, now: number, ip?: string): Outcome<Rejection | undefined> => {
   const o = state.options
   const draft = new Draft(state)
   // A peer refused for lack of room is admitted on grace instead while grace slots last: it can ask
   // for addresses, and is let go when its grace ends. Not when the node takes no inbound peers at
   // all (maxIncomingPeers 0): that is an operator saying nobody may connect.
-  const graced = (reason: ConnectionRejected["reason"]) =>
+  const graced = (reason: Rejection["reason"]) =>
     (reason === "full" || (reason === "inbound_full" && o.maxIncomingPeers !== 0)) && state.grace.size < o.maxGracePeers
-  const reject = (reason: ConnectionRejected["reason"], message: string) =>
-    graced(reason) ? admit(draft, id, now, now + o.gracePeriod, ip) : draft.done(new ConnectionRejected({ nodeId: id, reason, message }))
+  const reject = (reason: Rejection["reason"], message: string) =>
+    graced(reason) ? admit(draft, id, now, now + o.gracePeriod, ip) : draft.done({ nodeId: id, reason, message })
   if (id === state.self) return reject("self", `rejecting connection from self (${id})`)
   const banned = Bans.nodeBan(state, id, now) ?? (ip === undefined ? undefined : Bans.ipBan(state, ip, now))
   if (banned !== undefined) return reject("banned", `peer ${id} is banned (${Ban.formatSubject(banned.subject)}: ${banned.reason})`)

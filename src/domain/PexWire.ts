@@ -6,10 +6,10 @@
  */
 import { create } from "@bufbuild/protobuf"
 import { Option, Result } from "effect"
-import type * as Endpoint from "../../domain/Endpoint.ts"
-import * as Ip from "../../domain/Ip.ts"
-import * as NodeAddress from "../../domain/NodeAddress.ts"
-import * as NodeId from "../../domain/NodeId.ts"
+import type * as Endpoint from "./Endpoint.ts"
+import * as Ip from "./Ip.ts"
+import * as NodeAddress from "./NodeAddress.ts"
+import * as NodeId from "./NodeId.ts"
 import {
   MessageSchema,
   NetAddressSchema,
@@ -17,12 +17,21 @@ import {
   PexRequestSchema,
   type Message,
   type NetAddress
-} from "../../proto/tendermint/p2p/pex_pb.ts"
-import { FULL_STORE_RATIO, type Options } from "../../services/Pex.ts"
-import * as MemoryTransport from "../MemoryTransport.ts"
+} from "../proto/tendermint/p2p/pex_pb.ts"
 
 /** The protocol of addresses learnt over PEX: CometBFT's TCP transport. */
 export const WIRE_PROTOCOL = NodeAddress.DEFAULT_PROTOCOL
+
+/** The share of `maxPeers` at which the store counts as full and requests slow to `fullStoreInterval`. */
+export const FULL_STORE_RATIO = 0.95
+
+/** The intervals the adaptive request schedule is made of, in milliseconds (PEX options). */
+export interface RequestIntervals {
+  readonly requestIntervalMin: number
+  readonly requestIntervalMax: number
+  readonly fullStoreInterval: number
+  readonly noPeersInterval: number
+}
 
 /** The IP text that stands for "no IP" on the wire: memory addresses travel as `{id, "0.0.0.0", 0}`. */
 export const NO_IP = "0.0.0.0"
@@ -43,7 +52,7 @@ export const netAddress = (id: string, ip: string, port: number): NetAddress => 
  * (not unspecified) and a port. Addresses with neither give nothing.
  */
 export const toNetAddresses = (address: NodeAddress.NodeAddress, endpoints: ReadonlyArray<Endpoint.Endpoint>): ReadonlyArray<NetAddress> => {
-  if (address.protocol === MemoryTransport.PROTOCOL && address.hostname === "") return [netAddress(address.nodeId, NO_IP, 0)]
+  if (address.protocol === NodeAddress.MEMORY_PROTOCOL && address.hostname === "") return [netAddress(address.nodeId, NO_IP, 0)]
   const out: Array<NetAddress> = []
   for (const e of endpoints) {
     const ip = Ip.parse(e.ip)
@@ -73,7 +82,7 @@ export const fromNetAddress = (entry: NetAddress, memory: boolean): ParsedNetAdd
   if (Option.isNone(ip)) return { _tag: "Invalid", reason: `invalid IP address ${JSON.stringify(entry.ip)}` }
   if (!Number.isInteger(entry.port) || entry.port < 0 || entry.port > 65535) return { _tag: "Invalid", reason: `invalid port number ${entry.port}` }
   if (Ip.isUnspecified(ip.value)) {
-    if (entry.port === 0 && memory) return { _tag: "Address", address: NodeAddress.make({ protocol: MemoryTransport.PROTOCOL, nodeId: id.success }) }
+    if (entry.port === 0 && memory) return { _tag: "Address", address: NodeAddress.make({ protocol: NodeAddress.MEMORY_PROTOCOL, nodeId: id.success }) }
     return { _tag: "Skip", reason: `unspecified IP ${entry.ip}` }
   }
   if (entry.port === 0) return { _tag: "Skip", reason: "no port" }
@@ -98,7 +107,7 @@ export const fromListenAddr = (nodeId: NodeId.NodeId, listenAddr: string, memory
   const ip = Ip.parse(host)
   let hostname = host.toLowerCase()
   if (Option.isSome(ip)) {
-    if (Ip.isUnspecified(ip.value)) return port === 0 && memory ? NodeAddress.make({ protocol: MemoryTransport.PROTOCOL, nodeId }) : undefined
+    if (Ip.isUnspecified(ip.value)) return port === 0 && memory ? NodeAddress.make({ protocol: NodeAddress.MEMORY_PROTOCOL, nodeId }) : undefined
     hostname = Ip.format(ip.value)
   }
   if (port === 0) return undefined
@@ -131,7 +140,7 @@ export interface IntervalInput {
  */
 export const nextRequestInterval = (
   input: IntervalInput,
-  options: Pick<Options, "requestIntervalMin" | "requestIntervalMax" | "fullStoreInterval" | "noPeersInterval">
+  options: RequestIntervals
 ): number => {
   if (input.storeRatio >= FULL_STORE_RATIO) return options.fullStoreInterval
   if (input.available <= 0) return options.noPeersInterval

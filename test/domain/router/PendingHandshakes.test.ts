@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Ip from "../../../src/domain/Ip.ts"
-import * as ConnTracker from "../../../src/layers/router/ConnTracker.ts"
-import * as PendingHandshakes from "../../../src/layers/router/PendingHandshakes.ts"
+import * as ConnTracker from "../../../src/domain/router/ConnTracker.ts"
+import * as PendingHandshakes from "../../../src/domain/router/PendingHandshakes.ts"
 
 const entry = (key: string, ip: string, since = 0): PendingHandshakes.Entry<string> => ({ key, ip, group: Ip.group(ip), since })
 

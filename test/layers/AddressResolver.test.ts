@@ -4,7 +4,7 @@ import { TestClock } from "effect/testing"
 import * as Endpoint from "../../src/domain/Endpoint.ts"
 import * as Ip from "../../src/domain/Ip.ts"
 import * as NodeAddress from "../../src/domain/NodeAddress.ts"
-import * as AddressResolver from "../../src/services/AddressResolver.ts"
+import * as AddressResolver from "../../src/layers/AddressResolver.ts"
 
 const id = "00112233445566778899aabbccddeeff00112233"
 const address = NodeAddress.make

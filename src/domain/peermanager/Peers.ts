@@ -5,10 +5,10 @@
  * @since 0.1.0
  */
 import { Result } from "effect"
-import * as NodeAddress from "../../domain/NodeAddress.ts"
-import type * as NodeId from "../../domain/NodeId.ts"
-import * as PeerRecord from "../../domain/PeerRecord.ts"
-import { InvalidPeerAddress } from "../../services/PeerManager.ts"
+import * as NodeAddress from "../NodeAddress.ts"
+import type * as NodeId from "../NodeId.ts"
+import * as PeerRecord from "../PeerRecord.ts"
+import type { AddressRefusal } from "./Policy.ts"
 import * as Bans from "./Bans.ts"
 import { Draft, addressGroup, ranked, type Outcome, type State } from "./State.ts"
 
@@ -47,11 +47,11 @@ export const prune = (draft: Draft): void => {
  * or the address's group (IPv4 /16, IPv6 /32) already has its share of unreached gossip-learned
  * peers (`maxPeersPerSource`, `maxPeersPerGroup`).
  */
-export const add = (state: State, address: NodeAddress.NodeAddress, now = 0, source?: NodeId.NodeId): Result.Result<Outcome<boolean>, InvalidPeerAddress> => {
+export const add = (state: State, address: NodeAddress.NodeAddress, now = 0, source?: NodeId.NodeId): Result.Result<Outcome<boolean>, AddressRefusal> => {
   const valid = NodeAddress.validate(address)
-  if (Result.isFailure(valid)) return Result.fail(new InvalidPeerAddress({ address: NodeAddress.format(address), message: valid.failure.message }))
+  if (Result.isFailure(valid)) return Result.fail({ address: NodeAddress.format(address), message: valid.failure.message })
   const id = address.nodeId as NodeId.NodeId
-  if (id === state.self) return Result.fail(new InvalidPeerAddress({ address: NodeAddress.format(address), message: `cannot add our own address ${NodeAddress.format(address)}` }))
+  if (id === state.self) return Result.fail({ address: NodeAddress.format(address), message: `cannot add our own address ${NodeAddress.format(address)}` })
   const draft = new Draft(state)
   const peer = draft.peer(id) ?? newPeer(state, id)
   if (Bans.nodeBan(state, id, now) !== undefined || Bans.ipBan(state, address.hostname, now) !== undefined) return Result.succeed(draft.done(false))

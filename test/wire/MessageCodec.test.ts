@@ -2,11 +2,11 @@ import { assert, describe, it } from "@effect/vitest"
 import { create, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf"
 import { BoolValueSchema, BytesValueSchema, DoubleValueSchema, Int64ValueSchema, StringValueSchema, TimestampSchema, UInt64ValueSchema } from "@bufbuild/protobuf/wkt"
 import * as fc from "fast-check"
-import { encode } from "../../../src/layers/router/Codec.ts"
-import { PacketSchema } from "../../../src/proto/tendermint/p2p/conn_pb.ts"
-import { PeerInfoSchema } from "../../../src/proto/tendermint/p2p/peerstore_pb.ts"
-import { MessageSchema } from "../../../src/proto/tendermint/p2p/pex_pb.ts"
-import { DefaultNodeInfoSchema } from "../../../src/proto/tendermint/p2p/types_pb.ts"
+import { encode } from "../../src/wire/MessageCodec.ts"
+import { PacketSchema } from "../../src/proto/tendermint/p2p/conn_pb.ts"
+import { PeerInfoSchema } from "../../src/proto/tendermint/p2p/peerstore_pb.ts"
+import { MessageSchema } from "../../src/proto/tendermint/p2p/pex_pb.ts"
+import { DefaultNodeInfoSchema } from "../../src/proto/tendermint/p2p/types_pb.ts"
 
 const same = <Desc extends DescMessage>(desc: Desc, message: MessageShape<Desc>) =>
   assert.deepStrictEqual(encode(desc, message), toBinary(desc, message))

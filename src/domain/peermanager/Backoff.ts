@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import type { Options } from "../../services/PeerManager.ts"
+import type { Policy } from "./Policy.ts"
 
 /** Persistent peers are retried even when `minRetryTime` is 0 (which disables retries of other peers). */
 export const PERSISTENT_MIN_RETRY_MS = 1000
@@ -14,7 +14,7 @@ export const PERSISTENT_MIN_RETRY_MS = 1000
  * Whole milliseconds to wait after the `failures`-th consecutive failure, or `undefined` for never.
  * `minRetryTime × 2^(failures-1) + jitter × retryTimeJitter`, capped. No failures: 0.
  */
-export const retryDelay = (options: Options, failures: number, persistent: boolean, jitter: number): number | undefined => {
+export const retryDelay = (options: Policy, failures: number, persistent: boolean, jitter: number): number | undefined => {
   if (failures <= 0) return 0
   const min = options.minRetryTime > 0 ? options.minRetryTime : persistent ? PERSISTENT_MIN_RETRY_MS : 0
   if (min === 0) return undefined

@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf"
 import { StringValueSchema } from "@bufbuild/protobuf/wkt"
 import { assert, describe, it } from "@effect/vitest"
-import { label } from "../../../src/layers/router/MessageType.ts"
+import { label } from "../../../src/domain/router/MessageType.ts"
 import { MessageSchema, PexRequestSchema } from "../../../src/proto/tendermint/p2p/pex_pb.ts"
 import { DefaultNodeInfoSchema } from "../../../src/proto/tendermint/p2p/types_pb.ts"
 

@@ -5,18 +5,18 @@
  *
  * @since 0.1.0
  */
-import type * as Ban from "../../domain/Ban.ts"
-import * as Ip from "../../domain/Ip.ts"
-import type * as NodeAddress from "../../domain/NodeAddress.ts"
-import type * as NodeId from "../../domain/NodeId.ts"
-import * as PeerRecord from "../../domain/PeerRecord.ts"
-import type * as PeerUpdate from "../../domain/PeerUpdate.ts"
-import type { Direction, Options } from "../../services/PeerManager.ts"
+import type * as Ban from "../Ban.ts"
+import * as Ip from "../Ip.ts"
+import type * as NodeAddress from "../NodeAddress.ts"
+import type * as NodeId from "../NodeId.ts"
+import * as PeerRecord from "../PeerRecord.ts"
+import type * as PeerUpdate from "../PeerUpdate.ts"
+import type { Direction, Policy } from "./Policy.ts"
 
 /** The whole state of a PeerManager. */
 export interface State {
   readonly self: NodeId.NodeId
-  readonly options: Options
+  readonly options: Policy
   readonly peers: ReadonlyMap<NodeId.NodeId, PeerRecord.PeerRecord>
   /** Address -> the peer that listed it last (guards against one address under several IDs). */
   readonly owners: ReadonlyMap<string, NodeId.NodeId>
@@ -71,7 +71,7 @@ export const addressKey = (a: NodeAddress.NodeAddress): string => JSON.stringify
 export const retryKey = (id: NodeId.NodeId, a: NodeAddress.NodeAddress): string => `${id}|${addressKey(a)}`
 
 /** A state with no peers. */
-export const empty = (self: NodeId.NodeId, options: Options): State => ({
+export const empty = (self: NodeId.NodeId, options: Policy): State => ({
   self,
   options,
   peers: new Map(),

@@ -6,9 +6,9 @@
  *
  * @since 0.1.0
  */
-import type * as NodeAddress from "../../domain/NodeAddress.ts"
-import type * as NodeId from "../../domain/NodeId.ts"
-import * as PeerRecord from "../../domain/PeerRecord.ts"
+import type * as NodeAddress from "../NodeAddress.ts"
+import type * as NodeId from "../NodeId.ts"
+import * as PeerRecord from "../PeerRecord.ts"
 import * as Bans from "./Bans.ts"
 import { ranked, type State } from "./State.ts"
 

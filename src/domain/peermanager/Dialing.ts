@@ -4,12 +4,12 @@
  *
  * @since 0.1.0
  */
-import type * as NodeAddress from "../../domain/NodeAddress.ts"
-import type * as NodeId from "../../domain/NodeId.ts"
-import * as Ban from "../../domain/Ban.ts"
-import * as PeerRecord from "../../domain/PeerRecord.ts"
+import type * as NodeAddress from "../NodeAddress.ts"
+import type * as NodeId from "../NodeId.ts"
+import * as Ban from "../Ban.ts"
+import * as PeerRecord from "../PeerRecord.ts"
 import * as Bans from "./Bans.ts"
-import { ConnectionRejected } from "../../services/PeerManager.ts"
+import type { Rejection } from "./Policy.ts"
 import * as Backoff from "./Backoff.ts"
 import { Draft, addressKey, countedConnections, countedDials, directionCount, isDirectionExempt, isUnconditional, ranked, retryKey, scoreOf, type Outcome, type State } from "./State.ts"
 
@@ -130,16 +130,16 @@ export const dialFailed = (state: State, address: NodeAddress.NodeAddress, now: 
   return draft.done(undefined)
 }
 
-const reject = (draft: Draft, id: NodeId.NodeId, reason: ConnectionRejected["reason"], message: string): Outcome<ConnectionRejected> => {
+const reject = (draft: Draft, id: NodeId.NodeId, reason: Rejection["reason"], message: string): Outcome<Rejection> => {
   draft.wakeDial()
-  return draft.done(new ConnectionRejected({ nodeId: id, reason, message }))
+  return draft.done({ nodeId: id, reason, message })
 }
 
 /**
  * Admits an outbound connection to `address`'s peer (reached at `ip`, when the router says), or says
  * why not (the dialing mark is cleared either way).
  */
-export const dialed = (state: State, address: NodeAddress.NodeAddress, now: number, ip?: string): Outcome<ConnectionRejected | undefined> => {
+export const dialed = (state: State, address: NodeAddress.NodeAddress, now: number, ip?: string): Outcome<Rejection | undefined> => {
   const id = address.nodeId as NodeId.NodeId
   const o = state.options
   const draft = new Draft(state)

@@ -8,8 +8,8 @@
  *
  * @since 0.1.0
  */
-import * as Ban from "../../domain/Ban.ts"
-import type * as NodeId from "../../domain/NodeId.ts"
+import * as Ban from "../Ban.ts"
+import type * as NodeId from "../NodeId.ts"
 import { Draft, type Outcome, type State } from "./State.ts"
 
 const prefixCache = new WeakMap<ReadonlyMap<string, Ban.Ban>, ReadonlyArray<readonly [number, boolean]>>()

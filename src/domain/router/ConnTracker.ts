@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import * as Ip from "../../domain/Ip.ts"
+import * as Ip from "../Ip.ts"
 
 interface Entry {
   readonly count: number

@@ -1,2 +1,0 @@
-/** `Node`: a whole node as one layer (`layer` on TCP, `layerMemory` over a MemoryNetwork). */
-export * from "../layers/Node.ts"
