@@ -18,47 +18,12 @@ import { ChannelScheduler } from "../../wire/ChannelScheduler.ts"
 import { encodePingInto, encodePongInto, maxPacketMsgSize } from "../../wire/PacketCodec.ts"
 import { PacketReader } from "../../wire/PacketReader.ts"
 import { Reassembler } from "../../wire/Reassembler.ts"
+import * as TokenBucket from "../../domain/TokenBucket.ts"
 import type { ByteStream } from "./ByteStream.ts"
+import type { Config } from "./MConnectionConfig.ts"
 import type { Secret } from "./SecretConnection.ts"
 
-
-/** MConnection settings (CometBFT names in parentheses). */
-export interface Config {
-  /** Largest PacketMsg payload (`max_packet_msg_payload_size`). Default 1024. */
-  readonly maxPacketMsgPayloadSize: number
-  /** Bytes per second sent at most (`send_rate`). Default 5120000. */
-  readonly sendRate: number
-  /** Bytes per second received at most (`recv_rate`). Default 5120000. */
-  readonly recvRate: number
-  /** Ping period. Default 60 s. */
-  readonly pingInterval: number
-  /** Silence after which the connection is closed ("pong timeout"). Default 45 s; must be below `pingInterval`. */
-  readonly pongTimeout: number
-  /** Complete messages buffered for `receive` before reading from the socket pauses. Default 16. */
-  readonly receiveBuffer: number
-  /** How long `send` waits for room in a full channel queue before the connection is closed. Default 10 s. */
-  readonly sendTimeout: number
-}
-
-/** CometBFT's defaults. */
-export const defaults: Config = {
-  maxPacketMsgPayloadSize: 1024,
-  sendRate: 5_120_000,
-  recvRate: 5_120_000,
-  pingInterval: 60_000,
-  pongTimeout: 45_000,
-  receiveBuffer: 16,
-  sendTimeout: 10_000
-}
-
-/** The first setting that is out of range, as a message naming it, or `undefined`. */
-export const validateConfig = (c: Config): string | undefined => {
-  const positive = ["maxPacketMsgPayloadSize", "sendRate", "recvRate", "pingInterval", "pongTimeout", "receiveBuffer", "sendTimeout"] as const
-  for (const k of positive) if (!(Number.isFinite(c[k]) && c[k] > 0)) return `${k} must be a positive number, got ${c[k]}`
-  if (!Number.isInteger(c.maxPacketMsgPayloadSize) || !Number.isInteger(c.receiveBuffer)) return "maxPacketMsgPayloadSize and receiveBuffer must be integers"
-  if (c.pongTimeout >= c.pingInterval) return `pongTimeout (${c.pongTimeout} ms) must be below pingInterval (${c.pingInterval} ms)`
-  return undefined
-}
+export { defaults, validateConfig, type Config } from "./MConnectionConfig.ts"
 
 /** Size of one socket write. */
 const WRITE_BUFFER = 64 * 1024
@@ -73,36 +38,6 @@ export interface MConnection {
   readonly awaitClosed: Effect.Effect<void>
   /** Traffic so far and the channels' send queues. */
   readonly status: Effect.Effect<ConnectionStatus>
-}
-
-/**
- * A token bucket: `tryTake(n, now)` lets `n` bytes pass if the budget allows (synchronous, for the
- * fast path); `delay(n, now)` says how long to wait until it would. Burst: one second's worth.
- */
-const makeRateLimiter = (rate: number) => {
-  let tokens = rate
-  let last: number | undefined
-  const refill = (now: number) => {
-    if (last !== undefined) tokens = Math.min(rate, tokens + ((now - last) * rate) / 1000)
-    last = now
-  }
-  return {
-    tryTake: (n: number, now: number): boolean => {
-      refill(now)
-      if (tokens < Math.min(n, rate)) return false
-      tokens -= n
-      return true
-    },
-    delay: (n: number, now: number): number => {
-      refill(now)
-      return Math.max(1, Math.ceil(((Math.min(n, rate) - tokens) * 1000) / rate))
-    },
-    take: (n: number, now: number): number => {
-      refill(now)
-      tokens -= n
-      return tokens >= 0 ? 0 : Math.ceil((-tokens * 1000) / rate)
-    }
-  }
 }
 
 /**
@@ -173,7 +108,7 @@ export const make = (options: {
     // Sending. `flush` packs everything pending (pong, ping, packets) into one sealed write, straight
     // from the caller when the socket can take it: no fiber hop on the latency path. The send loop
     // only waits: for the kernel to drain, for the rate limit, or for work.
-    const sendRate = makeRateLimiter(config.sendRate)
+    const sendRate = TokenBucket.make(config.sendRate)
     const buffer = new Uint8Array(WRITE_BUFFER)
     const maxPacket = scheduler.maxPacketWireLength
     let draining = false
@@ -250,7 +185,7 @@ export const make = (options: {
     })
 
     // ---------------------------------------------------------------------------------------------
-    const recvRate = makeRateLimiter(config.recvRate)
+    const recvRate = TokenBucket.make(config.recvRate)
     const plaintexts: Array<Uint8Array> = []
 
     /**
