@@ -13,6 +13,10 @@ import { parse as parseToml, stringify } from "smol-toml"
 import * as NodeAddress from "../domain/NodeAddress.ts"
 import * as NodeId from "../domain/NodeId.ts"
 import { formatGoDuration, parseGoDuration } from "../domain/GoDuration.ts"
+import * as Opt from "../domain/Options.ts"
+import { OpenConnections } from "../layers/NodeHttp.ts"
+import * as MConnectionConfig from "../layers/tcp/MConnectionConfig.ts"
+import { PeerCount } from "../services/PeerManager.ts"
 import * as LogLevel from "./LogLevel.ts"
 
 /** A configuration value is wrong. `key` is the TOML key or flag, e.g. `p2p.laddr` or `--laddr`. */
@@ -152,10 +156,13 @@ const parseIdList = (key: string, value: unknown): Result.Result<ReadonlyArray<N
   return Result.succeed(out)
 }
 
-const int = (key: string, value: unknown, min: number, max: number): Result.Result<number, ConfigError> => {
+/**
+ * A key whose value is a library option: checked with that option's own schema (the same bounds
+ * as `PeerManager.layer`, `TcpTransport.layer`, `NodeHttp.serve`), with its message.
+ */
+const option = <S extends Schema.Decoder<unknown>>(schema: S) => (key: string, value: unknown): Result.Result<S["Type"], ConfigError> => {
   const n = typeof value === "string" && /^\d+$/.test(value.trim()) ? Number(value) : value
-  if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) return fail(key, `must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`)
-  return Result.succeed(n)
+  return Result.mapError(Opt.decodeValue(schema, n), (message) => new ConfigError({ key, message: `${key}: ${message}, got ${JSON.stringify(value)}` }))
 }
 
 const bool = (key: string, value: unknown): Result.Result<boolean, ConfigError> => {
@@ -215,11 +222,11 @@ const keys: Record<string, (key: string, value: unknown) => Result.Result<unknow
   "p2p.persistent_peers": parsePeerList,
   "p2p.private_peer_ids": parseIdList,
   "p2p.unconditional_peer_ids": parseIdList,
-  "p2p.max_num_inbound_peers": (k, v) => int(k, v, 0, 10_000),
-  "p2p.max_num_outbound_peers": (k, v) => int(k, v, 0, 10_000),
-  "p2p.max_packet_msg_payload_size": (k, v) => int(k, v, 1, 1_048_576),
-  "p2p.send_rate": (k, v) => int(k, v, 1, Number.MAX_SAFE_INTEGER),
-  "p2p.recv_rate": (k, v) => int(k, v, 1, Number.MAX_SAFE_INTEGER),
+  "p2p.max_num_inbound_peers": option(PeerCount),
+  "p2p.max_num_outbound_peers": option(PeerCount),
+  "p2p.max_packet_msg_payload_size": option(MConnectionConfig.PayloadSize),
+  "p2p.send_rate": option(MConnectionConfig.Rate),
+  "p2p.recv_rate": option(MConnectionConfig.Rate),
   "p2p.pex": bool,
   "p2p.seed_mode": bool,
   "p2p.handshake_timeout": (k, v) => durationBetween(k, v, MIN_TIMEOUT, MAX_TIMEOUT),
@@ -227,11 +234,11 @@ const keys: Record<string, (key: string, value: unknown) => Result.Result<unknow
   "p2p.persistent_peers_max_dial_period": (k, v) =>
     Result.flatMap(duration(k, v), (ms) => (ms === 0 || ms >= 250 ? Result.succeed(ms) : fail(k, `must be 0s (exponential backoff) or at least 250ms (the first retry delay), got ${JSON.stringify(v)}`))),
   "rpc.laddr": hostPort,
-  "rpc.max_open_connections": (k, v) => int(k, v, 0, 1_000_000),
+  "rpc.max_open_connections": option(OpenConnections),
   "rpc.unsafe": bool,
   "instrumentation.prometheus": bool,
   "instrumentation.prometheus_listen_addr": hostPort,
-  "instrumentation.max_open_connections": (k, v) => int(k, v, 0, 1_000_000),
+  "instrumentation.max_open_connections": option(OpenConnections),
   "instrumentation.namespace": (k, v) => (typeof v === "string" && /^[a-zA-Z_][a-zA-Z0-9_]*$/.test(v) ? Result.succeed(v) : fail(k, `must be a metric-name prefix like "cometbft", got ${JSON.stringify(v)}`))
 }
 

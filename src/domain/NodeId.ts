@@ -62,10 +62,13 @@ export const toBytes = (s: string): Result.Result<Uint8Array, InvalidNodeId> =>
     ? Result.succeed(new Uint8Array(Buffer.from(s, "hex")))
     : invalid(s, "characters", `node ID "${s}" is not valid hex`)
 
+/** Schema of a node ID as written: exactly 40 lowercase hex characters (options and stored data). */
+export const NodeIdExact: Schema.Codec<NodeId, string> = Schema.String.pipe(
+  Schema.check(Schema.makeFilter((s: string) => hex40.test(s) || `${JSON.stringify(s)} is not a node ID (40 lowercase hex characters)`)),
+  Schema.brand("NodeId")
+)
+
 /** Schema of a node ID string: decoding lowercases and validates, so config and JSON get the same rules. */
 export const NodeIdSchema: Schema.Codec<NodeId, string> = Schema.String.pipe(
-  Schema.decodeTo(
-    Schema.String.pipe(Schema.check(Schema.makeFilter((s: string) => hex40.test(s) || "a node ID is 40 lowercase hex characters")), Schema.brand("NodeId")),
-    { decode: SchemaGetter.transform((s: string) => s.toLowerCase()), encode: SchemaGetter.passthrough() }
-  )
+  Schema.decodeTo(NodeIdExact, { decode: SchemaGetter.transform((s: string) => s.toLowerCase()), encode: SchemaGetter.passthrough() })
 )

@@ -74,13 +74,23 @@ const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
 
 /**
  * Decodes `input` with `schema`; unknown fields are refused. The failure names the first
- * offending field (`option`, `"options"` when the input is not a record) and its problem.
+ * offending field (`option`, `"options"` when the input is not a record) and its problem, with
+ * where inside the field when it is a list or record (`"[2]: ..."`).
  */
-export const decode = <S extends Schema.Codec<unknown, unknown, never, never>>(schema: S, input: unknown): Result.Result<S["Type"], Problem> => {
+export const decode = <S extends Schema.Decoder<unknown>>(schema: S, input: unknown): Result.Result<S["Type"], Problem> => {
   const decoded = Schema.decodeUnknownResult(schema)(input, { onExcessProperty: "error" })
   if (Result.isSuccess(decoded)) return Result.succeed(decoded.success)
   const [first] = formatter(decoded.failure.issue).issues
-  const path = first?.path ?? []
-  const option = path.length === 0 ? "options" : path.map((p) => String(typeof p === "object" ? p.key : p)).join(".")
-  return Result.fail({ option, message: first?.message ?? decoded.failure.message })
+  const path = (first?.path ?? []).map((p) => String(typeof p === "object" ? p.key : p))
+  const [option = "options", ...inside] = path
+  const message = first?.message ?? decoded.failure.message
+  return Result.fail({ option, message: inside.length === 0 ? message : `${inside.map((p) => `[${p}]`).join("")}: ${message}` })
+}
+
+/** Decodes one value with a field's schema; the failure is the problem's text. */
+export const decodeValue = <S extends Schema.Decoder<unknown>>(schema: S, value: unknown): Result.Result<S["Type"], string> => {
+  const decoded = Schema.decodeUnknownResult(schema)(value)
+  if (Result.isSuccess(decoded)) return Result.succeed(decoded.success)
+  const [first] = formatter(decoded.failure.issue).issues
+  return Result.fail(first?.message ?? decoded.failure.message)
 }

@@ -27,6 +27,7 @@ import * as Ban from "../domain/Ban.ts"
 import * as CometJson from "../domain/CometJson.ts"
 import { parseGoDuration } from "../domain/GoDuration.ts"
 import * as ListenFailure from "../domain/ListenFailure.ts"
+import * as Opt from "../domain/Options.ts"
 import { PeerManager } from "../services/PeerManager.ts"
 import { Router } from "../services/Router.ts"
 import { Transport } from "../services/Transport.ts"
@@ -59,8 +60,8 @@ export interface ServerOptions extends Options {
   readonly address: string
   /** Connections served at once; more are refused. 0: no limit. Default 64. */
   readonly maxOpenConnections?: number
-  /** A request (headers and body) must arrive within this many ms, or the connection is closed. Default 10000. */
-  readonly requestTimeout?: number
+  /** A request (headers and body) must arrive within this (ms, or text like "10 seconds"), or the connection is closed. Default 10 s. */
+  readonly requestTimeout?: Duration.Input
 }
 
 /** Defaults of {@link Options} and {@link ServerOptions}. */
@@ -316,10 +317,22 @@ export const splitHostPort = (address: string): { readonly host: string; readonl
   return { host: m[1] ?? m[2] ?? "", port: Number(m[3]) }
 }
 
-const positiveInt = (option: string, value: number | undefined, fallback: number) =>
-  value === undefined || (Number.isSafeInteger(value) && value > 0)
-    ? Effect.succeed(value ?? fallback)
-    : Effect.fail(new InvalidHttpOptions({ option, message: `NodeHttp option ${option} must be a positive integer, got ${value}` }))
+/** Connections served at once (`max_open_connections`); 0 = no limit. */
+export const OpenConnections = Opt.Count(1_000_000)
+
+/** The server's limits as a schema (`domain/Options.ts`); defaults from {@link defaults}. */
+const Limits = Schema.Struct({
+  maxBodyBytes: Opt.withDefault(Opt.Between(1, 1 << 30), defaults.maxBodyBytes),
+  maxOpenConnections: Opt.withDefault(OpenConnections, defaults.maxOpenConnections),
+  requestTimeout: Opt.withDefault(Opt.Millis, defaults.requestTimeout)
+}).check(Opt.rule("requestTimeout", (l) => l.requestTimeout > 0, "must be positive"))
+
+const limitsOf = (options: ServerOptions) =>
+  Effect.fromResult(Opt.decode(Limits, {
+    ...(options.maxBodyBytes === undefined ? {} : { maxBodyBytes: options.maxBodyBytes }),
+    ...(options.maxOpenConnections === undefined ? {} : { maxOpenConnections: options.maxOpenConnections }),
+    ...(options.requestTimeout === undefined ? {} : { requestTimeout: options.requestTimeout })
+  })).pipe(Effect.mapError((p) => new InvalidHttpOptions({ option: p.option, message: `NodeHttp option ${p.option}: ${p.message}` })))
 
 /**
  * Serves the endpoints on `options.address` until the scope closes: a `node:http` server with
@@ -329,9 +342,10 @@ export const serve = (options: ServerOptions): Effect.Effect<NodeHttp["Service"]
   Effect.gen(function* () {
     const where = splitHostPort(options.address)
     if (where === undefined) return yield* new InvalidHttpOptions({ option: "address", message: `NodeHttp address ${JSON.stringify(options.address)} is not "host:port"` })
-    const maxBody = yield* positiveInt("maxBodyBytes", options.maxBodyBytes, defaults.maxBodyBytes)
-    const maxConnections = options.maxOpenConnections === 0 ? Number.POSITIVE_INFINITY : yield* positiveInt("maxOpenConnections", options.maxOpenConnections, defaults.maxOpenConnections)
-    const requestTimeout = yield* positiveInt("requestTimeout", options.requestTimeout, defaults.requestTimeout)
+    const limits = yield* limitsOf(options)
+    const maxBody = limits.maxBodyBytes
+    const maxConnections = limits.maxOpenConnections === 0 ? Number.POSITIVE_INFINITY : limits.maxOpenConnections
+    const requestTimeout = limits.requestTimeout
     const context = yield* Effect.context<Services>()
     const run = Effect.runPromiseWith(context)
     const server = Http.createServer({ requestTimeout, headersTimeout: requestTimeout }, (req, res) => {

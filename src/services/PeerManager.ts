@@ -5,10 +5,11 @@
  *
  * @since 0.1.0
  */
-import { Context, Duration, Option, Result, Schema, type Effect, type Scope, type Stream } from "effect"
+import { Context, Duration, Result, Schema, type Effect, type Scope, type Stream } from "effect"
 import type * as Ban from "../domain/Ban.ts"
 import * as NodeAddress from "../domain/NodeAddress.ts"
 import * as NodeId from "../domain/NodeId.ts"
+import * as Opt from "../domain/Options.ts"
 import type * as PeerScore from "../domain/PeerScore.ts"
 import type * as PeerUpdate from "../domain/PeerUpdate.ts"
 import { REJECT_REASONS, type Direction, type Policy } from "../domain/peermanager/Policy.ts"
@@ -17,46 +18,6 @@ import type { PeerStoreError } from "./PeerStore.ts"
 // ---------------------------------------------------------------------------------------------
 // Options
 // ---------------------------------------------------------------------------------------------
-
-const Count = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 }))
-/** A duration: milliseconds, or text such as "250 millis", "5 seconds", "30 minutes". */
-const DurationInput = Schema.Union([Schema.Number.check(Schema.isGreaterThanOrEqualTo(0)), Schema.String])
-
-/** What callers may pass; every field is optional. */
-export const OptionsInput = Schema.Struct({
-  persistentPeers: Schema.optionalKey(Schema.Array(Schema.String)),
-  unconditionalPeers: Schema.optionalKey(Schema.Array(Schema.String)),
-  privatePeers: Schema.optionalKey(Schema.Array(Schema.String)),
-  peerScores: Schema.optionalKey(Schema.Record(Schema.String, Schema.Int)),
-  selfAddress: Schema.optionalKey(Schema.String),
-  maxPeers: Schema.optionalKey(Count),
-  maxConnected: Schema.optionalKey(Count),
-  maxOutgoingConnections: Schema.optionalKey(Count),
-  maxIncomingPeers: Schema.optionalKey(Count),
-  maxOutgoingPeers: Schema.optionalKey(Count),
-  maxConnectedUpgrade: Schema.optionalKey(Count),
-  maxAddressesPerPeer: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 1024 }))),
-  maxPeersPerSource: Schema.optionalKey(Count),
-  maxPeersPerGroup: Schema.optionalKey(Count),
-  minRetryTime: Schema.optionalKey(DurationInput),
-  maxRetryTime: Schema.optionalKey(DurationInput),
-  maxRetryTimePersistent: Schema.optionalKey(DurationInput),
-  retryTimeJitter: Schema.optionalKey(DurationInput),
-  disconnectCooldownPeriod: Schema.optionalKey(DurationInput),
-  maxGracePeers: Schema.optionalKey(Count),
-  gracePeriod: Schema.optionalKey(DurationInput),
-  minConnectionDuration: Schema.optionalKey(DurationInput),
-  maxBans: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 1_000_000 }))),
-  banAfterMisbehaviours: Schema.optionalKey(Count),
-  banAfterFailedHandshakes: Schema.optionalKey(Count),
-  misbehaviourWindow: Schema.optionalKey(DurationInput),
-  misbehaviourBanDuration: Schema.optionalKey(DurationInput),
-  failedHandshakeBanDuration: Schema.optionalKey(DurationInput),
-  subscriberBufferSize: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 1_000_000 })))
-})
-
-/** Options as callers write them (durations as milliseconds or text). */
-export type OptionsInput = typeof OptionsInput.Type
 
 /** Validated options, defaults applied: the policy the pure core decides by. */
 export type Options = Policy
@@ -107,117 +68,124 @@ export const zero: OptionsInput = {
   maxPeersPerGroup: 0
 }
 
+const ms = (d: Duration.Duration) => Duration.toMillis(d)
+
+/** A number of peers (a connection or store limit): 0..65535. */
+export const PeerCount = Opt.Count()
+const Score = Schema.Int.check(Schema.isBetween({ minimum: -32768, maximum: 32767 }))
+
+/**
+ * The options as a schema: every field optional, its default from {@link defaults}; durations as
+ * milliseconds, text ("5 seconds") or a `Duration`. `maxPeers` and `maxOutgoingConnections`
+ * default from `maxConnected` (`4 + 4 × maxConnected`, and `min(12, maxConnected)`).
+ */
+const Fields = Schema.Struct({
+  persistentPeers: Opt.withDefault(Schema.Array(NodeId.NodeIdExact), []),
+  unconditionalPeers: Opt.withDefault(Schema.Array(NodeId.NodeIdExact), []),
+  privatePeers: Opt.withDefault(Schema.Array(NodeId.NodeIdExact), []),
+  peerScores: Opt.withDefault(Schema.Record(Schema.String, Score), {}),
+  selfAddress: Opt.withDefault(Schema.String, ""),
+  maxPeers: Schema.optionalKey(PeerCount),
+  maxConnected: Opt.withDefault(PeerCount, defaults.maxConnected),
+  maxOutgoingConnections: Schema.optionalKey(PeerCount),
+  maxIncomingPeers: Schema.optionalKey(PeerCount),
+  maxOutgoingPeers: Schema.optionalKey(PeerCount),
+  maxConnectedUpgrade: Opt.withDefault(Opt.Count(), defaults.maxConnectedUpgrade),
+  maxAddressesPerPeer: Opt.withDefault(Opt.Between(1, 1024), defaults.maxAddressesPerPeer),
+  maxPeersPerSource: Opt.withDefault(Opt.Count(), defaults.maxPeersPerSource),
+  maxPeersPerGroup: Opt.withDefault(Opt.Count(), defaults.maxPeersPerGroup),
+  minRetryTime: Opt.withDefault(Opt.Millis, ms(defaults.minRetryTime)),
+  maxRetryTime: Opt.withDefault(Opt.Millis, ms(defaults.maxRetryTime)),
+  maxRetryTimePersistent: Opt.withDefault(Opt.Millis, ms(defaults.maxRetryTimePersistent)),
+  retryTimeJitter: Opt.withDefault(Opt.Millis, ms(defaults.retryTimeJitter)),
+  disconnectCooldownPeriod: Opt.withDefault(Opt.Millis, ms(defaults.disconnectCooldownPeriod)),
+  maxGracePeers: Opt.withDefault(Opt.Count(), defaults.maxGracePeers),
+  gracePeriod: Opt.withDefault(Opt.Millis, ms(defaults.gracePeriod)),
+  minConnectionDuration: Opt.withDefault(Opt.Millis, ms(defaults.minConnectionDuration)),
+  maxBans: Opt.withDefault(Opt.Between(1, 1_000_000), defaults.maxBans),
+  banAfterMisbehaviours: Opt.withDefault(Opt.Count(), defaults.banAfterMisbehaviours),
+  banAfterFailedHandshakes: Opt.withDefault(Opt.Count(), defaults.banAfterFailedHandshakes),
+  misbehaviourWindow: Opt.withDefault(Opt.Millis, ms(defaults.misbehaviourWindow)),
+  misbehaviourBanDuration: Opt.withDefault(Opt.Millis, ms(defaults.misbehaviourBanDuration)),
+  failedHandshakeBanDuration: Opt.withDefault(Opt.Millis, ms(defaults.failedHandshakeBanDuration)),
+  subscriberBufferSize: Opt.withDefault(Opt.Between(1, 1_000_000), defaults.subscriberBufferSize)
+})
+
+/** The policy from decoded fields: ID lists as sets, scores as a map (zeros dropped), derived defaults filled in. */
+const toPolicy = (o: typeof Fields.Type): Result.Result<Policy, Opt.Problem> => {
+  let selfAddress: NodeAddress.NodeAddress | undefined
+  if (o.selfAddress !== "") {
+    const a = NodeAddress.parseResult(o.selfAddress)
+    if (Result.isFailure(a)) return Result.fail({ option: "selfAddress", message: a.failure.message })
+    selfAddress = a.success
+  }
+  const peerScores = new Map<NodeId.NodeId, PeerScore.PeerScore>()
+  for (const [s, score] of Object.entries(o.peerScores)) {
+    const id = NodeId.validate(s)
+    if (Result.isFailure(id)) return Result.fail({ option: "peerScores", message: `${JSON.stringify(s)} is not a node ID: ${id.failure.message}` })
+    if (score !== 0) peerScores.set(id.success, score)
+  }
+  const { maxPeers, maxOutgoingConnections, maxIncomingPeers, maxOutgoingPeers, ...rest } = o
+  return Result.succeed({
+    ...rest,
+    persistentPeers: new Set(o.persistentPeers),
+    unconditionalPeers: new Set(o.unconditionalPeers),
+    privatePeers: new Set(o.privatePeers),
+    peerScores,
+    selfAddress,
+    maxPeers: maxPeers ?? (o.maxConnected === 0 ? 0 : Math.min(65535, 4 + 4 * o.maxConnected)),
+    maxOutgoingConnections: maxOutgoingConnections ?? Math.min(defaults.maxOutgoingConnections, o.maxConnected),
+    maxIncomingPeers,
+    maxOutgoingPeers
+  })
+}
+
+/** The rules between options (SPEC §3.1 `Validate`, duplicates counted once), each naming the option to change. */
+const rules: ReadonlyArray<(p: Policy) => Opt.Problem | undefined> = [
+  (p) => p.maxConnected > 0 && p.persistentPeers.size > p.maxConnected
+    ? { option: "persistentPeers", message: `${p.persistentPeers.size} persistent peers do not fit in maxConnected ${p.maxConnected}` }
+    : undefined,
+  (p) => p.maxPeers > 0 && p.maxConnected === 0 ? { option: "maxPeers", message: "needs maxConnected > 0" } : undefined,
+  (p) => p.maxPeers > 0 && p.maxConnected + p.maxConnectedUpgrade > p.maxPeers
+    ? { option: "maxPeers", message: `${p.maxPeers} is less than maxConnected + maxConnectedUpgrade (${p.maxConnected + p.maxConnectedUpgrade})` }
+    : undefined,
+  (p) => p.maxRetryTime > 0 && (p.minRetryTime === 0 || p.minRetryTime > p.maxRetryTime)
+    ? { option: "maxRetryTime", message: `needs 0 < minRetryTime <= maxRetryTime, got min ${p.minRetryTime} ms, max ${p.maxRetryTime} ms` }
+    : undefined,
+  (p) => p.maxRetryTimePersistent > 0 && (p.minRetryTime === 0 || p.minRetryTime > p.maxRetryTimePersistent)
+    ? { option: "maxRetryTimePersistent", message: `needs 0 < minRetryTime <= maxRetryTimePersistent, got min ${p.minRetryTime} ms, max ${p.maxRetryTimePersistent} ms` }
+    : undefined,
+  (p) => p.maxGracePeers > 0 && p.gracePeriod === 0 ? { option: "gracePeriod", message: `must be positive when maxGracePeers is ${p.maxGracePeers}` } : undefined,
+  (p) => p.maxOutgoingConnections > 0 && p.maxConnected > 0 && p.maxOutgoingConnections > p.maxConnected
+    ? { option: "maxOutgoingConnections", message: `${p.maxOutgoingConnections} is more than maxConnected ${p.maxConnected}` }
+    : undefined
+]
+
+/** What callers may pass; every field is optional (see {@link defaults}). */
+export const OptionsInput = Fields
+
+/** Options as callers write them (durations as milliseconds, text or `Duration`s). */
+export type OptionsInput = typeof Fields.Encoded
+
 /** A bad option; `option` names it. */
 export class InvalidPeerManagerOptions extends Schema.TaggedError<InvalidPeerManagerOptions>()("InvalidPeerManagerOptions", {
   option: Schema.String,
   message: Schema.String
 }) {}
 
-const bad = (option: string, message: string) => Result.fail(new InvalidPeerManagerOptions({ option, message: `PeerManager option ${option}: ${message}` }))
-
-/** Decodes and validates options (SPEC §3.1 `Validate`, with duplicates counted once). */
-export const decodeOptions = (input: unknown): Result.Result<Options, InvalidPeerManagerOptions> => {
-  const decoded = Schema.decodeUnknownResult(OptionsInput)(input, { onExcessProperty: "error" })
-  if (Result.isFailure(decoded)) {
-    const text = String(decoded.failure.message ?? decoded.failure)
-    const field = /\["?(\w+)"?\]/.exec(text)?.[1] ?? "options"
-    return bad(field, text.replace(/\s+/g, " "))
-  }
-  const o = decoded.success
-  const ids = (option: string, list: ReadonlyArray<string> | undefined): Result.Result<ReadonlySet<NodeId.NodeId>, InvalidPeerManagerOptions> => {
-    const out = new Set<NodeId.NodeId>()
-    for (const s of list ?? []) {
-      const id = NodeId.validate(s)
-      if (Result.isFailure(id)) return bad(option, `${JSON.stringify(s)} is not a node ID: ${id.failure.message}`)
-      out.add(id.success)
-    }
-    return Result.succeed(out)
-  }
-  const durations: Record<string, number> = {}
-  for (const name of ["minRetryTime", "maxRetryTime", "maxRetryTimePersistent", "retryTimeJitter", "disconnectCooldownPeriod", "gracePeriod", "minConnectionDuration", "misbehaviourWindow", "misbehaviourBanDuration", "failedHandshakeBanDuration"] as const) {
-    const raw = o[name]
-    let duration: Duration.Duration = defaults[name]
-    if (raw !== undefined) {
-      const d = Duration.fromInput(raw as Duration.Input)
-      if (Option.isNone(d)) return bad(name, `${JSON.stringify(raw)} is not a duration (use milliseconds or text like "5 seconds")`)
-      duration = d.value
-    }
-    if (!Duration.isFinite(duration)) return bad(name, "must be finite")
-    durations[name] = Duration.toMillis(duration)
-  }
-  const persistent = ids("persistentPeers", o.persistentPeers)
-  if (Result.isFailure(persistent)) return Result.fail(persistent.failure)
-  const privatePeers = ids("privatePeers", o.privatePeers)
-  if (Result.isFailure(privatePeers)) return Result.fail(privatePeers.failure)
-  const unconditional = ids("unconditionalPeers", o.unconditionalPeers)
-  if (Result.isFailure(unconditional)) return Result.fail(unconditional.failure)
-  const peerScores = new Map<NodeId.NodeId, number>()
-  for (const [s, score] of Object.entries(o.peerScores ?? {})) {
-    const id = NodeId.validate(s)
-    if (Result.isFailure(id)) return bad("peerScores", `${JSON.stringify(s)} is not a node ID: ${id.failure.message}`)
-    if (score < -32768 || score > 32767) return bad("peerScores", `score ${score} of ${s} is outside -32768..32767`)
-    if (score !== 0) peerScores.set(id.success, score)
-  }
-  let selfAddress: NodeAddress.NodeAddress | undefined
-  if (o.selfAddress !== undefined && o.selfAddress !== "") {
-    const a = NodeAddress.parseResult(o.selfAddress)
-    if (Result.isFailure(a)) return bad("selfAddress", a.failure.message)
-    selfAddress = a.success
-  }
-  const maxConnected = o.maxConnected ?? defaults.maxConnected
-  const maxConnectedUpgrade = o.maxConnectedUpgrade ?? defaults.maxConnectedUpgrade
-  const maxPeers = o.maxPeers ?? (maxConnected === 0 ? 0 : Math.min(65535, 4 + 4 * maxConnected))
-  const maxOutgoingConnections = o.maxOutgoingConnections ?? Math.min(defaults.maxOutgoingConnections, maxConnected)
-  const { minRetryTime = 0, maxRetryTime = 0, maxRetryTimePersistent = 0, retryTimeJitter = 0, disconnectCooldownPeriod = 0, gracePeriod = 0, minConnectionDuration = 0 } = durations
-  const { misbehaviourWindow = 0, misbehaviourBanDuration = 0, failedHandshakeBanDuration = 0 } = durations
-  if (maxConnected > 0 && persistent.success.size > maxConnected) {
-    return bad("persistentPeers", `${persistent.success.size} persistent peers do not fit in maxConnected ${maxConnected}`)
-  }
-  if (maxPeers > 0 && maxConnected === 0) return bad("maxPeers", "needs maxConnected > 0")
-  if (maxPeers > 0 && maxConnected + maxConnectedUpgrade > maxPeers) {
-    return bad("maxPeers", `${maxPeers} is less than maxConnected + maxConnectedUpgrade (${maxConnected + maxConnectedUpgrade})`)
-  }
-  if (maxRetryTime > 0 && (minRetryTime === 0 || minRetryTime > maxRetryTime)) return bad("maxRetryTime", `needs 0 < minRetryTime <= maxRetryTime, got min ${minRetryTime} ms, max ${maxRetryTime} ms`)
-  if (maxRetryTimePersistent > 0 && (minRetryTime === 0 || minRetryTime > maxRetryTimePersistent)) {
-    return bad("maxRetryTimePersistent", `needs 0 < minRetryTime <= maxRetryTimePersistent, got min ${minRetryTime} ms, max ${maxRetryTimePersistent} ms`)
-  }
-  const maxGracePeers = o.maxGracePeers ?? defaults.maxGracePeers
-  if (maxGracePeers > 0 && gracePeriod === 0) return bad("gracePeriod", `must be positive when maxGracePeers is ${maxGracePeers}`)
-  if (maxOutgoingConnections > 0 && maxConnected > 0 && maxOutgoingConnections > maxConnected) {
-    return bad("maxOutgoingConnections", `${maxOutgoingConnections} is more than maxConnected ${maxConnected}`)
-  }
-  return Result.succeed({
-    persistentPeers: persistent.success,
-    unconditionalPeers: unconditional.success,
-    privatePeers: privatePeers.success,
-    peerScores,
-    selfAddress,
-    maxPeers,
-    maxConnected,
-    maxOutgoingConnections,
-    maxIncomingPeers: o.maxIncomingPeers,
-    maxOutgoingPeers: o.maxOutgoingPeers,
-    maxConnectedUpgrade,
-    maxAddressesPerPeer: o.maxAddressesPerPeer ?? defaults.maxAddressesPerPeer,
-    maxPeersPerSource: o.maxPeersPerSource ?? defaults.maxPeersPerSource,
-    maxPeersPerGroup: o.maxPeersPerGroup ?? defaults.maxPeersPerGroup,
-    minRetryTime,
-    maxRetryTime,
-    maxRetryTimePersistent,
-    retryTimeJitter,
-    disconnectCooldownPeriod,
-    maxGracePeers,
-    gracePeriod,
-    minConnectionDuration,
-    maxBans: o.maxBans ?? defaults.maxBans,
-    banAfterMisbehaviours: o.banAfterMisbehaviours ?? defaults.banAfterMisbehaviours,
-    banAfterFailedHandshakes: o.banAfterFailedHandshakes ?? defaults.banAfterFailedHandshakes,
-    misbehaviourWindow,
-    misbehaviourBanDuration,
-    failedHandshakeBanDuration,
-    subscriberBufferSize: o.subscriberBufferSize ?? defaults.subscriberBufferSize
-  })
-}
+/** Decodes and validates options: the schema, then the policy and the rules between options. */
+export const decodeOptions = (input: unknown): Result.Result<Options, InvalidPeerManagerOptions> =>
+  Result.mapError(
+    Result.flatMap(Opt.decode(Fields, input), (fields) =>
+      Result.flatMap(toPolicy(fields), (policy) => {
+        for (const rule of rules) {
+          const problem = rule(policy)
+          if (problem !== undefined) return Result.fail(problem)
+        }
+        return Result.succeed(policy)
+      })),
+    (p) => new InvalidPeerManagerOptions({ option: p.option, message: `PeerManager option ${p.option}: ${p.message}` })
+  )
 
 // ---------------------------------------------------------------------------------------------
 // Errors

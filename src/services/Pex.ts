@@ -9,9 +9,10 @@
  *
  * @since 0.1.0
  */
-import { Context, Duration, Option, Result, Schema, type Effect } from "effect"
+import { Context, Result, Schema, type Effect } from "effect"
 import * as ChannelDescriptor from "../domain/ChannelDescriptor.ts"
 import type * as NodeId from "../domain/NodeId.ts"
+import * as Opt from "../domain/Options.ts"
 import { MessageSchema } from "../proto/tendermint/p2p/pex_pb.ts"
 
 // ---------------------------------------------------------------------------------------------
@@ -46,46 +47,6 @@ export const descriptor: ChannelDescriptor.ChannelDescriptor<typeof MessageSchem
 // ---------------------------------------------------------------------------------------------
 // Options
 // ---------------------------------------------------------------------------------------------
-
-/** A duration: milliseconds, or text such as "250 millis", "10 seconds", "10 minutes". */
-const DurationInput = Schema.Union([Schema.Number.check(Schema.isGreaterThanOrEqualTo(0)), Schema.String])
-
-/** What callers may pass to `Pex.layer`; every field is optional (see {@link defaults}). */
-export const OptionsInput = Schema.Struct({
-  requestIntervalMin: Schema.optionalKey(DurationInput),
-  requestIntervalMax: Schema.optionalKey(DurationInput),
-  fullStoreInterval: Schema.optionalKey(DurationInput),
-  noPeersInterval: Schema.optionalKey(DurationInput),
-  peerRequestInterval: Schema.optionalKey(DurationInput),
-  minRequestInterval: Schema.optionalKey(DurationInput),
-  maxAddressesSent: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: MAX_ADDRESSES_ON_WIRE }))),
-  maxAddressesAccepted: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 1_000_000 }))),
-  resolveTimeout: Schema.optionalKey(DurationInput),
-  sendTimeout: Schema.optionalKey(DurationInput),
-  seedMode: Schema.optionalKey(Schema.Boolean),
-  seedDisconnectDelay: Schema.optionalKey(DurationInput),
-  memoryAddresses: Schema.optionalKey(Schema.Boolean)
-})
-
-/** Options as callers write them (durations as milliseconds or text). */
-export type OptionsInput = typeof OptionsInput.Type
-
-/** Validated options, in milliseconds, defaults applied. See {@link defaults} for each field's meaning. */
-export interface Options {
-  readonly requestIntervalMin: number
-  readonly requestIntervalMax: number
-  readonly fullStoreInterval: number
-  readonly noPeersInterval: number
-  readonly peerRequestInterval: number
-  readonly minRequestInterval: number
-  readonly maxAddressesSent: number
-  readonly maxAddressesAccepted: number
-  readonly resolveTimeout: number
-  readonly sendTimeout: number
-  readonly seedMode: boolean
-  readonly seedDisconnectDelay: number
-  readonly memoryAddresses: boolean
-}
 
 /**
  * Defaults, in milliseconds:
@@ -131,6 +92,37 @@ export const defaults = {
   memoryAddresses: false
 } as const
 
+/**
+ * The options as a schema: every field optional with its default above; durations as
+ * milliseconds, text ("10 seconds") or a `Duration`. Rules: `requestIntervalMin` and
+ * `noPeersInterval` above 0, `requestIntervalMax` at least `requestIntervalMin`.
+ */
+export const OptionsInput = Schema.Struct({
+  requestIntervalMin: Opt.withDefault(Opt.Millis, defaults.requestIntervalMin),
+  requestIntervalMax: Opt.withDefault(Opt.Millis, defaults.requestIntervalMax),
+  fullStoreInterval: Opt.withDefault(Opt.Millis, defaults.fullStoreInterval),
+  noPeersInterval: Opt.withDefault(Opt.Millis, defaults.noPeersInterval),
+  peerRequestInterval: Opt.withDefault(Opt.Millis, defaults.peerRequestInterval),
+  minRequestInterval: Opt.withDefault(Opt.Millis, defaults.minRequestInterval),
+  maxAddressesSent: Opt.withDefault(Opt.Count(MAX_ADDRESSES_ON_WIRE), defaults.maxAddressesSent),
+  maxAddressesAccepted: Opt.withDefault(Opt.Count(1_000_000), defaults.maxAddressesAccepted),
+  resolveTimeout: Opt.withDefault(Opt.Millis, defaults.resolveTimeout),
+  sendTimeout: Opt.withDefault(Opt.Millis, defaults.sendTimeout),
+  seedMode: Opt.withDefault(Schema.Boolean, defaults.seedMode),
+  seedDisconnectDelay: Opt.withDefault(Opt.Millis, defaults.seedDisconnectDelay),
+  memoryAddresses: Opt.withDefault(Schema.Boolean, defaults.memoryAddresses)
+}).check(
+  Opt.rule("requestIntervalMin", (o) => o.requestIntervalMin > 0, "must be positive"),
+  Opt.rule("noPeersInterval", (o) => o.noPeersInterval > 0, "must be positive"),
+  Opt.rule("requestIntervalMax", (o) => o.requestIntervalMax >= o.requestIntervalMin || `${o.requestIntervalMax} ms is less than requestIntervalMin ${o.requestIntervalMin} ms`)
+)
+
+/** Options as callers write them (durations as milliseconds, text or `Duration`s); every field is optional. */
+export type OptionsInput = typeof OptionsInput.Encoded
+
+/** Validated options, in milliseconds, defaults applied. See {@link defaults} for each field's meaning. */
+export type Options = typeof OptionsInput.Type
+
 export { FULL_STORE_RATIO } from "../domain/PexWire.ts"
 
 // ---------------------------------------------------------------------------------------------
@@ -161,67 +153,9 @@ export class PexMisbehaviour extends Schema.TaggedError<PexMisbehaviour>()("PexM
   message: Schema.String
 }) {}
 
-const bad = (option: string, message: string) => Result.fail(new InvalidPexOptions({ option, message: `PEX option ${option}: ${message}` }))
-
-const durationFields = [
-  "requestIntervalMin",
-  "requestIntervalMax",
-  "fullStoreInterval",
-  "noPeersInterval",
-  "peerRequestInterval",
-  "minRequestInterval",
-  "resolveTimeout",
-  "sendTimeout",
-  "seedDisconnectDelay"
-] as const
-
-/**
- * Decodes and validates options, applying {@link defaults}. Fails with {@link InvalidPexOptions}
- * naming the field: a wrong type, a negative or unparseable duration, `requestIntervalMin` or
- * `noPeersInterval` of 0, `requestIntervalMax` below `requestIntervalMin`, `maxAddressesSent` above 250.
- */
-export const decodeOptions = (input: unknown): Result.Result<Options, InvalidPexOptions> => {
-  const decoded = Schema.decodeUnknownResult(OptionsInput)(input)
-  if (Result.isFailure(decoded)) {
-    const text = String(decoded.failure.message ?? decoded.failure)
-    const field = /\["?(\w+)"?\]/.exec(text)?.[1] ?? "options"
-    return bad(field, text.replace(/\s+/g, " "))
-  }
-  const o = decoded.success
-  const ms: Record<string, number> = {}
-  for (const name of durationFields) {
-    const raw = o[name]
-    if (raw === undefined) {
-      ms[name] = defaults[name]
-      continue
-    }
-    const d = Duration.fromInput(raw as Duration.Input)
-    if (Option.isNone(d)) return bad(name, `${JSON.stringify(raw)} is not a duration (use milliseconds or text like "10 seconds")`)
-    if (!Duration.isFinite(d.value)) return bad(name, "must be finite")
-    ms[name] = Duration.toMillis(d.value)
-  }
-  const get = (name: typeof durationFields[number]) => ms[name] ?? defaults[name]
-  if (get("requestIntervalMin") <= 0) return bad("requestIntervalMin", "must be positive")
-  if (get("noPeersInterval") <= 0) return bad("noPeersInterval", "must be positive")
-  if (get("requestIntervalMax") < get("requestIntervalMin")) {
-    return bad("requestIntervalMax", `${get("requestIntervalMax")} ms is less than requestIntervalMin ${get("requestIntervalMin")} ms`)
-  }
-  return Result.succeed({
-    requestIntervalMin: get("requestIntervalMin"),
-    requestIntervalMax: get("requestIntervalMax"),
-    fullStoreInterval: get("fullStoreInterval"),
-    noPeersInterval: get("noPeersInterval"),
-    peerRequestInterval: get("peerRequestInterval"),
-    minRequestInterval: get("minRequestInterval"),
-    maxAddressesSent: o.maxAddressesSent ?? defaults.maxAddressesSent,
-    maxAddressesAccepted: o.maxAddressesAccepted ?? defaults.maxAddressesAccepted,
-    resolveTimeout: get("resolveTimeout"),
-    sendTimeout: get("sendTimeout"),
-    seedMode: o.seedMode ?? defaults.seedMode,
-    seedDisconnectDelay: get("seedDisconnectDelay"),
-    memoryAddresses: o.memoryAddresses ?? defaults.memoryAddresses
-  })
-}
+/** Decodes and validates options, applying {@link defaults}. Fails with {@link InvalidPexOptions} naming the field. */
+export const decodeOptions = (input: unknown): Result.Result<Options, InvalidPexOptions> =>
+  Result.mapError(Opt.decode(OptionsInput, input), (p) => new InvalidPexOptions({ option: p.option, message: `PEX option ${p.option}: ${p.message}` }))
 
 // ---------------------------------------------------------------------------------------------
 // Service
