@@ -1,6 +1,6 @@
 /**
  * A channel: an ID (0-255 on the wire), a priority for the send scheduler, queue and size limits, and
- * the protobuf message type carried on it (SPEC §2.5, WIRE §4.4).
+ * the protobuf message type carried on it (docs/ARCHITECTURE.md#channels-and-envelopes, docs/PROTOCOL.md#channel-descriptors).
  *
  * @since 0.1.0
  */

@@ -1,5 +1,5 @@
 /**
- * Endpoints: resolved, transport-level addresses with no node ID (SPEC §2.2). A node address
+ * Endpoints: resolved, transport-level addresses with no node ID (docs/ARCHITECTURE.md#node-addresses-and-endpoints). A node address
  * resolves to one endpoint per IP, or to `{protocol, path: <id>}` when it has no hostname.
  *
  * @since 0.1.0

@@ -1,5 +1,5 @@
 /**
- * A message travelling between a reactor and peers (SPEC §2.6): outbound envelopes name a peer
+ * A message travelling between a reactor and peers (docs/ARCHITECTURE.md#channels-and-envelopes): outbound envelopes name a peer
  * (`to`) or are broadcast; inbound ones carry the sender (`from`).
  *
  * @since 0.1.0

@@ -1,6 +1,6 @@
 /**
  * Small pure IP helpers: text to bytes and back, rendered the way Go's `net.IP.String()` does so
- * addresses print the same as in the original (SPEC §2.2).
+ * addresses print the same as in the original (docs/ARCHITECTURE.md#node-addresses-and-endpoints).
  *
  * @since 0.1.0
  */

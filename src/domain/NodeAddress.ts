@@ -1,5 +1,5 @@
 /**
- * Node addresses: a node ID plus where to reach it, written as a URL (SPEC §2.3), e.g.
+ * Node addresses: a node ID plus where to reach it, written as a URL (docs/ARCHITECTURE.md#node-addresses-and-endpoints), e.g.
  * `mconn://<id>@host:26656`, `<id>@host:26656` (scheme-less, defaults to `mconn`) or `memory:<id>`.
  *
  * Parsing and rendering follow Go's `net/url` exactly so addresses written for the original parse
@@ -296,7 +296,7 @@ const splitHostPort = (hostPort: string): readonly [host: string, port: string] 
 const hostPortPrefix = /^[^/:]+:\d+(\/|$)/
 
 /**
- * Parses a node address (SPEC §2.3): `scheme://<id>@host[:port][/path][?query][#fragment]`,
+ * Parses a node address (docs/ARCHITECTURE.md#node-addresses-and-endpoints): `scheme://<id>@host[:port][/path][?query][#fragment]`,
  * scheme-less `<id>@host[:port][/path]` (protocol {@link DEFAULT_PROTOCOL}), or opaque
  * `scheme:<id>`. The protocol, node ID and hostname are lowercased (an opaque ID is not); the path
  * is decoded. The result is validated with {@link validate}.
@@ -355,7 +355,7 @@ const queryAndFragment = (path: string): string => {
 }
 
 /**
- * Renders an address as Go's `NodeAddress.String()` does (SPEC §2.3): a URL with the node ID as
+ * Renders an address as Go's `NodeAddress.String()` does (docs/ARCHITECTURE.md#node-addresses-and-endpoints): a URL with the node ID as
  * userinfo, `protocol:<id>` when there is no hostname and no other path, and no leading `//`. The
  * path is escaped (`?` as `%3F`, `#` as `%23`, non-ASCII as uppercase `%XX`), so rendering then
  * parsing gives the same address for any valid networked address. Two fixes over Go make that hold

@@ -1,6 +1,6 @@
 /**
  * Node identities: 40 lowercase hex characters, the hex of the first 20 bytes of SHA-256 over a
- * node's 32-byte Ed25519 public key (SPEC §2.1, WIRE §2.5).
+ * node's 32-byte Ed25519 public key (docs/ARCHITECTURE.md#values, docs/PROTOCOL.md#authsigmessage).
  *
  * @since 0.1.0
  */

@@ -1,7 +1,7 @@
 /**
  * What a node tells its peers about itself during the handshake: CometBFT's `DefaultNodeInfo`
- * (WIRE §3, SPEC §2.4). Validation and compatibility rules are the original's, each failure with
- * its own reason; the original's DNS lookup of `listen_addr` is not done (SPEC §9.2.18).
+ * (docs/PROTOCOL.md#nodeinfo-exchange, docs/ARCHITECTURE.md#values). Validation and compatibility rules are the original's, each failure with
+ * its own reason; the original's DNS lookup of `listen_addr` is not done (docs/ARCHITECTURE.md#fixed-problems-of-the-original).
  *
  * @since 0.1.0
  */

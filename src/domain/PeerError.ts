@@ -1,5 +1,5 @@
 /**
- * A reactor's report that a peer misbehaved (SPEC §2.6). Fatal errors disconnect the peer; others
+ * A reactor's report that a peer misbehaved (docs/ARCHITECTURE.md#channels-and-envelopes). Fatal errors disconnect the peer; others
  * lower its score, and the PeerManager decides whether to evict.
  *
  * @since 0.1.0

@@ -1,6 +1,6 @@
 /**
- * What the node knows about one peer (SPEC §3.3), and its protobuf form in the peer store
- * (`tendermint.p2p.PeerInfo`, SPEC §3.7, plus our fields 5-6: the persistent flag and mutable score).
+ * What the node knows about one peer (docs/ARCHITECTURE.md#scores-and-ranking), and its protobuf form in the peer store
+ * (`tendermint.p2p.PeerInfo`, docs/ARCHITECTURE.md#persistence, plus our fields 5-6: the persistent flag and mutable score).
  * Records are immutable values; every change makes a new record.
  *
  * Times are epoch milliseconds from `Clock`; `undefined` means never.
@@ -71,7 +71,7 @@ export const updateAddress = (peer: PeerRecord, address: NodeAddress.NodeAddress
 })
 
 /**
- * The peer's score (SPEC §3.3): a fixed score when configured, the maximum for persistent peers,
+ * The peer's score (docs/ARCHITECTURE.md#scores-and-ranking): a fixed score when configured, the maximum for persistent peers,
  * otherwise the mutable score less one per dial failure, saturating within int16 and below the
  * persistent score.
  */

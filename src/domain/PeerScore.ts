@@ -1,6 +1,6 @@
 /**
- * Peer scores are int16 (SPEC §3.3). Persistent peers score the maximum; other peers saturate one
- * below it, so persistent peers always rank first (the v0.36 fix, SPEC §9.1.8).
+ * Peer scores are int16 (docs/ARCHITECTURE.md#scores-and-ranking). Persistent peers score the maximum; other peers saturate one
+ * below it, so persistent peers always rank first (the v0.36 fix, docs/ARCHITECTURE.md#fixed-problems-of-the-original).
  *
  * @since 0.1.0
  */

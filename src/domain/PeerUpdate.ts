@@ -1,5 +1,5 @@
 /**
- * Peer status changes published by the PeerManager (SPEC §2.7). `up` carries the channels the peer
+ * Peer status changes published by the PeerManager (docs/ARCHITECTURE.md#peer-updates). `up` carries the channels the peer
  * serves; `good` and `bad` are reputation events reactors send to the manager.
  *
  * @since 0.1.0

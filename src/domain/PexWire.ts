@@ -128,7 +128,7 @@ export interface IntervalInput {
 }
 
 /**
- * SPEC §6 `calculateNextRequestTime`: `fullStoreInterval` once the store is ≥ 95% full,
+ * docs/ARCHITECTURE.md#pex `calculateNextRequestTime`: `fullStoreInterval` once the store is ≥ 95% full,
  * `noPeersInterval` with no available peer, else
  * `min / available × ((totalPeers + 1) / (added + 1))² + min`, capped at `requestIntervalMax`.
  *

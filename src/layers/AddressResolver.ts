@@ -15,7 +15,7 @@ import { AddressResolver, ResolveError, type DnsOptions, type Lookup, type Looku
 export * from "../services/AddressResolver.ts"
 
 /**
- * The resolution rules of SPEC §2.3 over a hostname lookup, shared by every layer:
+ * The resolution rules of docs/ARCHITECTURE.md#node-addresses-and-endpoints over a hostname lookup, shared by every layer:
  * - no protocol fails "address has no protocol";
  * - no hostname: no node ID fails "local address has no node ID", otherwise exactly one endpoint
  *   `{protocol, path: nodeId}` (the address's own path is ignored);

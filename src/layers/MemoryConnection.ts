@@ -1,5 +1,5 @@
 /**
- * An in-process connection pair (SPEC §5.1): two bounded queues crossed between the ends, one shared
+ * An in-process connection pair (docs/ARCHITECTURE.md#memory-transport): two bounded queues crossed between the ends, one shared
  * closer, and a handshake that proves key possession by signing the peer's random challenge, so tests
  * exercise the same checks as TCP.
  *

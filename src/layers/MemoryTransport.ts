@@ -1,5 +1,5 @@
 /**
- * The in-memory transport (SPEC §5.1): protocol `memory`, endpoint `memory:<node id>`, connections are
+ * The in-memory transport (docs/ARCHITECTURE.md#memory-transport): protocol `memory`, endpoint `memory:<node id>`, connections are
  * bounded in-process pipes with backpressure. Requires a `MemoryNetwork` and the node's identity.
  *
  * @since 0.1.0

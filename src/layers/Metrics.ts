@@ -1,5 +1,5 @@
 /**
- * The stack's metrics, named after Tendermint's `p2p` subsystem (SPEC §4.11). Names carry no
+ * The stack's metrics, named after Tendermint's `p2p` subsystem (docs/ARCHITECTURE.md#metrics). Names carry no
  * namespace: the Prometheus endpoint prefixes one (`tendermint_`, `cometbft_`, configurable), giving
  * e.g. `cometbft_p2p_peers`.
  *

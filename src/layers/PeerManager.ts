@@ -220,7 +220,7 @@ export const make = (
     })
 
     // Closing the manager ends every subscription's stream and stops every waiting dialNext and
-    // evictNext (SPEC §8.6 scenario 73: nothing keeps running after close).
+    // evictNext (nothing keeps running after close).
     yield* Effect.addFinalizer(() =>
       Effect.gen(function* () {
         closed = true

@@ -1,7 +1,7 @@
 /**
  * The peer store in a SQLite file, through Node's built-in `node:sqlite` (no native add-on to
  * build). There is one row per peer, `peers(id TEXT PRIMARY KEY, info BLOB NOT NULL)`, and `info`
- * holds the protobuf `PeerInfo` of SPEC §3.7. A `meta` table records the schema version, so a
+ * holds the protobuf `PeerInfo` of docs/ARCHITECTURE.md#persistence. A `meta` table records the schema version, so a
  * later release can tell an old file from a foreign one.
  *
  * Durability: the file runs in WAL mode with `synchronous = FULL`. Each `put`/`remove` is one

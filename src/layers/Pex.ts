@@ -1,11 +1,11 @@
 /**
- * The PEX reactor (SPEC §6, in CometBFT's wire form, WIRE §5). Three fibers of the layer's scope:
+ * The PEX reactor (docs/ARCHITECTURE.md#pex, in CometBFT's wire form, docs/PROTOCOL.md#pex-messages). Three fibers of the layer's scope:
  * - peer updates: tracks connected peers that serve channel `0x00`, and adds an inbound peer's
  *   self-reported listen address to the PeerManager (CometBFT does the same);
  * - the request scheduler: asks one peer at a time, at most one outstanding request per peer and
  *   never the same peer twice within `peerRequestInterval`, at the adaptive interval of
  *   {@link nextRequestInterval}. The next deadline is anchored to the last request, so inbound
- *   traffic never postpones it (SPEC §9.2.23);
+ *   traffic never postpones it (docs/ARCHITECTURE.md#fixed-problems-of-the-original);
  * - the message loop: answers requests (rate-limited as CometBFT does), takes in answers to our
  *   requests, and reports every rule broken as a fatal `PeerError` (the router disconnects the
  *   peer) plus a "bad" reputation event.

@@ -1,5 +1,5 @@
 /**
- * Turns node addresses into endpoints to dial (SPEC §2.3 `Resolve`): the service, its errors and
+ * Turns node addresses into endpoints to dial (docs/ARCHITECTURE.md#node-addresses-and-endpoints `Resolve`): the service, its errors and
  * the shape of a hostname lookup. The layers (`layers/AddressResolver.ts`) share one set of rules
  * and differ only in how a hostname is looked up: `layerDns` asks the operating system,
  * `layerStatic` reads a fixed table (for tests).

@@ -1,5 +1,5 @@
 /**
- * A registry of in-memory transports by node ID (SPEC §5.1), shared by every node of a test. Nodes
+ * A registry of in-memory transports by node ID (docs/ARCHITECTURE.md#memory-transport), shared by every node of a test. Nodes
  * join when their `MemoryTransport` layer is built and leave when it closes; `remove` takes a node
  * off the network and closes all its connections, as pulling its cable would. The service, its
  * options and errors; the implementation is `layers/MemoryNetwork.ts`.

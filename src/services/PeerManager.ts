@@ -1,5 +1,5 @@
 /**
- * The PeerManager decides which peers to dial, admit, upgrade and evict (SPEC §3): connection
+ * The PeerManager decides which peers to dial, admit, upgrade and evict (docs/ARCHITECTURE.md#peermanager): connection
  * policy without sockets. The Router drives it through the lifecycle calls below; reactors
  * subscribe to peer updates and report good and bad behaviour.
  *
@@ -22,7 +22,7 @@ import type { PeerStoreError } from "./PeerStore.ts"
 /** Validated options, defaults applied: the policy the pure core decides by. */
 export type Options = Policy
 
-/** Production defaults (CometBFT/Tendermint node defaults, SPEC §3.1). */
+/** Production defaults (CometBFT/Tendermint node defaults, docs/ARCHITECTURE.md#options). */
 export const defaults = {
   maxConnected: 64,
   maxOutgoingConnections: 12,
@@ -140,7 +140,7 @@ const toPolicy = (o: typeof Fields.Type): Result.Result<Policy, Opt.Problem> => 
   })
 }
 
-/** The rules between options (SPEC §3.1 `Validate`, duplicates counted once), each naming the option to change. */
+/** The rules between options (docs/ARCHITECTURE.md#options `Validate`, duplicates counted once), each naming the option to change. */
 const rules: ReadonlyArray<(p: Policy) => Opt.Problem | undefined> = [
   (p) => p.maxConnected > 0 && p.persistentPeers.size > p.maxConnected
     ? { option: "persistentPeers", message: `${p.persistentPeers.size} persistent peers do not fit in maxConnected ${p.maxConnected}` }
@@ -232,7 +232,7 @@ export interface PeerStatus {
   readonly inactive: boolean
 }
 
-/** The peer lifecycle (SPEC §3.5). */
+/** The peer lifecycle (docs/ARCHITECTURE.md#lifecycle). */
 export class PeerManager extends Context.Service<
   PeerManager,
   {

@@ -1,5 +1,5 @@
 /**
- * Durable storage of known peers (SPEC §3.7): one row per peer holding its protobuf `PeerInfo`,
+ * Durable storage of known peers (docs/ARCHITECTURE.md#persistence): one row per peer holding its protobuf `PeerInfo`,
  * and one row per ban (a node ID or an IP network, protobuf `Ban`), so bans survive a restart.
  * The PeerManager keeps the working set in memory and writes every change through this service;
  * a write has reached the store when the effect succeeds, so the manager never moves ahead of disk.

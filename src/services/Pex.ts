@@ -1,5 +1,5 @@
 /**
- * Peer exchange (PEX) on channel `0x00`, in CometBFT's wire form (WIRE §5): `tendermint.p2p.Message`
+ * Peer exchange (PEX) on channel `0x00`, in CometBFT's wire form (docs/PROTOCOL.md#pex-messages): `tendermint.p2p.Message`
  * with `pex_request = 1` and `pex_addrs = 2`, addresses as `NetAddress{id, ip, port}`. The reactor
  * asks connected peers for addresses, answers their requests from `PeerManager.advertise`, feeds what
  * it learns to `PeerManager.add`, and disconnects peers that break CometBFT's rules.
@@ -30,7 +30,7 @@ export const CHANNEL_ID = 0x00
 export const MAX_ADDRESSES_ON_WIRE = 250
 
 /**
- * The PEX channel as CometBFT declares it (WIRE §4.4): ID `0x00`, priority 1, send queue 10,
+ * The PEX channel as CometBFT declares it (docs/PROTOCOL.md#channel-descriptors): ID `0x00`, priority 1, send queue 10,
  * receive buffer 128, largest message 64000 bytes (256 bytes × 250 addresses). Declare it in the
  * router's `channels` so peers learn from the handshake that we serve PEX.
  */
@@ -50,7 +50,7 @@ export const descriptor: ChannelDescriptor.ChannelDescriptor<typeof MessageSchem
 
 /**
  * Defaults, in milliseconds:
- * - `requestIntervalMin` 1 s: the base of the adaptive request interval (SPEC §6
+ * - `requestIntervalMin` 1 s: the base of the adaptive request interval (docs/ARCHITECTURE.md#pex
  *   `calculateNextRequestTime`): `min/available × ((total+1)/(added+1))² + min`, so requests come
  *   about every `2 × min` while responses bring only new addresses and slow down as they dry up.
  * - `requestIntervalMax` 5 min: the adaptive interval never exceeds this.

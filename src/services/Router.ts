@@ -1,5 +1,5 @@
 /**
- * The Router (SPEC §4) executes the PeerManager's policy: it dials and accepts, handshakes
+ * The Router (docs/ARCHITECTURE.md#router) executes the PeerManager's policy: it dials and accepts, handshakes
  * concurrently, filters, admits, routes typed messages between reactors' channels and peers, and
  * evicts. Reactors open channels typed by a protobuf message; the router encodes and decodes.
  *

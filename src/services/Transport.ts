@@ -1,5 +1,5 @@
 /**
- * The transport layer (SPEC §2.8-2.9): a `Transport` accepts and dials `Connection`s; a connection
+ * The transport layer (docs/ARCHITECTURE.md#transports): a `Transport` accepts and dials `Connection`s; a connection
  * handshakes (authenticates the peer's key and exchanges NodeInfo) and then carries byte messages on
  * numbered channels. Kept as small as Tendermint's `transport.go`: limits, filters, retries and
  * scoring live above, in the Router and PeerManager.

@@ -1,5 +1,5 @@
 /**
- * Assertions over channels and peer-update streams (SPEC §7), bounded in (virtual) time so a
+ * Assertions over channels and peer-update streams (docs/ARCHITECTURE.md#test-kit), bounded in (virtual) time so a
  * missing message fails fast instead of hanging. A stream is first turned into a {@link Probe}
  * that takes one item at a time, so nothing is consumed that an assertion did not ask for.
  *

@@ -1,5 +1,5 @@
 /**
- * In-memory N-node networks for tests (SPEC §7): every node has its own key, PeerManager (over an
+ * In-memory N-node networks for tests (docs/ARCHITECTURE.md#test-kit): every node has its own key, PeerManager (over an
  * in-memory peer store), memory transport and Router on one shared `MemoryNetwork`. `make` builds
  * the nodes and meshes them (each pair connected once, dialed by the lower index), so a test starts
  * from a connected network. Works under `TestClock`.

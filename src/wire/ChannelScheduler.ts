@@ -1,5 +1,5 @@
 /**
- * The send side of an MConnection (WIRE §4.2–§4.3, SPEC §5.3): bounded per-channel queues of
+ * The send side of an MConnection (docs/PROTOCOL.md#sending-scheduling-and-packed-writes): bounded per-channel queues of
  * whole messages, and the packet scheduler that cuts them into PacketMsgs and picks which channel
  * goes next.
  *

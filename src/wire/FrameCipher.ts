@@ -1,12 +1,13 @@
 /**
- * SecretConnection data frames (WIRE §2.6): every frame is `LE32(chunkLen) ‖ chunk ‖ zero padding`
+ * SecretConnection data frames (docs/PROTOCOL.md#sealed-frames): every frame is `LE32(chunkLen) ‖ chunk ‖ zero padding`
  * (1028 bytes) sealed with ChaCha20-Poly1305 under a per-direction key and counter nonce, giving
  * exactly 1044 bytes on the wire with no outer length.
  *
  * This is the per-frame hot path, so the cipher sits behind the small {@link FrameAead} interface:
- * {@link nodeCryptoAead} (node:crypto, always available) is the default, and a `sodium-native`
- * implementation (~4-5x faster, DESIGN "Performance notes") can be passed in later without
- * touching the framing, nonce or error logic. Both must pass the same vectors and tamper tests.
+ * {@link nodeCryptoAead} (node:crypto, always available) and the `sodium-native` one of
+ * `SodiumAead.ts` (several times faster per frame; the transport uses it when it is installed) are
+ * interchangeable without touching the framing, nonce or error logic. Both pass the same vectors
+ * and tamper tests.
  *
  * Errors: a frame the peer got wrong (forged, corrupted, or claiming more than 1024 bytes) throws
  * {@link FrameOpenError}; exhausting the 2^64 nonce space throws {@link NonceOverflowError}. Both

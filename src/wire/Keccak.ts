@@ -1,5 +1,5 @@
 /**
- * Keccak-f[1600], the permutation under STROBE-128 and therefore under Merlin (WIRE §2.3).
+ * Keccak-f[1600], the permutation under STROBE-128 and therefore under Merlin (docs/PROTOCOL.md#merlin-transcript-and-challenge).
  *
  * Node's `crypto` exposes SHA-3 and SHAKE but not the bare permutation, and STROBE needs the
  * permutation itself (it duplexes its own padding), so we carry our own.

@@ -1,5 +1,5 @@
 /**
- * Merlin v1.0 transcripts over STROBE-128 (WIRE §2.3): the Fiat-Shamir hash CometBFT's
+ * Merlin v1.0 transcripts over STROBE-128 (docs/PROTOCOL.md#merlin-transcript-and-challenge): the Fiat-Shamir hash CometBFT's
  * SecretConnection uses to derive the 32-byte challenge both peers sign.
  *
  * Only the operations the wire protocol needs are here (`appendMessage`, `challengeBytes`); they

@@ -1,5 +1,5 @@
 /**
- * A hand-written codec for MConnection packets (WIRE §4.1), the hot path of every connection:
+ * A hand-written codec for MConnection packets (docs/PROTOCOL.md#packet-encoding), the hot path of every connection:
  * `tendermint.p2p.Packet { oneof sum { PacketPing packet_ping = 1; PacketPong packet_pong = 2;
  * PacketMsg packet_msg = 3 } }` with `PacketMsg { int32 channel_id = 1; bool eof = 2; bytes data = 3 }`,
  * each written with a uvarint length prefix.
@@ -121,7 +121,7 @@ export const packetMsgWireLength = (channelId: number, eof: boolean, dataLength:
 }
 
 /**
- * The receive limit on a packet body (WIRE §4.1): the marshaled size of a Packet holding
+ * The receive limit on a packet body (docs/PROTOCOL.md#packet-size-limit): the marshaled size of a Packet holding
  * `PacketMsg{channel_id: 1, eof: true, data: maxPayload bytes}`. 1034 for the default 1024.
  *
  * Like CometBFT, this assumes a one-byte channel id: an eof packet with a full payload on a channel

@@ -1,5 +1,5 @@
 /**
- * The receive side of MConnection framing (WIRE §4.1): turns the plaintext byte stream coming out
+ * The receive side of MConnection framing (docs/PROTOCOL.md#packet-size-limit): turns the plaintext byte stream coming out
  * of the SecretConnection, in chunks of any size, into decoded packets. Frame and TCP boundaries
  * carry no meaning, so a packet may be split anywhere, and one chunk may hold many packets.
  *

@@ -1,5 +1,5 @@
 /**
- * Per-channel message reassembly on the receive side of an MConnection (WIRE §4.2): PacketMsg
+ * Per-channel message reassembly on the receive side of an MConnection (docs/PROTOCOL.md#reassembly): PacketMsg
  * pieces are appended to their channel's buffer and the whole message is delivered on `eof`.
  *
  * Limits come first: a piece for a channel outside 0..255 or not registered, or one that would

@@ -1,5 +1,5 @@
 /**
- * The pure, synchronous pieces of CometBFT's SecretConnection handshake (WIRE §2.1–§2.5): X25519
+ * The pure, synchronous pieces of CometBFT's SecretConnection handshake (docs/PROTOCOL.md#secretconnection-handshake): X25519
  * ephemeral keys and their 35-byte framing, key sorting, DH with low-order rejection, HKDF key
  * derivation, the Merlin challenge, Ed25519 signatures and the AuthSigMessage codec. The
  * transport owns the I/O and the ordering; keeping the byte-level rules here lets them be
@@ -50,7 +50,7 @@ export type KeyExchangeErrorReason = "low-order-point" | "zero-shared-secret"
 
 /**
  * The peer's ephemeral key cannot give a secret: it is a known low-order point (tendermint-rs's
- * check) or the DH output is all zero (Go's check). Both are enforced (WIRE §2.2).
+ * check) or the DH output is all zero (Go's check). Both are enforced (docs/PROTOCOL.md#key-sorting-and-diffie-hellman).
  */
 export class KeyExchangeError extends Error {
   readonly _tag = "KeyExchangeError" as const
@@ -77,7 +77,7 @@ export class AuthSigError extends Error {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Raw keys through DER prefixes (WIRE §6): node:crypto has no raw-key import for these curves.
+// Raw keys through DER prefixes (docs/PROTOCOL.md#implementation-notes): node:crypto has no raw-key import for these curves.
 
 const X25519_PKCS8_PREFIX = Buffer.from("302e020100300506032b656e04220420", "hex")
 const X25519_SPKI_PREFIX = Buffer.from("302a300506032b656e032100", "hex")
@@ -99,7 +99,7 @@ const rawPublicKey = (key: KeyObject): Uint8Array =>
   new Uint8Array(key.export({ format: "der", type: "spki" }).subarray(-32))
 
 // ---------------------------------------------------------------------------------------------
-// Ephemeral keys (WIRE §2.1)
+// Ephemeral keys (docs/PROTOCOL.md#ephemeral-key-exchange)
 
 /** Size of an X25519 key, private or public. */
 export const X25519_KEY_LENGTH = 32
@@ -176,7 +176,7 @@ export const decodeEphemeralKey = (message: Uint8Array): Uint8Array => {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Sorting and DH (WIRE §2.2)
+// Sorting and DH (docs/PROTOCOL.md#key-sorting-and-diffie-hellman)
 
 /** The two ephemeral public keys in byte order, and whether ours is the lower. */
 export interface SortedKeys {
@@ -241,7 +241,7 @@ export const computeSharedSecret = (localSecret: Uint8Array, remotePublic: Uint8
 }
 
 // ---------------------------------------------------------------------------------------------
-// HKDF (WIRE §2.4) and the Merlin challenge (WIRE §2.3)
+// HKDF (docs/PROTOCOL.md#hkdf-key-derivation) and the Merlin challenge (docs/PROTOCOL.md#merlin-transcript-and-challenge)
 
 /** HKDF info string shared with CometBFT. */
 export const HKDF_INFO = "TENDERMINT_SECRET_CONNECTION_KEY_AND_CHALLENGE_GEN"
@@ -268,7 +268,7 @@ export const deriveSecrets = (dh: Uint8Array, locIsLeast: boolean): Secrets => {
     : { recvKey: second, sendKey: first, legacyChallenge: okm.slice(64, 96) }
 }
 
-// The transcript labels of WIRE §2.3, encoded once rather than on every handshake.
+// The transcript labels of docs/PROTOCOL.md#merlin-transcript-and-challenge, encoded once rather than on every handshake.
 const labelEncoder = new TextEncoder()
 const LABEL_TRANSCRIPT = labelEncoder.encode("TENDERMINT_SECRET_CONNECTION_TRANSCRIPT_HASH")
 const LABEL_LOWER = labelEncoder.encode("EPHEMERAL_LOWER_PUBLIC_KEY")
@@ -293,7 +293,7 @@ export const challenge = (lo: Uint8Array, hi: Uint8Array, dh: Uint8Array): Uint8
 }
 
 // ---------------------------------------------------------------------------------------------
-// Ed25519 (WIRE §2.5)
+// Ed25519 (docs/PROTOCOL.md#authsigmessage)
 
 /** Size of a raw Ed25519 public key and of a private-key seed. */
 export const ED25519_KEY_LENGTH = 32
@@ -325,7 +325,7 @@ export const signEd25519 = (privateKey: Uint8Array, message: Uint8Array): Uint8A
 /**
  * Whether `signature` is a valid Ed25519 signature of `message` by the raw 32-byte `publicKey`.
  * OpenSSL verifies per RFC 8032; CometBFT uses ZIP-215, which differs only on crafted edge cases,
- * never on honest signatures (WIRE §2.5). Wrong lengths and invalid keys give `false`.
+ * never on honest signatures (docs/PROTOCOL.md#authsigmessage). Wrong lengths and invalid keys give `false`.
  */
 export const verifyEd25519 = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean => {
   if (publicKey.length !== ED25519_KEY_LENGTH || signature.length !== ED25519_SIGNATURE_LENGTH) return false
@@ -337,7 +337,7 @@ export const verifyEd25519 = (publicKey: Uint8Array, message: Uint8Array, signat
 }
 
 // ---------------------------------------------------------------------------------------------
-// AuthSigMessage (WIRE §2.5)
+// AuthSigMessage (docs/PROTOCOL.md#authsigmessage)
 
 /** The length-delimited AuthSigMessage for an Ed25519 key: `66 0a 22 0a 20 <pub> 12 40 <sig>`. */
 export const AUTH_SIG_MESSAGE_LENGTH = 103

@@ -1,5 +1,5 @@
 /**
- * The SecretConnection data phase (WIRE §2.6) as a pure byte-stream transform over
+ * The SecretConnection data phase (docs/PROTOCOL.md#sealed-frames) as a pure byte-stream transform over
  * {@link FrameSealer}/{@link FrameOpener}: plaintext in, 1044-byte sealed frames out, and back.
  * Frame boundaries carry no meaning to the layers above.
  *

@@ -1,5 +1,5 @@
 /**
- * STROBE-128 (protocol framework v1.0.2) reduced to the operations Merlin uses, as WIRE §2.3
+ * STROBE-128 (protocol framework v1.0.2) reduced to the operations Merlin uses, as docs/PROTOCOL.md#merlin-transcript-and-challenge
  * describes them: meta-AD, AD, PRF, plus KEY (so the published STROBE test vectors, which key the
  * state first, can check us).
  *

@@ -1,6 +1,6 @@
 /**
  * Unsigned LEB128 varints ("uvarints"), the length prefix in front of every MConnection packet
- * (WIRE §4.1) and inside protobuf. Go's `binary.ReadUvarint` rules apply: at most 10 bytes, and
+ * (docs/PROTOCOL.md#packet-size-limit) and inside protobuf. Go's `binary.ReadUvarint` rules apply: at most 10 bytes, and
  * non-minimal encodings (`80 00` for 0) are accepted.
  *
  * The decoder is incremental, so a length prefix split across TCP (or SecretConnection) chunks

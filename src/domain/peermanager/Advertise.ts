@@ -2,7 +2,7 @@
  * Which addresses to give a peer that asks (PEX). Our own address first (when it has a host and a
  * port), then a weighted sample without replacement of other peers' addresses: higher-ranked peers
  * are likelier, each step down in score a quarter as likely. Private and inactive peers and the
- * requester's own addresses are never given. Replaces the original's loop (SPEC §9.2.13).
+ * requester's own addresses are never given. Replaces the original's loop (docs/ARCHITECTURE.md#fixed-problems-of-the-original).
  *
  * @since 0.1.0
  */

@@ -1,5 +1,5 @@
 /**
- * Decisions about connected peers (SPEC §3.5): admitting inbound connections, readiness,
+ * Decisions about connected peers (docs/ARCHITECTURE.md#lifecycle): admitting inbound connections, readiness,
  * disconnection, errors, reputation and eviction. Pure functions over {@link State}.
  *
  * @since 0.1.0
@@ -16,7 +16,7 @@ import { Draft, countedConnections, directionCount, isDirectionExempt, isUncondi
 
 /**
  * Whether every connection slot is taken (unconditional peers take none). "Unlimited"
- * (`maxConnected` 0) is never full (SPEC §9.2.1).
+ * (`maxConnected` 0) is never full (docs/ARCHITECTURE.md#fixed-problems-of-the-original).
  */
 export const isFull = (state: State): boolean => state.options.maxConnected > 0 && countedConnections(state) >= state.options.maxConnected
 

@@ -1,5 +1,5 @@
 /**
- * Outbound decisions (SPEC §3.5): which address to dial next, upgrade reservations, recording
+ * Outbound decisions (docs/ARCHITECTURE.md#lifecycle): which address to dial next, upgrade reservations, recording
  * dial failures and admitting dialed connections. Pure functions over {@link State}.
  *
  * @since 0.1.0
@@ -27,7 +27,7 @@ const inCooldown = (state: State, peer: PeerRecord.PeerRecord, now: number) =>
   peer.lastDisconnected !== undefined && now - peer.lastDisconnected < state.options.disconnectCooldownPeriod
 
 /**
- * Whether new dials of ordinary peers may start (connection and outgoing limits, SPEC §9.2.27:
+ * Whether new dials of ordinary peers may start (connection and outgoing limits, docs/ARCHITECTURE.md#fixed-problems-of-the-original:
  * in-flight dials count). Unconditional peers are dialed regardless.
  */
 const mayDial = (state: State): boolean => {

@@ -1,5 +1,5 @@
 /**
- * The known-peer set (SPEC §3.2, §3.5 `Add`, §3.6): adding addresses, configuring loaded peers and
+ * The known-peer set (docs/ARCHITECTURE.md#lifecycle, #address-book-limits-and-pruning): adding addresses, configuring loaded peers and
  * pruning to `maxPeers`. Pure functions over {@link State}.
  *
  * @since 0.1.0

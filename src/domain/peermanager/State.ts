@@ -34,7 +34,7 @@ export interface State {
    * addresses before they go), with the time their eviction falls due. They take no slot.
    */
   readonly grace: ReadonlyMap<NodeId.NodeId, number>
-  /** When each failed address may be dialed again (sampled once per failure, SPEC §9.2.14). */
+  /** When each failed address may be dialed again (sampled once per failure, docs/ARCHITECTURE.md#fixed-problems-of-the-original). */
   readonly retryAt: ReadonlyMap<string, number>
   /** Bans by `Ban.key` (node IDs and IP networks), expired ones included until the next write. */
   readonly bans: ReadonlyMap<string, Ban.Ban>
@@ -96,7 +96,7 @@ const rankCache = new WeakMap<ReadonlyMap<NodeId.NodeId, PeerRecord.PeerRecord>,
 /**
  * Peers best first: by score, ties by node ID so the order is deterministic. Cached per peer map:
  * committed states never mutate their map, and a {@link Draft} drops the cache entry of its working
- * map whenever it changes it, so the cache can never be stale (SPEC §9.1.19).
+ * map whenever it changes it, so the cache can never be stale (docs/ARCHITECTURE.md#fixed-problems-of-the-original).
  */
 export const ranked = (state: State): ReadonlyArray<PeerRecord.PeerRecord> => {
   const cached = rankCache.get(state.peers)

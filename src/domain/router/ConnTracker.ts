@@ -1,5 +1,5 @@
 /**
- * Per-IP admission of inbound connections (SPEC §4.5 `connTracker`): at most `max` concurrent
+ * Per-IP admission of inbound connections (docs/ARCHITECTURE.md#admission `connTracker`): at most `max` concurrent
  * connections per IP and `maxPerGroup` per network group (IPv4 /24, IPv6 /64: what one operator
  * usually holds), and an IP with none open may connect at most once per `window`. Pure: the
  * caller passes the time and keeps the returned tracker.

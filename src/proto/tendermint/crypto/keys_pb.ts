@@ -2,7 +2,7 @@
 // @generated from file tendermint/crypto/keys.proto (package tendermint.crypto, syntax proto3)
 /* eslint-disable */
 
-// Public keys as CometBFT carries them in AuthSigMessage (WIRE.md §2.5).
+// Public keys as CometBFT carries them in AuthSigMessage (docs/PROTOCOL.md#authsigmessage).
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";

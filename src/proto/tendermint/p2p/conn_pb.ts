@@ -2,7 +2,7 @@
 // @generated from file tendermint/p2p/conn.proto (package tendermint.p2p, syntax proto3)
 /* eslint-disable */
 
-// MConnection packets and the SecretConnection authentication message (WIRE.md §2.5, §4.1).
+// MConnection packets and the SecretConnection authentication message (docs/PROTOCOL.md#authsigmessage, #packet-encoding).
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";

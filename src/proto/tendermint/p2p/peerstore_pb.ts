@@ -2,7 +2,7 @@
 // @generated from file tendermint/p2p/peerstore.proto (package tendermint.p2p, syntax proto3)
 /* eslint-disable */
 
-// Peer-store records (SPEC.md §3.7). Fields 1-4 keep the original's numbering;
+// Peer-store records (docs/ARCHITECTURE.md#persistence). Fields 1-4 keep the original's numbering;
 // fields 5-7 are ours: the persistent flag and the mutable score survive a restart, and `source`
 // names the peer whose PEX answer taught us this one (empty when configured or met directly).
 

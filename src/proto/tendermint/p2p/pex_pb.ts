@@ -2,7 +2,7 @@
 // @generated from file tendermint/p2p/pex.proto (package tendermint.p2p, syntax proto3)
 /* eslint-disable */
 
-// Peer exchange on channel 0x00, CometBFT's form (WIRE.md §5).
+// Peer exchange on channel 0x00, CometBFT's form (docs/PROTOCOL.md#pex-messages).
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";

@@ -2,7 +2,7 @@
 // @generated from file tendermint/p2p/types.proto (package tendermint.p2p, syntax proto3)
 /* eslint-disable */
 
-// NodeInfo exchanged during the handshake (WIRE.md §3).
+// NodeInfo exchanged during the handshake (docs/PROTOCOL.md#nodeinfo-exchange).
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
