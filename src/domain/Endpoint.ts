@@ -34,12 +34,12 @@ export const make = (fields: {
 }): Endpoint => new Endpoint({ protocol: "", ip: "", port: 0, path: "", ...fields })
 
 /** Why an endpoint is rejected. */
-export type InvalidEndpointReason = "no-protocol" | "invalid-ip" | "port-without-ip" | "no-path-or-ip"
+export type InvalidEndpointReason = "no_protocol" | "invalid_ip" | "port_without_ip" | "no_path_or_ip"
 
 /** An endpoint that fails {@link validate}. `input` is its rendering; `message` says what is wrong. */
 export class InvalidEndpoint extends Schema.TaggedError<InvalidEndpoint>()("InvalidEndpoint", {
   input: Schema.String,
-  reason: Schema.Literals(["no-protocol", "invalid-ip", "port-without-ip", "no-path-or-ip"]),
+  reason: Schema.Literals(["no_protocol", "invalid_ip", "port_without_ip", "no_path_or_ip"]),
   message: Schema.String
 }) {}
 
@@ -51,10 +51,10 @@ export class InvalidEndpoint extends Schema.TaggedError<InvalidEndpoint>()("Inva
 export const validate = (e: Endpoint): Result.Result<Endpoint, InvalidEndpoint> => {
   const fail = (reason: InvalidEndpointReason, message: string) =>
     Result.fail(new InvalidEndpoint({ input: format(e), reason, message }))
-  if (e.protocol === "") return fail("no-protocol", "endpoint has no protocol")
-  if (e.ip !== "" && !Ip.isValid(e.ip)) return fail("invalid-ip", `invalid IP address ${JSON.stringify(e.ip)}`)
-  if (e.port > 0 && e.ip === "") return fail("port-without-ip", `endpoint has port ${e.port} but no IP`)
-  if (e.ip === "" && e.path === "") return fail("no-path-or-ip", "endpoint has neither path nor IP")
+  if (e.protocol === "") return fail("no_protocol", "endpoint has no protocol")
+  if (e.ip !== "" && !Ip.isValid(e.ip)) return fail("invalid_ip", `invalid IP address ${JSON.stringify(e.ip)}`)
+  if (e.port > 0 && e.ip === "") return fail("port_without_ip", `endpoint has port ${e.port} but no IP`)
+  if (e.ip === "" && e.path === "") return fail("no_path_or_ip", "endpoint has neither path nor IP")
   return Result.succeed(e)
 }
 

@@ -41,16 +41,16 @@ export class NodeAddress extends Schema.Class<NodeAddress>("effect-p2p/NodeAddre
 /** Why a node address is rejected. */
 export type InvalidNodeAddressReason =
   | "malformed"
-  | "invalid-port"
-  | "no-protocol"
-  | "no-node-id"
-  | "invalid-node-id"
-  | "port-without-hostname"
+  | "invalid_port"
+  | "no_protocol"
+  | "no_node_id"
+  | "invalid_node_id"
+  | "port_without_hostname"
 
 /** A string or value that is not a valid node address. `message` says what is wrong. */
 export class InvalidNodeAddress extends Schema.TaggedError<InvalidNodeAddress>()("InvalidNodeAddress", {
   input: Schema.String,
-  reason: Schema.Literals(["malformed", "invalid-port", "no-protocol", "no-node-id", "invalid-node-id", "port-without-hostname"]),
+  reason: Schema.Literals(["malformed", "invalid_port", "no_protocol", "no_node_id", "invalid_node_id", "port_without_hostname"]),
   message: Schema.String
 }) {}
 
@@ -73,11 +73,11 @@ const quote = (s: string): string => JSON.stringify(s)
 export const validate = (a: NodeAddress): Result.Result<NodeAddress, InvalidNodeAddress> => {
   const fail = (reason: InvalidNodeAddressReason, message: string) =>
     Result.fail(new InvalidNodeAddress({ input: format(a), reason, message }))
-  if (a.protocol === "") return fail("no-protocol", "no protocol")
-  if (a.nodeId === "") return fail("no-node-id", "no peer ID")
+  if (a.protocol === "") return fail("no_protocol", "no protocol")
+  if (a.nodeId === "") return fail("no_node_id", "no peer ID")
   const id = NodeId.validate(a.nodeId)
-  if (Result.isFailure(id)) return fail("invalid-node-id", `invalid peer ID: ${id.failure.message}`)
-  if (a.port > 0 && a.hostname === "") return fail("port-without-hostname", "cannot specify port without hostname")
+  if (Result.isFailure(id)) return fail("invalid_node_id", `invalid peer ID: ${id.failure.message}`)
+  if (a.port > 0 && a.hostname === "") return fail("port_without_hostname", "cannot specify port without hostname")
   return Result.succeed(a)
 }
 
@@ -302,7 +302,7 @@ const hostPortPrefix = /^[^/:]+:\d+(\/|$)/
  * is decoded. The result is validated with {@link validate}.
  *
  * Errors ({@link InvalidNodeAddress}, message prefixed `invalid node address "<input>": `):
- * "malformed" for URL syntax, "invalid-port" for a port above 65535, and the reasons of
+ * "malformed" for URL syntax, "invalid_port" for a port above 65535, and the reasons of
  * {@link validate}.
  *
  * @example
@@ -327,7 +327,7 @@ export const parseResult = (s: string): Result.Result<NodeAddress, InvalidNodeAd
     let port = 0
     if (portText !== "") {
       port = Number(portText)
-      if (port > 65535) return fail("invalid-port", `invalid port ${quote(portText)}`)
+      if (port > 65535) return fail("invalid_port", `invalid port ${quote(portText)}`)
     }
     let path = u.path
     if (u.rawQuery !== "") path += "?" + u.rawQuery

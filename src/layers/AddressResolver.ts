@@ -26,9 +26,9 @@ export const resolveWith = (lookup: Lookup) =>
   Effect.fn("AddressResolver.resolve")(function*(address: NodeAddress.NodeAddress) {
     const fail = (reason: ResolveErrorReason, message: string) =>
       Effect.fail(new ResolveError({ address: NodeAddress.format(address), reason, message }))
-    if (address.protocol === "") return yield* fail("no-protocol", "address has no protocol")
+    if (address.protocol === "") return yield* fail("no_protocol", "address has no protocol")
     if (address.hostname === "") {
-      if (address.nodeId === "") return yield* fail("no-node-id", "local address has no node ID")
+      if (address.nodeId === "") return yield* fail("no_node_id", "local address has no node ID")
       return [Endpoint.make({ protocol: address.protocol, path: address.nodeId })]
     }
     const literal = Ip.canonical(address.hostname)
@@ -43,7 +43,7 @@ export const resolveWith = (lookup: Lookup) =>
       if (ip._tag === "Some" && !ips.includes(ip.value)) ips.push(ip.value)
     }
     if (ips.length === 0) {
-      return yield* fail("not-found", `cannot resolve ${JSON.stringify(address.hostname)}: no IP addresses found`)
+      return yield* fail("not_found", `cannot resolve ${JSON.stringify(address.hostname)}: no IP addresses found`)
     }
     return ips.map((ip) => Endpoint.make({ protocol: address.protocol, ip, port: address.port, path: address.path }))
   })
@@ -66,7 +66,7 @@ export const dnsLookupWith = (options: DnsOptions = {}): Lookup =>
         catch: (cause): LookupFailure => {
           const code = typeof cause === "object" && cause !== null && "code" in cause ? String(cause.code) : ""
           const message = cause instanceof Error ? cause.message : String(cause)
-          return { reason: code === "ENOTFOUND" || code === "ENODATA" ? "not-found" : "lookup", message }
+          return { reason: code === "ENOTFOUND" || code === "ENODATA" ? "not_found" : "lookup", message }
         }
       }).pipe(Effect.map((entries) => entries.map((entry) => entry.address))),
     options.timeout ?? Duration.seconds(5)
@@ -81,7 +81,7 @@ export const layerDns = (options: DnsOptions = {}): Layer.Layer<AddressResolver>
 
 /**
  * Resolves hostnames from a fixed table, hostname to IP texts; names are compared case-insensitively
- * and unknown names fail with reason "not-found". IP literals still resolve to themselves. For tests.
+ * and unknown names fail with reason "not_found". IP literals still resolve to themselves. For tests.
  *
  * @example
  * ```ts
@@ -93,7 +93,7 @@ export const layerStatic = (table: Readonly<Record<string, ReadonlyArray<string>
   const lookup: Lookup = (hostname) => {
     const ips = entries.get(hostname.toLowerCase())
     return Effect.fromResult(
-      ips === undefined ? Result.fail<LookupFailure>({ reason: "not-found", message: "not in the static table" }) : Result.succeed(ips)
+      ips === undefined ? Result.fail<LookupFailure>({ reason: "not_found", message: "not in the static table" }) : Result.succeed(ips)
     )
   }
   return Layer.succeed(AddressResolver, AddressResolver.of({ resolve: resolveWith(lookup) }))

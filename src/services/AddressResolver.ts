@@ -11,12 +11,12 @@ import type * as Endpoint from "../domain/Endpoint.ts"
 import type * as NodeAddress from "../domain/NodeAddress.ts"
 
 /** Why an address did not resolve. */
-export type ResolveErrorReason = "no-protocol" | "no-node-id" | "not-found" | "timeout" | "lookup"
+export type ResolveErrorReason = "no_protocol" | "no_node_id" | "not_found" | "timeout" | "lookup"
 
 /** An address that cannot be resolved. `address` is its rendering; `message` says what went wrong. */
 export class ResolveError extends Schema.TaggedError<ResolveError>()("ResolveError", {
   address: Schema.String,
-  reason: Schema.Literals(["no-protocol", "no-node-id", "not-found", "timeout", "lookup"]),
+  reason: Schema.Literals(["no_protocol", "no_node_id", "not_found", "timeout", "lookup"]),
   message: Schema.String
 }) {}
 
@@ -32,7 +32,7 @@ export class AddressResolver extends Context.Service<AddressResolver, {
 
 /** Why a hostname lookup failed; the layers turn it into a {@link ResolveError}. */
 export interface LookupFailure {
-  readonly reason: "not-found" | "timeout" | "lookup"
+  readonly reason: "not_found" | "timeout" | "lookup"
   readonly message: string
 }
 

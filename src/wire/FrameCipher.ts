@@ -43,7 +43,7 @@ export const NONCE_SIZE = 12
 // Errors
 
 /** Why a received frame was refused. */
-export type FrameOpenErrorReason = "authentication" | "chunk-length"
+export type FrameOpenErrorReason = "authentication" | "chunk_length"
 
 /** A received frame failed authentication, or decrypted to a chunk length above 1024. */
 export class FrameOpenError extends Error {
@@ -285,7 +285,7 @@ export class FrameOpener {
    * the chunk (a view of a fresh buffer the caller owns). Lets a reader open frames in place in a
    * large receive buffer.
    *
-   * Throws {@link FrameOpenError} (`"authentication"`, `"chunk-length"`) or
+   * Throws {@link FrameOpenError} (`"authentication"`, `"chunk_length"`) or
    * {@link NonceOverflowError}. On any error the nonce is not advanced; the connection must close.
    */
   openFrameAt(source: Uint8Array, offset: number): Uint8Array {
@@ -298,7 +298,7 @@ export class FrameOpener {
     const chunkLength = pt[0]! | (pt[1]! << 8) | (pt[2]! << 16) | (pt[3]! << 24)
     // Signed read: lengths >= 2^31 come out negative, and are just as invalid.
     if (chunkLength < 0 || chunkLength > DATA_MAX_SIZE) {
-      throw new FrameOpenError("chunk-length", `chunkLength is greater than dataMaxSize (${chunkLength >>> 0})`)
+      throw new FrameOpenError("chunk_length", `chunkLength is greater than dataMaxSize (${chunkLength >>> 0})`)
     }
     this.nonce.increment()
     // A plain Uint8Array view (not the Buffer subclass), so `slice` on it copies as usual.

@@ -13,7 +13,7 @@
  * "unknown packet type". `data` comes back as a view of the input, never a copy.
  *
  * Errors: bytes the peer got wrong throw {@link PacketError} (`"encoding"`,
- * `"unknown-packet-type"`; {@link PacketReader} adds `"too-large"`). Encoding a channel outside
+ * `"unknown_packet_type"`; {@link PacketReader} adds `"too_large"`). Encoding a channel outside
  * 0..255, or into a target without room, throws `RangeError` (our bug).
  *
  * @since 0.1.0
@@ -24,12 +24,12 @@ import { uvarintLength } from "./Uvarint.ts"
 // Errors
 
 /** Why a peer's packet was refused. */
-export type PacketErrorReason = "encoding" | "unknown-packet-type" | "too-large"
+export type PacketErrorReason = "encoding" | "unknown_packet_type" | "too_large"
 
 /**
  * A packet the peer got wrong: malformed protobuf (`"encoding"`), a Packet with none of
- * ping/pong/msg set (`"unknown-packet-type"`), or a length prefix above `maxPacketMsgSize` or
- * longer than a uvarint may be (`"too-large"`, from the packet reader). Fatal for the connection.
+ * ping/pong/msg set (`"unknown_packet_type"`), or a length prefix above `maxPacketMsgSize` or
+ * longer than a uvarint may be (`"too_large"`, from the packet reader). Fatal for the connection.
  */
 export class PacketError extends Error {
   readonly _tag = "PacketError" as const
@@ -397,7 +397,7 @@ const decodeMsg = (buf: Uint8Array, end: number): MsgPacket => {
  *
  * Throws {@link PacketError}: `"encoding"` for malformed protobuf (truncated field, varint over
  * 10 bytes, field number 0, a stray end-group, an illegal wire type, or a known field with the
- * wrong wire type); `"unknown-packet-type"` when none of ping, pong or msg is present.
+ * wrong wire type); `"unknown_packet_type"` when none of ping, pong or msg is present.
  * `RangeError` for a bad `start`/`end`.
  */
 export const decodePacket = (buf: Uint8Array, start: number = 0, end: number = buf.length): Packet => {
@@ -423,6 +423,6 @@ export const decodePacket = (buf: Uint8Array, start: number = 0, end: number = b
       skipField(buf, end, tagStart)
     }
   }
-  if (packet === undefined) throw new PacketError("unknown-packet-type", "unknown packet type: none of ping, pong or msg is set")
+  if (packet === undefined) throw new PacketError("unknown_packet_type", "unknown packet type: none of ping, pong or msg is set")
   return packet
 }

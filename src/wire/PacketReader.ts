@@ -8,8 +8,8 @@
  * once, into a buffer of exactly its size, allocated only after its length prefix was checked
  * against `maxPacketMsgSize`. The length prefix itself is decoded incrementally and never buffered.
  *
- * Errors: {@link PacketError} — `"too-large"` for a prefix above the limit or over 10 bytes,
- * `"encoding"`/`"unknown-packet-type"` from {@link decodePacket}. Fatal: after an error the reader
+ * Errors: {@link PacketError} — `"too_large"` for a prefix above the limit or over 10 bytes,
+ * `"encoding"`/`"unknown_packet_type"` from {@link decodePacket}. Fatal: after an error the reader
  * is unusable. Pushing before the previous chunk was drained throws `RangeError` (our bug).
  *
  * @since 0.1.0
@@ -105,7 +105,7 @@ export class PacketReader implements Iterable<Packet> {
       complete = this.#prefix.decode(chunk, pos, end)
     } catch (e) {
       if (e instanceof UvarintError) {
-        throw new PacketError("too-large", e.reason === "too-large"
+        throw new PacketError("too_large", e.reason === "too_large"
           ? `packet length exceeds maxPacketMsgSize ${this.maxPacketSize}`
           : "packet length prefix overflows", { cause: e })
       }

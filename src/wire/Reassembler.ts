@@ -9,18 +9,18 @@
  * Pieces are copied, not kept by reference, so a peer cannot pin many large chunks with tiny
  * pieces.
  *
- * Errors: {@link ReassemblyError} (`"unknown-channel"`, `"message-too-large"`), fatal for the
+ * Errors: {@link ReassemblyError} (`"unknown_channel"`, `"message_too_large"`), fatal for the
  * connection; bad channel descriptors throw `RangeError`.
  *
  * @since 0.1.0
  */
 
 /** Why a peer's PacketMsg was refused. */
-export type ReassemblyErrorReason = "unknown-channel" | "message-too-large"
+export type ReassemblyErrorReason = "unknown_channel" | "message_too_large"
 
 /**
- * A PacketMsg for a channel outside 0..255 or not registered (`"unknown-channel"`), or a message
- * growing past the channel's receive capacity (`"message-too-large"`).
+ * A PacketMsg for a channel outside 0..255 or not registered (`"unknown_channel"`), or a message
+ * growing past the channel's receive capacity (`"message_too_large"`).
  */
 export class ReassemblyError extends Error {
   readonly _tag = "ReassemblyError" as const
@@ -92,17 +92,17 @@ export class Reassembler {
    * returned array *is* `data`; otherwise it is a fresh buffer the caller owns (possibly a view
    * of a larger one).
    *
-   * Throws {@link ReassemblyError}: `"unknown-channel"` for an id outside 0..255 (any int32 a
-   * peer sent) or not registered; `"message-too-large"` if buffered + `data.length` exceeds the
+   * Throws {@link ReassemblyError}: `"unknown_channel"` for an id outside 0..255 (any int32 a
+   * peer sent) or not registered; `"message_too_large"` if buffered + `data.length` exceeds the
    * channel's capacity, checked before anything is copied. After an error the connection is dead.
    */
   onMsg(channelId: number, eof: boolean, data: Uint8Array): Uint8Array | undefined {
     const ch = channelId >= 0 && channelId <= 255 ? this.#channels[channelId] : undefined
-    if (ch === undefined) throw new ReassemblyError("unknown-channel", channelId, `unknown channel ${channelId}`)
+    if (ch === undefined) throw new ReassemblyError("unknown_channel", channelId, `unknown channel ${channelId}`)
     const total = ch.length + data.length
     if (total > ch.capacity) {
       throw new ReassemblyError(
-        "message-too-large",
+        "message_too_large",
         channelId,
         `received message exceeds available capacity on channel ${channelId}: ${total} > ${ch.capacity}`
       )

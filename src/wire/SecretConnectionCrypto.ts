@@ -46,7 +46,7 @@ export class EphemeralKeyError extends Error {
 }
 
 /** Why the X25519 exchange was refused. */
-export type KeyExchangeErrorReason = "low-order-point" | "zero-shared-secret"
+export type KeyExchangeErrorReason = "low_order_point" | "zero_shared_secret"
 
 /**
  * The peer's ephemeral key cannot give a secret: it is a known low-order point (tendermint-rs's
@@ -63,7 +63,7 @@ export class KeyExchangeError extends Error {
 }
 
 /** Why a peer's AuthSigMessage was refused, in the order the checks run. */
-export type AuthSigErrorReason = "encoding" | "missing-key" | "key-type" | "key-length" | "sig-length" | "signature"
+export type AuthSigErrorReason = "encoding" | "missing_key" | "key_type" | "key_length" | "sig_length" | "signature"
 
 /** The peer's AuthSigMessage is malformed, not Ed25519, or its signature does not verify. */
 export class AuthSigError extends Error {
@@ -223,7 +223,7 @@ export const computeSharedSecret = (localSecret: Uint8Array, remotePublic: Uint8
   requireLength("X25519 secret key", localSecret, X25519_KEY_LENGTH)
   requireLength("X25519 public key", remotePublic, X25519_KEY_LENGTH)
   if (isLowOrderPoint(remotePublic)) {
-    throw new KeyExchangeError("low-order-point", "remote ephemeral key is a low-order point")
+    throw new KeyExchangeError("low_order_point", "remote ephemeral key is a low-order point")
   }
   let dh: Buffer
   try {
@@ -232,10 +232,10 @@ export const computeSharedSecret = (localSecret: Uint8Array, remotePublic: Uint8
       publicKey: publicKeyObject(X25519_SPKI_PREFIX, remotePublic)
     })
   } catch (cause) {
-    throw new KeyExchangeError("zero-shared-secret", "X25519 derivation failed (all-zero shared secret)", { cause })
+    throw new KeyExchangeError("zero_shared_secret", "X25519 derivation failed (all-zero shared secret)", { cause })
   }
   if (dh.every((b) => b === 0)) {
-    throw new KeyExchangeError("zero-shared-secret", "X25519 shared secret is all zero")
+    throw new KeyExchangeError("zero_shared_secret", "X25519 shared secret is all zero")
   }
   return new Uint8Array(dh)
 }
@@ -368,8 +368,8 @@ export const encodeAuthSigMessage = (publicKey: Uint8Array, signature: Uint8Arra
  * and caps at 1 MiB) and checks its shape like Go: `pub_key` present, Ed25519, 32 bytes; `sig` 64
  * bytes. Does not verify the signature: see {@link verifyAuthSig}.
  *
- * Throws {@link AuthSigError}: `"encoding"`, `"missing-key"`, `"key-type"`, `"key-length"`,
- * `"sig-length"`.
+ * Throws {@link AuthSigError}: `"encoding"`, `"missing_key"`, `"key_type"`, `"key_length"`,
+ * `"sig_length"`.
  */
 export const decodeAuthSigMessage = (body: Uint8Array): AuthSig => {
   let decoded
@@ -379,16 +379,16 @@ export const decodeAuthSigMessage = (body: Uint8Array): AuthSig => {
     throw new AuthSigError("encoding", `malformed AuthSigMessage: ${String(cause)}`, { cause })
   }
   const pubKey = decoded.pubKey
-  if (pubKey === undefined) throw new AuthSigError("missing-key", "AuthSigMessage has no pub_key")
+  if (pubKey === undefined) throw new AuthSigError("missing_key", "AuthSigMessage has no pub_key")
   if (pubKey.sum.case !== "ed25519") {
-    throw new AuthSigError("key-type", `expected ed25519 pubkey, got ${pubKey.sum.case ?? "none"}`)
+    throw new AuthSigError("key_type", `expected ed25519 pubkey, got ${pubKey.sum.case ?? "none"}`)
   }
   const publicKey = pubKey.sum.value
   if (publicKey.length !== ED25519_KEY_LENGTH) {
-    throw new AuthSigError("key-length", `ed25519 pubkey must be 32 bytes, got ${publicKey.length}`)
+    throw new AuthSigError("key_length", `ed25519 pubkey must be 32 bytes, got ${publicKey.length}`)
   }
   if (decoded.sig.length !== ED25519_SIGNATURE_LENGTH) {
-    throw new AuthSigError("sig-length", `signature must be 64 bytes, got ${decoded.sig.length}`)
+    throw new AuthSigError("sig_length", `signature must be 64 bytes, got ${decoded.sig.length}`)
   }
   return { publicKey, signature: decoded.sig }
 }

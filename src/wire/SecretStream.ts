@@ -9,7 +9,7 @@
  * possible. {@link SecretReader} accepts ciphertext in chunks of any size, opens every frame that
  * is complete (in place when it lies inside one chunk) and buffers at most one partial frame.
  *
- * Errors: {@link FrameOpenError} (`"authentication"`, `"chunk-length"`) and
+ * Errors: {@link FrameOpenError} (`"authentication"`, `"chunk_length"`) and
  * {@link NonceOverflowError} come through from the cipher and are fatal; after one the reader or
  * writer must not be used again. Bad ranges throw `RangeError` (our bug).
  *

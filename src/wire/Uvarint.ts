@@ -7,7 +7,7 @@
  * needs no buffering, and it checks the value against a maximum *while* decoding: a hostile
  * prefix is refused before any allocation, as soon as its lower bits already exceed the limit.
  *
- * Errors: a prefix the peer got wrong throws {@link UvarintError} (`"overflow"`, `"too-large"`).
+ * Errors: a prefix the peer got wrong throws {@link UvarintError} (`"overflow"`, `"too_large"`).
  * Encoding a value that is not a non-negative safe integer, or into a target without room,
  * throws `RangeError` (our bug).
  *
@@ -18,11 +18,11 @@
 export const MAX_UVARINT_LENGTH = 10
 
 /** Why a peer's uvarint was refused. */
-export type UvarintErrorReason = "overflow" | "too-large"
+export type UvarintErrorReason = "overflow" | "too_large"
 
 /**
  * A uvarint longer than 10 bytes or beyond 64 bits (`"overflow"`), or above the caller's maximum
- * (`"too-large"`, detected as soon as the bits read so far exceed it).
+ * (`"too_large"`, detected as soon as the bits read so far exceed it).
  */
 export class UvarintError extends Error {
   readonly _tag = "UvarintError" as const
@@ -125,7 +125,7 @@ export class UvarintDecoder {
    * past the consumed bytes.
    *
    * Throws {@link UvarintError}: `"overflow"` for an 11th byte or a 10th byte above 1 (Go's
-   * `binary.ReadUvarint`), `"too-large"` as soon as the value read so far exceeds `max`. After an
+   * `binary.ReadUvarint`), `"too_large"` as soon as the value read so far exceeds `max`. After an
    * error the decoder is in an undefined state: the stream is broken.
    */
   decode(source: Uint8Array, offset: number, end: number): boolean {
@@ -133,7 +133,7 @@ export class UvarintDecoder {
     if (this.#count === 0 && offset < end) {
       const b = source[offset]!
       if (b < 0x80) {
-        if (b > this.max) throw new UvarintError("too-large", `uvarint ${b} exceeds the maximum ${this.max}`)
+        if (b > this.max) throw new UvarintError("too_large", `uvarint ${b} exceeds the maximum ${this.max}`)
         this.value = b
         this.next = offset + 1
         return true
@@ -147,7 +147,7 @@ export class UvarintDecoder {
       count++
       if (count === MAX_UVARINT_LENGTH && b > 1) throw new UvarintError("overflow", "uvarint overflows a 64-bit integer")
       partial += (b & 0x7f) * scale
-      if (partial > this.max) throw new UvarintError("too-large", `uvarint exceeds the maximum ${this.max}`)
+      if (partial > this.max) throw new UvarintError("too_large", `uvarint exceeds the maximum ${this.max}`)
       if (b < 0x80) {
         this.value = partial
         this.next = offset

@@ -71,11 +71,11 @@ describe("Endpoint.validate", () => {
   })
 
   it("rejects a missing protocol, a bad IP, a bare protocol and a port without IP", () => {
-    assert.strictEqual(reason(make({})), "no-protocol")
-    assert.strictEqual(reason(make({ ip: "1.2.3.4" })), "no-protocol")
-    assert.strictEqual(reason(make({ protocol: "tcp" })), "no-path-or-ip")
-    assert.strictEqual(reason(make({ protocol: "tcp", ip: Ip.format(new Uint8Array([1, 2, 3])) })), "invalid-ip")
-    assert.strictEqual(reason(make({ protocol: "tcp", port: 8080, path: "path" })), "port-without-ip")
+    assert.strictEqual(reason(make({})), "no_protocol")
+    assert.strictEqual(reason(make({ ip: "1.2.3.4" })), "no_protocol")
+    assert.strictEqual(reason(make({ protocol: "tcp" })), "no_path_or_ip")
+    assert.strictEqual(reason(make({ protocol: "tcp", ip: Ip.format(new Uint8Array([1, 2, 3])) })), "invalid_ip")
+    assert.strictEqual(reason(make({ protocol: "tcp", port: 8080, path: "path" })), "port_without_ip")
   })
 
   it("says what is wrong in the message", () => {

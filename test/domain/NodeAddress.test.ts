@@ -52,12 +52,12 @@ describe("NodeAddress.parse", () => {
   })
 
   it("does not lowercase the node ID of the opaque form, so an uppercase one is rejected", () => {
-    assert.strictEqual(failure(`memory:${ID}`).reason, "invalid-node-id")
+    assert.strictEqual(failure(`memory:${ID}`).reason, "invalid_node_id")
   })
 
   it("treats host:port without scheme as a scheme-less address", () => {
     assertAddress(parsed(`${id}@example.com:26656/x`), make({ protocol: "mconn", nodeId: id, hostname: "example.com", port: 26656, path: "/x" }))
-    assert.strictEqual(failure("127.0.0.1:26656").reason, "no-node-id")
+    assert.strictEqual(failure("127.0.0.1:26656").reason, "no_node_id")
   })
 
   it("keeps the raw query and adds a leading slash to a relative path", () => {
@@ -68,17 +68,17 @@ describe("NodeAddress.parse", () => {
 
   it("rejects every malformed or invalid address of the original's tests", () => {
     const cases: ReadonlyArray<readonly [string, NodeAddress.InvalidNodeAddressReason]> = [
-      ["", "no-node-id"],
-      ["127.0.0.1", "no-node-id"],
-      ["hostname", "no-node-id"],
-      ["scheme:", "no-node-id"],
-      ["memory:foo", "invalid-node-id"],
+      ["", "no_node_id"],
+      ["127.0.0.1", "no_node_id"],
+      ["hostname", "no_node_id"],
+      ["scheme:", "no_node_id"],
+      ["memory:foo", "invalid_node_id"],
       [`${id}@%F%F0`, "malformed"],
-      [`//${id}@127.0.0.1`, "no-node-id"],
+      [`//${id}@127.0.0.1`, "no_node_id"],
       [`://${id}@127.0.0.1`, "malformed"],
-      ["mconn://foo@127.0.0.1", "invalid-node-id"],
-      [`mconn://${id}@127.0.0.1:65536`, "invalid-port"],
-      [`mconn://${id}@:80`, "port-without-hostname"]
+      ["mconn://foo@127.0.0.1", "invalid_node_id"],
+      [`mconn://${id}@127.0.0.1:65536`, "invalid_port"],
+      [`mconn://${id}@:80`, "port_without_hostname"]
     ]
     for (const [input, reason] of cases) {
       const err = failure(input)
@@ -111,7 +111,7 @@ describe("NodeAddress.parse", () => {
 
   it("takes the last @ of the authority and the username before a colon", () => {
     assertAddress(parsed(`mconn://${id}:secret@host:1`), make({ protocol: "mconn", nodeId: id, hostname: "host", port: 1 }))
-    assert.strictEqual(failure(`mconn://a@${id}@host`).reason, "invalid-node-id")
+    assert.strictEqual(failure(`mconn://a@${id}@host`).reason, "invalid_node_id")
   })
 
   it.effect("parse fails in the error channel with InvalidNodeAddress", () =>
@@ -120,7 +120,7 @@ describe("NodeAddress.parse", () => {
       assert.strictEqual(address.protocol, "memory")
       const err = yield* Effect.flip(NodeAddress.parse("nope"))
       assert.strictEqual(err._tag, "InvalidNodeAddress")
-      assert.strictEqual(err.reason, "no-node-id")
+      assert.strictEqual(err.reason, "no_node_id")
     }))
 })
 
@@ -187,7 +187,7 @@ describe("NodeAddress.validate", () => {
     assert.strictEqual(message(make({ protocol: "mconn", hostname: "host" })), "no peer ID")
     assert.strictEqual(message(make({ protocol: "mconn", nodeId: "foo", hostname: "host" })), "invalid peer ID: invalid node ID length 3, expected 40")
     assert.strictEqual(message(make({ protocol: "mconn", nodeId: id, port: 80, path: "path" })), "cannot specify port without hostname")
-    assert.strictEqual(reason(make({ protocol: "mconn", nodeId: id, port: 80, path: "path" })), "port-without-hostname")
+    assert.strictEqual(reason(make({ protocol: "mconn", nodeId: id, port: 80, path: "path" })), "port_without_hostname")
   })
 })
 

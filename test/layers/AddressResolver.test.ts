@@ -69,13 +69,13 @@ layer(AddressResolver.layerStatic({ localhost: ["127.0.0.1", "::1"], "dup.exampl
     it.effect("fails with ResolveError for no protocol, no node ID, host:port, emoji and unknown names", () =>
       Effect.gen(function*() {
         const cases: ReadonlyArray<readonly [NodeAddress.NodeAddress, AddressResolver.ResolveErrorReason]> = [
-          [address({}), "no-protocol"],
-          [address({ hostname: "127.0.0.1" }), "no-protocol"],
-          [address({ protocol: "tcp", hostname: "127.0.0.1:80" }), "not-found"],
-          [address({ protocol: "memory" }), "no-node-id"],
-          [address({ protocol: "memory", path: id }), "no-node-id"],
-          [address({ protocol: "tcp", hostname: "💥" }), "not-found"],
-          [address({ protocol: "tcp", hostname: "unknown.example" }), "not-found"]
+          [address({}), "no_protocol"],
+          [address({ hostname: "127.0.0.1" }), "no_protocol"],
+          [address({ protocol: "tcp", hostname: "127.0.0.1:80" }), "not_found"],
+          [address({ protocol: "memory" }), "no_node_id"],
+          [address({ protocol: "memory", path: id }), "no_node_id"],
+          [address({ protocol: "tcp", hostname: "💥" }), "not_found"],
+          [address({ protocol: "tcp", hostname: "unknown.example" }), "not_found"]
         ]
         for (const [input, reason] of cases) {
           const err = yield* Effect.flip(resolve(input))
@@ -113,7 +113,7 @@ describe("AddressResolver.layerDns", () => {
       const started = Date.now()
       const err = yield* Effect.flip(resolve(address({ protocol: "tcp", hostname: "no-such-host.invalid", port: 1 })))
       assert.strictEqual(err._tag, "ResolveError")
-      assert.include(["not-found", "timeout", "lookup"], err.reason)
+      assert.include(["not_found", "timeout", "lookup"], err.reason)
       assert.isBelow(Date.now() - started, 4_000)
     }).pipe(Effect.provide(dns)))
 })

@@ -150,7 +150,7 @@ describe("FrameCipher", () => {
       new DataView(plaintext.buffer).setUint32(0, length, true)
       const c = createCipheriv("chacha20-poly1305", key, new Uint8Array(12), { authTagLength: 16 })
       const frame = Buffer.concat([c.update(plaintext), c.final(), c.getAuthTag()])
-      assert.strictEqual(openReason(() => new F.FrameOpener(key).openFrame(frame)), "chunk-length", String(length))
+      assert.strictEqual(openReason(() => new F.FrameOpener(key).openFrame(frame)), "chunk_length", String(length))
     }
   })
 

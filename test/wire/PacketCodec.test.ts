@@ -244,9 +244,9 @@ describe("PacketCodec decoding", () => {
   })
 
   it("an empty packet, or one with only unknown fields, is an unknown packet type", () => {
-    assert.strictEqual(packetReason(() => dec("")), "unknown-packet-type")
-    assert.strictEqual(packetReason(() => dec("2000")), "unknown-packet-type")
-    assert.strictEqual(packetReason(() => dec("2200" + "2a0100")), "unknown-packet-type")
+    assert.strictEqual(packetReason(() => dec("")), "unknown_packet_type")
+    assert.strictEqual(packetReason(() => dec("2000")), "unknown_packet_type")
+    assert.strictEqual(packetReason(() => dec("2200" + "2a0100")), "unknown_packet_type")
   })
 
   it("refuses malformed packets as encoding errors", () => {

@@ -116,29 +116,29 @@ describe("PacketReader", () => {
     assert.strictEqual([...new PacketReader().push(max)].length, 1)
     // 1035 announced: refused on the prefix alone.
     const reader = new PacketReader()
-    assert.strictEqual(packetReason(() => reader.push(hex("8b08")).next()), "too-large")
+    assert.strictEqual(packetReason(() => reader.push(hex("8b08")).next()), "too_large")
     assert.strictEqual(reader.bufferedBytes, 0)
     // Refused even when the prefix arrives a byte at a time, as soon as it cannot be <= 1034.
     const r2 = new PacketReader()
     r2.push(hex("8b"))
     assert.isUndefined(r2.next())
-    assert.strictEqual(packetReason(() => r2.push(hex("08")).next()), "too-large")
+    assert.strictEqual(packetReason(() => r2.push(hex("08")).next()), "too_large")
     // A huge prefix is refused at its first bytes.
-    assert.strictEqual(packetReason(() => new PacketReader().push(hex("ffffffffffffffffff01")).next()), "too-large")
+    assert.strictEqual(packetReason(() => new PacketReader().push(hex("ffffffffffffffffff01")).next()), "too_large")
     // An over-long prefix (non-minimal zeros) overflows.
-    assert.strictEqual(packetReason(() => new PacketReader().push(hex("8080808080808080808000")).next()), "too-large")
+    assert.strictEqual(packetReason(() => new PacketReader().push(hex("8080808080808080808000")).next()), "too_large")
   })
 
   it("honours a custom maxPacketSize (e.g. a 1400-byte payload)", () => {
     const big = C.encodePacketMsg(1, true, new Uint8Array(1400))
-    assert.strictEqual(packetReason(() => [...new PacketReader().push(big)]), "too-large")
+    assert.strictEqual(packetReason(() => [...new PacketReader().push(big)]), "too_large")
     assert.strictEqual([...new PacketReader({ maxPacketSize: C.maxPacketMsgSize(1400) }).push(big)].length, 1)
     assert.throws(() => new PacketReader({ maxPacketSize: -1 }), RangeError)
   })
 
   it("passes decode errors through: an empty packet is an unknown packet type, garbage an encoding error", () => {
-    assert.strictEqual(packetReason(() => [...new PacketReader().push(hex("00"))]), "unknown-packet-type")
-    assert.strictEqual(packetReason(() => [...new PacketReader().push(hex("022000"))]), "unknown-packet-type")
+    assert.strictEqual(packetReason(() => [...new PacketReader().push(hex("00"))]), "unknown_packet_type")
+    assert.strictEqual(packetReason(() => [...new PacketReader().push(hex("022000"))]), "unknown_packet_type")
     assert.strictEqual(packetReason(() => [...new PacketReader().push(hex("020000"))]), "encoding")
     // Also for a straddling packet.
     const r = new PacketReader()

@@ -83,22 +83,22 @@ describe("Reassembler", () => {
     const r = new R.Reassembler([{ id: 1, recvMessageCapacity: 10 }])
     for (const ch of [0, 2, 255, -1, 256, 2 ** 31 - 1, -(2 ** 31)]) {
       const e = reassemblyError(() => r.onMsg(ch, true, bytes(1)))
-      assert.strictEqual(e.reason, "unknown-channel", String(ch))
+      assert.strictEqual(e.reason, "unknown_channel", String(ch))
       assert.strictEqual(e.channelId, ch)
     }
   })
 
   it("refuses a piece that takes the message past the capacity, before copying it", () => {
     const r = new R.Reassembler([{ id: 1, recvMessageCapacity: 10 }])
-    assert.strictEqual(reassemblyError(() => r.onMsg(1, true, new Uint8Array(11))).reason, "message-too-large")
+    assert.strictEqual(reassemblyError(() => r.onMsg(1, true, new Uint8Array(11))).reason, "message_too_large")
     assert.isUndefined(r.onMsg(1, false, new Uint8Array(6)))
-    assert.strictEqual(reassemblyError(() => r.onMsg(1, false, new Uint8Array(5))).reason, "message-too-large")
+    assert.strictEqual(reassemblyError(() => r.onMsg(1, false, new Uint8Array(5))).reason, "message_too_large")
     assert.strictEqual(r.bufferedBytes(1), 6)
     // Exactly the capacity is fine.
     assert.strictEqual(r.onMsg(1, true, new Uint8Array(4))!.length, 10)
     const zero = new R.Reassembler([{ id: 0, recvMessageCapacity: 0 }])
     assert.strictEqual(zero.onMsg(0, true, new Uint8Array(0))!.length, 0)
-    assert.strictEqual(reassemblyError(() => zero.onMsg(0, true, new Uint8Array(1))).reason, "message-too-large")
+    assert.strictEqual(reassemblyError(() => zero.onMsg(0, true, new Uint8Array(1))).reason, "message_too_large")
   })
 
   it("refuses bad descriptors with RangeError", () => {

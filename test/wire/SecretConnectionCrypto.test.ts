@@ -116,7 +116,7 @@ describe("SecretConnection crypto: sorting and DH", () => {
       assert.isTrue(SC.isLowOrderPoint(hex(p)))
       const e = thrown(() => SC.computeSharedSecret(secretKey, hex(p)))
       assert.instanceOf(e, SC.KeyExchangeError)
-      assert.strictEqual((e as SC.KeyExchangeError).reason, "low-order-point", p)
+      assert.strictEqual((e as SC.KeyExchangeError).reason, "low_order_point", p)
     }
   })
 
@@ -128,7 +128,7 @@ describe("SecretConnection crypto: sorting and DH", () => {
       assert.isFalse(SC.isLowOrderPoint(variant))
       const e = thrown(() => SC.computeSharedSecret(secretKey, variant))
       assert.instanceOf(e, SC.KeyExchangeError)
-      assert.strictEqual((e as SC.KeyExchangeError).reason, "zero-shared-secret", toHex(variant))
+      assert.strictEqual((e as SC.KeyExchangeError).reason, "zero_shared_secret", toHex(variant))
     }
   })
 
@@ -203,17 +203,17 @@ describe("SecretConnection crypto: AuthSigMessage", () => {
     const sig = new Uint8Array(64).fill(1)
     const encode = (init: Parameters<typeof create<typeof AuthSigMessageSchema>>[1]) =>
       toBinary(AuthSigMessageSchema, create(AuthSigMessageSchema, init))
-    assert.strictEqual(authSigReason(() => SC.decodeAuthSigMessage(encode({ sig }))), "missing-key")
-    assert.strictEqual(authSigReason(() => SC.decodeAuthSigMessage(Uint8Array.from([0x0a, 0x00, 0x12, 0x40, ...sig]))), "key-type")
+    assert.strictEqual(authSigReason(() => SC.decodeAuthSigMessage(encode({ sig }))), "missing_key")
+    assert.strictEqual(authSigReason(() => SC.decodeAuthSigMessage(Uint8Array.from([0x0a, 0x00, 0x12, 0x40, ...sig]))), "key_type")
     const secp = encode({ pubKey: { sum: { case: "secp256k1", value: new Uint8Array(33).fill(2) } }, sig })
     const e = thrown(() => SC.decodeAuthSigMessage(secp))
     assert.instanceOf(e, SC.AuthSigError)
-    assert.strictEqual((e as SC.AuthSigError).reason, "key-type")
+    assert.strictEqual((e as SC.AuthSigError).reason, "key_type")
     assert.include((e as SC.AuthSigError).message, "expected ed25519 pubkey")
     const shortKey = encode({ pubKey: { sum: { case: "ed25519", value: new Uint8Array(31) } }, sig })
-    assert.strictEqual(authSigReason(() => SC.decodeAuthSigMessage(shortKey)), "key-length")
+    assert.strictEqual(authSigReason(() => SC.decodeAuthSigMessage(shortKey)), "key_length")
     const shortSig = encode({ pubKey: { sum: { case: "ed25519", value: nodePub } }, sig: sig.subarray(0, 63) })
-    assert.strictEqual(authSigReason(() => SC.decodeAuthSigMessage(shortSig)), "sig-length")
+    assert.strictEqual(authSigReason(() => SC.decodeAuthSigMessage(shortSig)), "sig_length")
     assert.strictEqual(authSigReason(() => SC.decodeAuthSigMessage(Uint8Array.from([0x0a, 0x50, 0x01]))), "encoding")
     const msg = SC.encodeAuthSigMessage(nodePub, SC.signEd25519(nodeKey, challenge))
     assert.strictEqual(authSigReason(() => SC.decodeAuthSigMessageDelimited(msg.subarray(0, 102))), "encoding")

@@ -141,7 +141,7 @@ describe("SecretReader", () => {
     const c = createCipheriv("chacha20-poly1305", key, new Uint8Array(12), { authTagLength: 16 })
     const frame = Buffer.concat([c.update(plaintext), c.final(), c.getAuthTag()])
     const reader = new SecretReader(new F.FrameOpener(key))
-    assert.strictEqual(openReason(() => reader.push(frame)), "chunk-length")
+    assert.strictEqual(openReason(() => reader.push(frame)), "chunk_length")
   })
 
   it("passes NonceOverflowError through", () => {

@@ -126,14 +126,14 @@ describe("Uvarint", () => {
   })
 
   it("rejects a value above the maximum as soon as the bits read exceed it", () => {
-    assert.strictEqual(uvarintReason(() => decodeAll(hex("8b08"), 1034)), "too-large")
+    assert.strictEqual(uvarintReason(() => decodeAll(hex("8b08"), 1034)), "too_large")
     assert.deepStrictEqual(decodeAll(hex("8a08"), 1034), { value: 1034, next: 2 })
-    assert.strictEqual(uvarintReason(() => decodeAll(hex("0b"), 10)), "too-large")
+    assert.strictEqual(uvarintReason(() => decodeAll(hex("0b"), 10)), "too_large")
     // The first byte alone (continuation set) already exceeds 100: refused before more arrive.
     const d = new U.UvarintDecoder(100)
-    assert.strictEqual(uvarintReason(() => d.decode(hex("ff"), 0, 1)), "too-large")
+    assert.strictEqual(uvarintReason(() => d.decode(hex("ff"), 0, 1)), "too_large")
     // A huge length is refused at its first bytes, long before 10.
-    assert.strictEqual(uvarintReason(() => new U.UvarintDecoder(1034).decode(hex("ffffffffffffffffff01"), 0, 2)), "too-large")
+    assert.strictEqual(uvarintReason(() => new U.UvarintDecoder(1034).decode(hex("ffffffffffffffffff01"), 0, 2)), "too_large")
   })
 
   it("refuses to encode what is not a non-negative safe integer, or into too small a target", () => {
