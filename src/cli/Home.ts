@@ -58,29 +58,28 @@ export const readNodeKey = (home: string): Effect.Effect<NodeKey.NodeKey | undef
  * Writes `config.toml` and `node_key.json` where absent (CometBFT's `init`); returns what it wrote.
  * Existing files are never touched. A home that cannot be written is a runtime failure (exit 1).
  */
-export const init = (home: string, config: Config.NodeConfig): Effect.Effect<ReadonlyArray<string>, Config.ConfigError | CommandFailure> =>
-  Effect.gen(function* () {
-    const p = paths(home)
-    const written: Array<string> = []
-    const existingKey = yield* readNodeKey(home)
-    yield* Effect.try({
-      try: () => {
-        mkdirSync(join(home, "config"), { recursive: true })
-        mkdirSync(p.data, { recursive: true })
-        if (!existsSync(p.config)) {
-          writeFileSync(p.config, Config.toToml(config))
-          written.push(p.config)
-        }
-      },
-      catch: (e) => new CommandFailure({ exitCode: 1, message: `cannot write the home directory ${home}: ${(e as Error).message}; check that it is writable by this user, or choose another with --home` })
-    })
-    if (existingKey === undefined) {
-      const key = yield* NodeKey.generate()
-      yield* Effect.try({
-        try: () => writeFileSync(p.nodeKey, NodeKey.toJson(key), { mode: 0o600 }),
-        catch: (e) => new CommandFailure({ exitCode: 1, message: `cannot write ${p.nodeKey}: ${(e as Error).message}; check that ${dirname(p.nodeKey)} is writable by this user` })
-      })
-      written.push(p.nodeKey)
-    }
-    return written
+export const init = Effect.fn("Home.init")(function* (home: string, config: Config.NodeConfig): Effect.fn.Return<ReadonlyArray<string>, Config.ConfigError | CommandFailure> {
+  const p = paths(home)
+  const written: Array<string> = []
+  const existingKey = yield* readNodeKey(home)
+  yield* Effect.try({
+    try: () => {
+      mkdirSync(join(home, "config"), { recursive: true })
+      mkdirSync(p.data, { recursive: true })
+      if (!existsSync(p.config)) {
+        writeFileSync(p.config, Config.toToml(config))
+        written.push(p.config)
+      }
+    },
+    catch: (e) => new CommandFailure({ exitCode: 1, message: `cannot write the home directory ${home}: ${(e as Error).message}; check that it is writable by this user, or choose another with --home` })
   })
+  if (existingKey === undefined) {
+    const key = yield* NodeKey.generate()
+    yield* Effect.try({
+      try: () => writeFileSync(p.nodeKey, NodeKey.toJson(key), { mode: 0o600 }),
+      catch: (e) => new CommandFailure({ exitCode: 1, message: `cannot write ${p.nodeKey}: ${(e as Error).message}; check that ${dirname(p.nodeKey)} is writable by this user` })
+    })
+    written.push(p.nodeKey)
+  }
+  return written
+})

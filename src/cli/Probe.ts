@@ -80,49 +80,48 @@ export type OpenError = Effect.Error<ReturnType<Router["Service"]["openChannel"]
  * pings and timing pongs, and one pinging every connected peer that serves the channel every
  * {@link PING_INTERVAL}. Fails if the channel is already open.
  */
-export const run = (router: Router["Service"]): Effect.Effect<Handle, OpenError, Scope.Scope> =>
-  Effect.gen(function* () {
-    const channel = yield* router.openChannel(descriptor)
-    let received = 0
-    let sent = 0
-    let rtts: Array<number> = []
+export const run = Effect.fn("Probe.run")(function* (router: Router["Service"]): Effect.fn.Return<Handle, OpenError, Scope.Scope> {
+  const channel = yield* router.openChannel(descriptor)
+  let received = 0
+  let sent = 0
+  let rtts: Array<number> = []
 
-    const answer = Stream.runForEach(channel.messages, (envelope) =>
-      Effect.gen(function* () {
-        const probe = decode(envelope.message)
-        if (probe === undefined) return
-        received++
-        if (probe.kind === "ping") {
-          sent++
-          yield* channel.send(Envelope.to(envelope.from, encode({ kind: "pong", sentAt: probe.sentAt })))
-        } else {
-          const now = yield* Clock.currentTimeNanos
-          rtts.push(Number(now - probe.sentAt) / 1e6)
-        }
-      }))
-
-    const ping = Effect.gen(function* () {
-      while (true) {
-        const peers = (yield* router.peers).filter((p) => p.channels.has(CHANNEL_ID))
-        const sentAt = yield* Clock.currentTimeNanos
-        for (const peer of peers) {
-          sent++
-          yield* channel.send(Envelope.to(peer.nodeId, encode({ kind: "ping", sentAt })))
-        }
-        yield* Effect.sleep(PING_INTERVAL)
+  const answer = Stream.runForEach(channel.messages, (envelope) =>
+    Effect.gen(function* () {
+      const probe = decode(envelope.message)
+      if (probe === undefined) return
+      received++
+      if (probe.kind === "ping") {
+        sent++
+        yield* channel.send(Envelope.to(envelope.from, encode({ kind: "pong", sentAt: probe.sentAt })))
+      } else {
+        const now = yield* Clock.currentTimeNanos
+        rtts.push(Number(now - probe.sentAt) / 1e6)
       }
-    })
+    }))
 
-    yield* Effect.forkScoped(answer)
-    yield* Effect.forkScoped(ping)
-
-    return {
-      take: Effect.sync(() => {
-        const counts: Counts = { received, sent, rtts }
-        received = 0
-        sent = 0
-        rtts = []
-        return counts
-      })
+  const ping = Effect.gen(function* () {
+    while (true) {
+      const peers = (yield* router.peers).filter((p) => p.channels.has(CHANNEL_ID))
+      const sentAt = yield* Clock.currentTimeNanos
+      for (const peer of peers) {
+        sent++
+        yield* channel.send(Envelope.to(peer.nodeId, encode({ kind: "ping", sentAt })))
+      }
+      yield* Effect.sleep(PING_INTERVAL)
     }
   })
+
+  yield* Effect.forkScoped(answer)
+  yield* Effect.forkScoped(ping)
+
+  return {
+    take: Effect.sync(() => {
+      const counts: Counts = { received, sent, rtts }
+      received = 0
+      sent = 0
+      rtts = []
+      return counts
+    })
+  }
+})

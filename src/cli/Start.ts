@@ -82,14 +82,13 @@ export const logging = (c: Config.NodeConfig): Layer.Layer<never> =>
   LogLevel.layer(Result.getOrElse(LogLevel.parse(c.logLevel), () => ({ default: "info" as const, modules: new Map() })), c.logFormat)
 
 /** Validates flags and config, creates what is missing, then runs the node until interrupted. */
-export const run = (home: string, flags: Readonly<Record<string, string | undefined>>, options: StartOptions = {}) =>
-  Effect.gen(function* () {
-    const fromFlags = yield* Effect.fromResult(Config.fromFlags(flags))
-    const file = yield* Home.readConfigFile(home)
-    const config = yield* Effect.fromResult(Config.validate(Config.resolve(file.values, fromFlags)))
-    yield* Home.readNodeKey(home) // a malformed key file stops us before anything is written
-    return yield* Effect.provide(runNode(home, config, file, options), logging(config))
-  })
+export const run = Effect.fn("Start.run")(function* (home: string, flags: Readonly<Record<string, string | undefined>>, options: StartOptions = {}) {
+  const fromFlags = yield* Effect.fromResult(Config.fromFlags(flags))
+  const file = yield* Home.readConfigFile(home)
+  const config = yield* Effect.fromResult(Config.validate(Config.resolve(file.values, fromFlags)))
+  yield* Home.readNodeKey(home) // a malformed key file stops us before anything is written
+  return yield* Effect.provide(runNode(home, config, file, options), logging(config))
+})
 
 /** The config key (and flag) that sets an HTTP address. */
 const httpKey = (c: Config.NodeConfig, address: string) =>
@@ -137,27 +136,26 @@ const explain = <E>(c: Config.NodeConfig, e: E): E | CommandFailure => {
   }
 }
 
-const runNode = (home: string, config: Config.NodeConfig, file: Config.FileConfig, options: StartOptions) =>
-  Effect.gen(function* () {
-    if (file.ignored.length > 0) {
-      yield* LogLevel.main(Effect.logWarning(`config.toml: ignoring CometBFT settings this node does not use: ${file.ignored.join(", ")}`))
+const runNode = Effect.fn("Start.runNode")(function* (home: string, config: Config.NodeConfig, file: Config.FileConfig, options: StartOptions) {
+  if (file.ignored.length > 0) {
+    yield* LogLevel.main(Effect.logWarning(`config.toml: ignoring CometBFT settings this node does not use: ${file.ignored.join(", ")}`))
+  }
+  yield* checkHttpPorts(config)
+  const written = yield* Home.init(home, Config.resolve(file.values))
+  for (const f of written) yield* LogLevel.main(Effect.logInfo(`wrote ${f}`))
+  const node = NodeLayer.layer(toNodeConfig(home, config, options))
+  yield* Effect.scoped(Effect.gen(function* () {
+    const context = yield* Layer.build(node)
+    const router = Context.get(context, Router)
+    const transport = Context.get(context, Transport)
+    const info = yield* router.nodeInfo
+    const endpoints = yield* transport.endpoints
+    yield* LogLevel.main(Effect.logInfo(`node ${info.nodeId} (${info.moniker}) on network ${info.network} listening on ${endpoints.map(Endpoint.format).join(", ")}`))
+    for (const server of httpServers(config)) {
+      const bound = yield* NodeHttp.serve(server).pipe(Effect.provideContext(context))
+      const served = server.metrics === true ? "/metrics, /net_info, /status, /health" : "/net_info, /status, /health and JSON-RPC"
+      yield* LogLevel.main(Effect.logInfo(`serving ${served} on ${bound.url}`))
     }
-    yield* checkHttpPorts(config)
-    const written = yield* Home.init(home, Config.resolve(file.values))
-    for (const f of written) yield* LogLevel.main(Effect.logInfo(`wrote ${f}`))
-    const node = NodeLayer.layer(toNodeConfig(home, config, options))
-    yield* Effect.scoped(Effect.gen(function* () {
-      const context = yield* Layer.build(node)
-      const router = Context.get(context, Router)
-      const transport = Context.get(context, Transport)
-      const info = yield* router.nodeInfo
-      const endpoints = yield* transport.endpoints
-      yield* LogLevel.main(Effect.logInfo(`node ${info.nodeId} (${info.moniker}) on network ${info.network} listening on ${endpoints.map(Endpoint.format).join(", ")}`))
-      for (const server of httpServers(config)) {
-        const bound = yield* NodeHttp.serve(server).pipe(Effect.provideContext(context))
-        const served = server.metrics === true ? "/metrics, /net_info, /status, /health" : "/net_info, /status, /health and JSON-RPC"
-        yield* LogLevel.main(Effect.logInfo(`serving ${served} on ${bound.url}`))
-      }
-      return yield* Effect.never
-    })).pipe(Effect.mapError((e) => explain(config, e)), Effect.onInterrupt(() => LogLevel.main(Effect.logInfo("shutting down"))))
-  })
+    return yield* Effect.never
+  })).pipe(Effect.mapError((e) => explain(config, e)), Effect.onInterrupt(() => LogLevel.main(Effect.logInfo("shutting down"))))
+})

@@ -239,37 +239,36 @@ const temporaryHome = (index: number): Effect.Effect<string, TestnetError, Scope
   )
 
 /** Starts node `index` in the caller's scope, with its probe running, not yet told of any peer. */
-const startNode = (index: number, options: ValidTestnetOptions, network: MemoryNetwork.Service): Effect.Effect<Running, TestnetError, Scope.Scope> =>
-  Effect.gen(function* () {
-    const moniker = `testnet-${index}`
-    // Everyone starts from node 0, so it must take them all in (CometBFT's 40 inbound slots would
-    // leave the later nodes with no way in); the others keep CometBFT's limits.
-    const bootstrap: Partial<Node.Config> = index === 0
-      ? { maxInboundPeers: Math.max(40, options.nodes - 1), router: { maxIncomingConnectionAttempts: Math.max(100, options.nodes) } }
-      : {}
-    const config: Node.Config = { network: options.network, moniker, channels: [Probe.descriptor], pex: true, ...bootstrap }
-    const scope = yield* Effect.scope
-    const context = yield* (options.transport === "memory"
-      ? Layer.buildWithScope(Node.layerMemory(network, config), scope)
-      : Layer.buildWithScope(Node.layer({ ...config, home: yield* temporaryHome(index), listen: { host: "127.0.0.1", port: 0 } }), scope)
-    ).pipe(Effect.mapError(failed(`node ${index} did not start`)))
-    const router = Context.get(context, Router)
-    const nodeId = (yield* router.nodeInfo).nodeId
-    let nodeAddress = NodeAddress.make({ protocol: MemoryTransport.PROTOCOL, nodeId })
-    if (options.transport === "tcp") {
-      const endpoint = (yield* Context.get(context, Transport).endpoints)[0]
-      if (endpoint === undefined) return yield* new TestnetError({ message: `node ${index} is not listening` })
-      nodeAddress = NodeAddress.make({ protocol: NodeAddress.DEFAULT_PROTOCOL, nodeId, hostname: endpoint.ip, port: endpoint.port })
-    }
-    const probe = yield* Probe.run(router).pipe(Effect.mapError(failed(`node ${index}: probe channel`)))
-    return {
-      node: { index, nodeId, moniker, address: NodeAddress.format(nodeAddress) },
-      router,
-      peerManager: Context.get(context, PeerManager),
-      probe,
-      nodeAddress
-    }
-  })
+const startNode = Effect.fn("Testnet.startNode")(function* (index: number, options: ValidTestnetOptions, network: MemoryNetwork.Service): Effect.fn.Return<Running, TestnetError, Scope.Scope> {
+  const moniker = `testnet-${index}`
+  // Everyone starts from node 0, so it must take them all in (CometBFT's 40 inbound slots would
+  // leave the later nodes with no way in); the others keep CometBFT's limits.
+  const bootstrap: Partial<Node.Config> = index === 0
+    ? { maxInboundPeers: Math.max(40, options.nodes - 1), router: { maxIncomingConnectionAttempts: Math.max(100, options.nodes) } }
+    : {}
+  const config: Node.Config = { network: options.network, moniker, channels: [Probe.descriptor], pex: true, ...bootstrap }
+  const scope = yield* Effect.scope
+  const context = yield* (options.transport === "memory"
+    ? Layer.buildWithScope(Node.layerMemory(network, config), scope)
+    : Layer.buildWithScope(Node.layer({ ...config, home: yield* temporaryHome(index), listen: { host: "127.0.0.1", port: 0 } }), scope)
+  ).pipe(Effect.mapError(failed(`node ${index} did not start`)))
+  const router = Context.get(context, Router)
+  const nodeId = (yield* router.nodeInfo).nodeId
+  let nodeAddress = NodeAddress.make({ protocol: MemoryTransport.PROTOCOL, nodeId })
+  if (options.transport === "tcp") {
+    const endpoint = (yield* Context.get(context, Transport).endpoints)[0]
+    if (endpoint === undefined) return yield* new TestnetError({ message: `node ${index} is not listening` })
+    nodeAddress = NodeAddress.make({ protocol: NodeAddress.DEFAULT_PROTOCOL, nodeId, hostname: endpoint.ip, port: endpoint.port })
+  }
+  const probe = yield* Probe.run(router).pipe(Effect.mapError(failed(`node ${index}: probe channel`)))
+  return {
+    node: { index, nodeId, moniker, address: NodeAddress.format(nodeAddress) },
+    router,
+    peerManager: Context.get(context, PeerManager),
+    probe,
+    nodeAddress
+  }
+})
 
 /**
  * Runs a testnet (see the module comment) and returns once `duration` is over; without a duration

@@ -46,108 +46,106 @@ const signedBytes = (challenge: Uint8Array) => {
 export type { Pair } from "../services/MemoryNetwork.ts"
 
 /** Creates a connection pair between two endpoints, each direction buffering `bufferSize` messages. */
-export const makePair = (dialerEndpoint: Endpoint.Endpoint, acceptorEndpoint: Endpoint.Endpoint, bufferSize: number): Effect.Effect<Pair> =>
-  Effect.gen(function* () {
-    const makeDirection = Effect.gen(function* () {
-      return {
-        messages: yield* Queue.bounded<Received, ConnectionClosed>(bufferSize),
-        handshake: yield* Queue.bounded<HandshakeRecord, ConnectionClosed>(4)
-      } satisfies Direction
-    })
-    const toAcceptor = yield* makeDirection
-    const toDialer = yield* makeDirection
-    const closed = yield* Deferred.make<void>()
-    const clock = yield* Clock.Clock
-    const created = clock.currentTimeMillisUnsafe()
-    let isClosed = false
+export const makePair = Effect.fn("MemoryConnection.makePair")(function* (dialerEndpoint: Endpoint.Endpoint, acceptorEndpoint: Endpoint.Endpoint, bufferSize: number): Effect.fn.Return<Pair> {
+  const makeDirection = Effect.gen(function* () {
+    return {
+      messages: yield* Queue.bounded<Received, ConnectionClosed>(bufferSize),
+      handshake: yield* Queue.bounded<HandshakeRecord, ConnectionClosed>(4)
+    } satisfies Direction
+  })
+  const toAcceptor = yield* makeDirection
+  const toDialer = yield* makeDirection
+  const closed = yield* Deferred.make<void>()
+  const clock = yield* Clock.Clock
+  const created = clock.currentTimeMillisUnsafe()
+  let isClosed = false
 
-    const close = Effect.suspend(() => {
-      if (isClosed) return Effect.void
-      isClosed = true
-      const err = (d: Endpoint.Endpoint) => new ConnectionClosed({ remote: Endpoint.format(d), message: `connection to ${Endpoint.format(d)} is closed` })
-      return Effect.all([
-        Queue.fail(toAcceptor.messages, err(acceptorEndpoint)),
-        Queue.fail(toAcceptor.handshake, err(acceptorEndpoint)),
-        Queue.fail(toDialer.messages, err(dialerEndpoint)),
-        Queue.fail(toDialer.handshake, err(dialerEndpoint)),
-        Deferred.succeed(closed, undefined)
-      ], { discard: true })
-    })
+  const close = Effect.suspend(() => {
+    if (isClosed) return Effect.void
+    isClosed = true
+    const err = (d: Endpoint.Endpoint) => new ConnectionClosed({ remote: Endpoint.format(d), message: `connection to ${Endpoint.format(d)} is closed` })
+    return Effect.all([
+      Queue.fail(toAcceptor.messages, err(acceptorEndpoint)),
+      Queue.fail(toAcceptor.handshake, err(acceptorEndpoint)),
+      Queue.fail(toDialer.messages, err(dialerEndpoint)),
+      Queue.fail(toDialer.handshake, err(dialerEndpoint)),
+      Deferred.succeed(closed, undefined)
+    ], { discard: true })
+  })
 
-    const end = (local: Endpoint.Endpoint, remote: Endpoint.Endpoint, outbound: Direction, inbound: Direction): Connection => {
-      const remoteText = Endpoint.format(remote)
-      const closedError = () => new ConnectionClosed({ remote: remoteText, message: `connection to ${remoteText} is closed` })
-      const failIfClosed = Effect.suspend(() => (isClosed ? Effect.fail(closedError()) : Effect.void))
-      let pending: ReadonlyArray<Received> = []
-      let pendingIndex = 0
-      const sent = new FlowMonitor(created)
-      const received = new FlowMonitor(created)
-      const delivered = (item: Received) => {
-        received.update(item.data.length, clock.currentTimeMillisUnsafe())
-        return item
-      }
-
-      const exchange = (options: HandshakeOptions): Effect.Effect<Peer, ConnectionClosed | HandshakeAuthFailed | InvalidPeerNodeInfo> =>
-        Effect.gen(function* () {
-          yield* failIfClosed
-          const challenge = new Uint8Array(randomBytes(32))
-          yield* Queue.offer(outbound.handshake, {
-            _tag: "Hello",
-            nodeInfo: NodeInfo.encode(options.nodeInfo),
-            publicKey: options.nodeKey.publicKey,
-            challenge
-          })
-          const hello = yield* Queue.take(inbound.handshake)
-          if (hello._tag !== "Hello") {
-            return yield* new HandshakeAuthFailed({ remote: remoteText, message: `${remoteText} sent its signature before its hello` })
-          }
-          const info = NodeInfo.decode(hello.nodeInfo)
-          if (Result.isFailure(info)) {
-            return yield* new InvalidPeerNodeInfo({ remote: remoteText, nodeId: "", reason: info.failure.reason, message: `handshake with ${remoteText}: ${info.failure.message}` })
-          }
-          yield* Queue.offer(outbound.handshake, { _tag: "Auth", signature: NodeKey.sign(options.nodeKey, signedBytes(hello.challenge)) })
-          const auth = yield* Queue.take(inbound.handshake)
-          if (auth._tag !== "Auth" || !NodeKey.verify(hello.publicKey, signedBytes(challenge), auth.signature)) {
-            return yield* new HandshakeAuthFailed({ remote: remoteText, message: `${remoteText} could not prove it holds the key it presented` })
-          }
-          return { nodeInfo: info.success, publicKey: hello.publicKey }
-        })
-
-      return {
-        localEndpoint: local,
-        remoteEndpoint: remote,
-        handshake: (options) => Handshake.run(remoteText, options, exchange(options)),
-        send: (channelId, data) =>
-          Effect.suspend(() => {
-            if (isClosed) return Effect.fail(closedError())
-            sent.update(data.length, clock.currentTimeMillisUnsafe())
-            return Queue.offerUnsafe(outbound.messages, { channelId, data })
-              ? Effect.void
-              : Effect.flatMap(Queue.offer(outbound.messages, { channelId, data }), (ok) => (ok ? Effect.void : Effect.fail(closedError())))
-          }),
-        receive: Effect.suspend(() => {
-          if (isClosed) return Effect.fail(closedError())
-          // Take everything buffered at once and hand it out one by one: one wake-up per batch.
-          if (pending.length > pendingIndex) return Effect.succeed(delivered(pending[pendingIndex++]!))
-          return Effect.map(Queue.takeAll(inbound.messages), (batch) => {
-            pending = batch
-            pendingIndex = 1
-            return delivered(batch[0])
-          })
-        }),
-        close,
-        awaitClosed: Deferred.await(closed),
-        status: Effect.sync((): ConnectionStatus => {
-          const now = clock.currentTimeMillisUnsafe()
-          return { duration: now - created, send: sent.status(now), receive: received.status(now), channels: [] }
-        })
-      }
+  const end = (local: Endpoint.Endpoint, remote: Endpoint.Endpoint, outbound: Direction, inbound: Direction): Connection => {
+    const remoteText = Endpoint.format(remote)
+    const closedError = () => new ConnectionClosed({ remote: remoteText, message: `connection to ${remoteText} is closed` })
+    const failIfClosed = Effect.suspend(() => (isClosed ? Effect.fail(closedError()) : Effect.void))
+    let pending: ReadonlyArray<Received> = []
+    let pendingIndex = 0
+    const sent = new FlowMonitor(created)
+    const received = new FlowMonitor(created)
+    const delivered = (item: Received) => {
+      received.update(item.data.length, clock.currentTimeMillisUnsafe())
+      return item
     }
+
+    const exchange = Effect.fn("MemoryConnection.exchange")(function* (options: HandshakeOptions): Effect.fn.Return<Peer, ConnectionClosed | HandshakeAuthFailed | InvalidPeerNodeInfo> {
+      yield* failIfClosed
+      const challenge = new Uint8Array(randomBytes(32))
+      yield* Queue.offer(outbound.handshake, {
+        _tag: "Hello",
+        nodeInfo: NodeInfo.encode(options.nodeInfo),
+        publicKey: options.nodeKey.publicKey,
+        challenge
+      })
+      const hello = yield* Queue.take(inbound.handshake)
+      if (hello._tag !== "Hello") {
+        return yield* new HandshakeAuthFailed({ remote: remoteText, message: `${remoteText} sent its signature before its hello` })
+      }
+      const info = NodeInfo.decode(hello.nodeInfo)
+      if (Result.isFailure(info)) {
+        return yield* new InvalidPeerNodeInfo({ remote: remoteText, nodeId: "", reason: info.failure.reason, message: `handshake with ${remoteText}: ${info.failure.message}` })
+      }
+      yield* Queue.offer(outbound.handshake, { _tag: "Auth", signature: NodeKey.sign(options.nodeKey, signedBytes(hello.challenge)) })
+      const auth = yield* Queue.take(inbound.handshake)
+      if (auth._tag !== "Auth" || !NodeKey.verify(hello.publicKey, signedBytes(challenge), auth.signature)) {
+        return yield* new HandshakeAuthFailed({ remote: remoteText, message: `${remoteText} could not prove it holds the key it presented` })
+      }
+      return { nodeInfo: info.success, publicKey: hello.publicKey }
+    })
 
     return {
-      dialer: end(dialerEndpoint, acceptorEndpoint, toAcceptor, toDialer),
-      acceptor: end(acceptorEndpoint, dialerEndpoint, toDialer, toAcceptor),
+      localEndpoint: local,
+      remoteEndpoint: remote,
+      handshake: (options) => Handshake.run(remoteText, options, exchange(options)),
+      send: (channelId, data) =>
+        Effect.suspend(() => {
+          if (isClosed) return Effect.fail(closedError())
+          sent.update(data.length, clock.currentTimeMillisUnsafe())
+          return Queue.offerUnsafe(outbound.messages, { channelId, data })
+            ? Effect.void
+            : Effect.flatMap(Queue.offer(outbound.messages, { channelId, data }), (ok) => (ok ? Effect.void : Effect.fail(closedError())))
+        }),
+      receive: Effect.suspend(() => {
+        if (isClosed) return Effect.fail(closedError())
+        // Take everything buffered at once and hand it out one by one: one wake-up per batch.
+        if (pending.length > pendingIndex) return Effect.succeed(delivered(pending[pendingIndex++]!))
+        return Effect.map(Queue.takeAll(inbound.messages), (batch) => {
+          pending = batch
+          pendingIndex = 1
+          return delivered(batch[0])
+        })
+      }),
       close,
-      isClosed: () => isClosed
+      awaitClosed: Deferred.await(closed),
+      status: Effect.sync((): ConnectionStatus => {
+        const now = clock.currentTimeMillisUnsafe()
+        return { duration: now - created, send: sent.status(now), receive: received.status(now), channels: [] }
+      })
     }
-  })
+  }
+
+  return {
+    dialer: end(dialerEndpoint, acceptorEndpoint, toAcceptor, toDialer),
+    acceptor: end(acceptorEndpoint, dialerEndpoint, toDialer, toAcceptor),
+    close,
+    isClosed: () => isClosed
+  }
+})

@@ -91,19 +91,18 @@ export const make: Effect.Effect<Transport["Service"], DuplicateNode, MemoryNetw
     })
   )
 
-  const dial = (target: Endpoint.Endpoint): Effect.Effect<Connection, DialError, Scope.Scope> =>
-    Effect.gen(function* () {
-      if (target.protocol !== PROTOCOL) return yield* dialError(target, "unsupported_protocol", `protocol ${JSON.stringify(target.protocol)} is not "memory"`)
-      if (target.path === "") return yield* dialError(target, "invalid_endpoint", "a memory endpoint needs a node ID as its path")
-      const valid = Endpoint.validate(target)
-      if (Result.isFailure(valid)) return yield* dialError(target, "invalid_endpoint", valid.failure.message)
-      const id = NodeId.validate(target.path)
-      if (Result.isFailure(id)) return yield* dialError(target, "invalid_endpoint", id.failure.message)
-      const found = yield* network.lookup(id.success)
-      if (found._tag === "None") return yield* dialError(target, "unknown_peer", `no node ${id.success} on the memory network`)
-      const pair = yield* Effect.uninterruptibleMask((restore) => Effect.tap(restore(found.value.connect(local)), own))
-      return pair.dialer
-    })
+  const dial = Effect.fn("MemoryTransport.dial")(function* (target: Endpoint.Endpoint): Effect.fn.Return<Connection, DialError, Scope.Scope> {
+    if (target.protocol !== PROTOCOL) return yield* dialError(target, "unsupported_protocol", `protocol ${JSON.stringify(target.protocol)} is not "memory"`)
+    if (target.path === "") return yield* dialError(target, "invalid_endpoint", "a memory endpoint needs a node ID as its path")
+    const valid = Endpoint.validate(target)
+    if (Result.isFailure(valid)) return yield* dialError(target, "invalid_endpoint", valid.failure.message)
+    const id = NodeId.validate(target.path)
+    if (Result.isFailure(id)) return yield* dialError(target, "invalid_endpoint", id.failure.message)
+    const found = yield* network.lookup(id.success)
+    if (found._tag === "None") return yield* dialError(target, "unknown_peer", `no node ${id.success} on the memory network`)
+    const pair = yield* Effect.uninterruptibleMask((restore) => Effect.tap(restore(found.value.connect(local)), own))
+    return pair.dialer
+  })
 
   return Transport.of({
     name: "memory",

@@ -176,33 +176,30 @@ const banDuration = (text: string | undefined): Duration.Input | undefined | "in
   return Option.isSome(Duration.fromInput(text as Duration.Input)) ? (text as Duration.Input) : "invalid"
 }
 
-const bans: Method = () =>
-  Effect.gen(function* () {
-    const list = yield* (yield* PeerManager).bans
-    return { bans: list.map(banJson) }
-  })
+const bans: Method = Effect.fn("NodeHttp.bans")(function* () {
+  const list = yield* (yield* PeerManager).bans
+  return { bans: list.map(banJson) }
+})
 
-const unsafeBan: Method = (params) =>
-  Effect.gen(function* () {
-    const subject = textParam(params, "subject")
-    if (subject === undefined) return yield* invalid(`"subject" is required: a node ID, an IP address or a network such as 10.0.0.0/24`)
-    const duration = banDuration(textParam(params, "duration"))
-    if (duration === "invalid") return yield* invalid(`"duration" must be a duration such as 1h, 30m or "2 hours", or forever`)
-    const pm = yield* PeerManager
-    const made = yield* pm.ban(subject, { ...(duration === undefined ? {} : { duration }), reason: textParam(params, "reason") ?? "banned by an operator" }).pipe(
-      Effect.catch((e) => invalid(e.message))
-    )
-    return { ban: banJson(made) }
-  })
+const unsafeBan: Method = Effect.fn("NodeHttp.unsafeBan")(function* (params: Params) {
+  const subject = textParam(params, "subject")
+  if (subject === undefined) return yield* invalid(`"subject" is required: a node ID, an IP address or a network such as 10.0.0.0/24`)
+  const duration = banDuration(textParam(params, "duration"))
+  if (duration === "invalid") return yield* invalid(`"duration" must be a duration such as 1h, 30m or "2 hours", or forever`)
+  const pm = yield* PeerManager
+  const made = yield* pm.ban(subject, { ...(duration === undefined ? {} : { duration }), reason: textParam(params, "reason") ?? "banned by an operator" }).pipe(
+    Effect.catch((e) => invalid(e.message))
+  )
+  return { ban: banJson(made) }
+})
 
-const unsafeUnban: Method = (params) =>
-  Effect.gen(function* () {
-    const subject = textParam(params, "subject")
-    if (subject === undefined) return yield* invalid(`"subject" is required`)
-    const pm = yield* PeerManager
-    const lifted = yield* pm.unban(subject).pipe(Effect.catch((e) => invalid(e.message)))
-    return { lifted }
-  })
+const unsafeUnban: Method = Effect.fn("NodeHttp.unsafeUnban")(function* (params: Params) {
+  const subject = textParam(params, "subject")
+  if (subject === undefined) return yield* invalid(`"subject" is required`)
+  const pm = yield* PeerManager
+  const lifted = yield* pm.unban(subject).pipe(Effect.catch((e) => invalid(e.message)))
+  return { lifted }
+})
 
 /** The methods served to anyone, by name (CometBFT's names, plus `bans`). */
 const methods: Record<string, Method> = {
@@ -338,67 +335,66 @@ const limitsOf = (options: ServerOptions) =>
  * Serves the endpoints on `options.address` until the scope closes: a `node:http` server with
  * bounded connections, request time and body size. Yields where it listens.
  */
-export const serve = (options: ServerOptions): Effect.Effect<NodeHttp["Service"], HttpListenError | InvalidHttpOptions, Services | Scope.Scope> =>
-  Effect.gen(function* () {
-    const where = splitHostPort(options.address)
-    if (where === undefined) return yield* new InvalidHttpOptions({ option: "address", message: `NodeHttp address ${JSON.stringify(options.address)} is not "host:port"` })
-    const limits = yield* limitsOf(options)
-    const maxBody = limits.maxBodyBytes
-    const maxConnections = limits.maxOpenConnections === 0 ? Number.POSITIVE_INFINITY : limits.maxOpenConnections
-    const requestTimeout = limits.requestTimeout
-    const context = yield* Effect.context<Services>()
-    const run = Effect.runPromiseWith(context)
-    const server = Http.createServer({ requestTimeout, headersTimeout: requestTimeout }, (req, res) => {
-      const send = (r: Response) => {
-        res.writeHead(r.status, { "content-type": r.contentType })
-        res.end(r.body)
-      }
-      const answer = (body?: string) =>
-        run(respond(options, { method: req.method ?? "GET", url: req.url ?? "/", ...(body === undefined ? {} : { body }) })).then(send, (e) => send(text(500, `${String(e)}\n`)))
-      if (req.method !== "POST") return void answer()
-      // The limit is checked against the declared length first, then against what arrives.
-      const declared = Number(req.headers["content-length"] ?? 0)
-      if (declared > maxBody) {
+export const serve = Effect.fn("NodeHttp.serve")(function* (options: ServerOptions): Effect.fn.Return<NodeHttp["Service"], HttpListenError | InvalidHttpOptions, Services | Scope.Scope> {
+  const where = splitHostPort(options.address)
+  if (where === undefined) return yield* new InvalidHttpOptions({ option: "address", message: `NodeHttp address ${JSON.stringify(options.address)} is not "host:port"` })
+  const limits = yield* limitsOf(options)
+  const maxBody = limits.maxBodyBytes
+  const maxConnections = limits.maxOpenConnections === 0 ? Number.POSITIVE_INFINITY : limits.maxOpenConnections
+  const requestTimeout = limits.requestTimeout
+  const context = yield* Effect.context<Services>()
+  const run = Effect.runPromiseWith(context)
+  const server = Http.createServer({ requestTimeout, headersTimeout: requestTimeout }, (req, res) => {
+    const send = (r: Response) => {
+      res.writeHead(r.status, { "content-type": r.contentType })
+      res.end(r.body)
+    }
+    const answer = (body?: string) =>
+      run(respond(options, { method: req.method ?? "GET", url: req.url ?? "/", ...(body === undefined ? {} : { body }) })).then(send, (e) => send(text(500, `${String(e)}\n`)))
+    if (req.method !== "POST") return void answer()
+    // The limit is checked against the declared length first, then against what arrives.
+    const declared = Number(req.headers["content-length"] ?? 0)
+    if (declared > maxBody) {
+      res.writeHead(413, { "content-type": "text/plain", connection: "close" })
+      return void res.end(`request body over ${maxBody} bytes\n`)
+    }
+    const chunks: Array<Buffer> = []
+    let size = 0
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length
+      if (size > maxBody) {
         res.writeHead(413, { "content-type": "text/plain", connection: "close" })
-        return void res.end(`request body over ${maxBody} bytes\n`)
+        res.end(`request body over ${maxBody} bytes\n`)
+        req.destroy()
+        return
       }
-      const chunks: Array<Buffer> = []
-      let size = 0
-      req.on("data", (chunk: Buffer) => {
-        size += chunk.length
-        if (size > maxBody) {
-          res.writeHead(413, { "content-type": "text/plain", connection: "close" })
-          res.end(`request body over ${maxBody} bytes\n`)
-          req.destroy()
-          return
-        }
-        chunks.push(chunk)
-      })
-      req.on("end", () => {
-        if (size <= maxBody) void answer(Buffer.concat(chunks).toString("utf8"))
-      })
+      chunks.push(chunk)
     })
-    server.maxConnections = maxConnections
-    const port = yield* Effect.acquireRelease(
-      Effect.callback<number, HttpListenError>((resume) => {
-        const onError = (e: NodeJS.ErrnoException) =>
-          resume(Effect.fail(new HttpListenError({ address: options.address, ...ListenFailure.describe(`http://${options.address}`, e) })))
-        server.once("error", onError)
-        server.listen({ host: where.host === "" ? undefined : where.host, port: where.port }, () => {
-          server.off("error", onError)
-          const a = server.address()
-          resume(Effect.succeed(typeof a === "object" && a !== null ? a.port : where.port))
-        })
-      }),
-      () =>
-        Effect.callback<void>((resume) => {
-          server.closeAllConnections()
-          server.close(() => resume(Effect.void))
-        })
-    )
-    const host = where.host === "" ? "0.0.0.0" : where.host
-    return { host, port, url: `http://${host.includes(":") ? `[${host}]` : host}:${port}` }
+    req.on("end", () => {
+      if (size <= maxBody) void answer(Buffer.concat(chunks).toString("utf8"))
+    })
   })
+  server.maxConnections = maxConnections
+  const port = yield* Effect.acquireRelease(
+    Effect.callback<number, HttpListenError>((resume) => {
+      const onError = (e: NodeJS.ErrnoException) =>
+        resume(Effect.fail(new HttpListenError({ address: options.address, ...ListenFailure.describe(`http://${options.address}`, e) })))
+      server.once("error", onError)
+      server.listen({ host: where.host === "" ? undefined : where.host, port: where.port }, () => {
+        server.off("error", onError)
+        const a = server.address()
+        resume(Effect.succeed(typeof a === "object" && a !== null ? a.port : where.port))
+      })
+    }),
+    () =>
+      Effect.callback<void>((resume) => {
+        server.closeAllConnections()
+        server.close(() => resume(Effect.void))
+      })
+  )
+  const host = where.host === "" ? "0.0.0.0" : where.host
+  return { host, port, url: `http://${host.includes(":") ? `[${host}]` : host}:${port}` }
+})
 
 /**
  * The node's own HTTP server as a layer, over a running node's Router and Transport:

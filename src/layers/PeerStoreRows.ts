@@ -43,40 +43,38 @@ const decodeRow = (row: Row): Result.Result<PeerRecord.PeerRecord, string> => {
  * decoded record's ID, is skipped: it gets one `Effect.logWarning` naming the store (`source`),
  * the row's id and the reason, and adds one to {@link corruptRows}. Never fails.
  */
-export const decodeRows = (source: string, rows: Iterable<Row>): Effect.Effect<ReadonlyArray<PeerRecord.PeerRecord>> =>
-  Effect.gen(function*() {
-    const records: Array<PeerRecord.PeerRecord> = []
-    for (const row of rows) {
-      const result = decodeRow(row)
-      if (Result.isSuccess(result)) {
-        records.push(result.success)
-        continue
-      }
-      yield* Effect.logWarning(
-        `peer store ${source}: skipping row ${JSON.stringify(String(row.id))}: ${result.failure}; ` +
-          `the peer is forgotten until it is learned again, and the row is replaced on its next write`
-      )
-      yield* Metric.update(corruptRows, 1)
+export const decodeRows = Effect.fn("PeerStoreRows.decodeRows")(function* (source: string, rows: Iterable<Row>): Effect.fn.Return<ReadonlyArray<PeerRecord.PeerRecord>> {
+  const records: Array<PeerRecord.PeerRecord> = []
+  for (const row of rows) {
+    const result = decodeRow(row)
+    if (Result.isSuccess(result)) {
+      records.push(result.success)
+      continue
     }
-    return records
-  })
+    yield* Effect.logWarning(
+      `peer store ${source}: skipping row ${JSON.stringify(String(row.id))}: ${result.failure}; ` +
+        `the peer is forgotten until it is learned again, and the row is replaced on its next write`
+    )
+    yield* Metric.update(corruptRows, 1)
+  }
+  return records
+})
 
 /**
  * Decodes stored bans; a row that does not decode is skipped with one warning and counted, like a
  * damaged peer row.
  */
-export const decodeBans = (source: string, rows: Iterable<{ readonly subject: unknown; readonly info: unknown }>): Effect.Effect<ReadonlyArray<Ban.Ban>> =>
-  Effect.gen(function*() {
-    const bans: Array<Ban.Ban> = []
-    for (const row of rows) {
-      const decoded = row.info instanceof Uint8Array ? Ban.decode(row.info) : Result.fail(new Ban.InvalidBan({ message: `info column holds ${typeName(row.info)}, expected a BLOB` }))
-      if (Result.isSuccess(decoded)) {
-        bans.push(decoded.success)
-        continue
-      }
-      yield* Effect.logWarning(`peer store ${source}: skipping ban row ${JSON.stringify(String(row.subject))}: ${decoded.failure.message}`)
-      yield* Metric.update(corruptRows, 1)
+export const decodeBans = Effect.fn("PeerStoreRows.decodeBans")(function* (source: string, rows: Iterable<{ readonly subject: unknown; readonly info: unknown }>): Effect.fn.Return<ReadonlyArray<Ban.Ban>> {
+  const bans: Array<Ban.Ban> = []
+  for (const row of rows) {
+    const decoded = row.info instanceof Uint8Array ? Ban.decode(row.info) : Result.fail(new Ban.InvalidBan({ message: `info column holds ${typeName(row.info)}, expected a BLOB` }))
+    if (Result.isSuccess(decoded)) {
+      bans.push(decoded.success)
+      continue
     }
-    return bans
-  })
+    yield* Effect.logWarning(`peer store ${source}: skipping ban row ${JSON.stringify(String(row.subject))}: ${decoded.failure.message}`)
+    yield* Metric.update(corruptRows, 1)
+  }
+  return bans
+})
 

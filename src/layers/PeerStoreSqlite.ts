@@ -175,159 +175,158 @@ const moveAside = (path: string, now: number): string => {
   return aside
 }
 
-const make = (path: string, rawOptions: SqliteOptions) =>
-  Effect.gen(function*() {
-    const openError = (reason: Failure, message: string) => new PeerStoreError({ path, operation: "open", reason, message })
-    const options = yield* Schema.decodeUnknownEffect(SqliteOptions)(rawOptions).pipe(
-      Effect.mapError((e) => openError("invalid_options", `invalid peer store options for ${path}: ${e.message}`))
-    )
-    const readOnly = options.readOnly ?? false
-    const timeout = options.busyTimeout ?? DEFAULT_BUSY_TIMEOUT
-    const failure = (operation: Operation, what: string) => (e: unknown) => {
-      const { reason, advice } = diagnose(e, path, readOnly)
-      return new PeerStoreError({ path, operation, reason, message: `${what}: ${errorText(e)}; ${advice}` })
-    }
-    const attempt = <A>(operation: Operation, what: string, f: () => A) => Effect.try({ try: f, catch: failure(operation, what) })
-    const openFailure = `cannot open the peer store ${path}`
+const make = Effect.fn("PeerStoreSqlite.make")(function* (path: string, rawOptions: SqliteOptions) {
+  const openError = (reason: Failure, message: string) => new PeerStoreError({ path, operation: "open", reason, message })
+  const options = yield* Schema.decodeUnknownEffect(SqliteOptions)(rawOptions).pipe(
+    Effect.mapError((e) => openError("invalid_options", `invalid peer store options for ${path}: ${e.message}`))
+  )
+  const readOnly = options.readOnly ?? false
+  const timeout = options.busyTimeout ?? DEFAULT_BUSY_TIMEOUT
+  const failure = (operation: Operation, what: string) => (e: unknown) => {
+    const { reason, advice } = diagnose(e, path, readOnly)
+    return new PeerStoreError({ path, operation, reason, message: `${what}: ${errorText(e)}; ${advice}` })
+  }
+  const attempt = <A>(operation: Operation, what: string, f: () => A) => Effect.try({ try: f, catch: failure(operation, what) })
+  const openFailure = `cannot open the peer store ${path}`
 
-    if (path !== ":memory:") {
-      const kind = yield* Effect.try({ try: () => (existsSync(path) ? (statSync(path).isFile() ? "file" : "other") : "none"), catch: failure("open", openFailure) })
-      if (kind === "other") return yield* openError("not_a_file", `${openFailure}: it is a directory or a special file, not a database; remove it or use another path`)
-      if (kind === "none" && !readOnly) {
-        const dir = dirname(path)
-        yield* Effect.try({
-          try: () => mkdirSync(dir, { recursive: true }),
-          catch: (e) => openError("not_a_file", `cannot create the directory ${dir} for the peer store ${path}: ${errorText(e)}; check the permissions of its parent directories`)
-        })
-      }
-      if (kind === "file") {
-        const problem = yield* attempt("open", openFailure, () => inspect(path, readOnly, timeout))
-        if (problem !== undefined) {
-          if (!(options.recoverCorrupt ?? false) || readOnly) {
-            const detail = `the peer store ${path} is not a SQLite database or is damaged (${problem})`
-            return yield* new PeerStoreError({ path, operation: "open", reason: "corrupt", detail, message: `${detail}; ${corruptAdvice(path)}` })
-          }
-          const now = yield* Clock.currentTimeMillis
-          const aside = yield* attempt("open", `${openFailure}: cannot move the damaged file aside`, () => moveAside(path, now))
-          yield* Effect.logWarning(`peer store ${path} was damaged (${problem}); moved it to ${aside} and started with no known peers`)
-        }
-      }
-    }
-
-    const db = yield* Effect.acquireRelease(
-      attempt("open", openFailure, () => new DatabaseSync(path, { readOnly, timeout })),
-      (db) => Effect.sync(() => {
-        if (db.isOpen) db.close()
-      })
-    )
-
-    // Reading the schema is also the first real access to the file; a file that is not a
-    // SQLite database fails here with SQLITE_NOTADB.
-    const tables = yield* attempt("open", openFailure, () =>
-      new Set(db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('meta', 'peers', 'bans')").all().map((r) => r["name"])))
-
-    if (!readOnly) {
-      // A no-op (and no write) when the file is already in WAL mode, so a store whose file has
-      // become read-only still opens, and `load` works.
-      const mode = yield* attempt("open", openFailure, () => db.prepare("PRAGMA journal_mode = WAL").get()?.["journal_mode"])
-      if (mode !== "wal" && path !== ":memory:") {
-        yield* Effect.logWarning(`peer store ${path}: SQLite could not enable WAL mode (journal mode is ${String(mode)}); writes stay durable but readers block writers`)
-      }
-    }
-    // Per connection, not stored in the file: see the module comment for why FULL.
-    yield* attempt("open", openFailure, () => db.exec("PRAGMA synchronous = FULL"))
-
-    if (!tables.has("meta") || !tables.has("peers")) {
-      if (readOnly) {
-        return yield* openError("missing", `${openFailure}: it holds no peer store tables; open it once without readOnly to create them`)
-      }
-      yield* attempt("open", `${openFailure}: cannot create its tables`, () => {
-        db.exec("BEGIN IMMEDIATE")
-        try {
-          db.exec(`
-            CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-            CREATE TABLE IF NOT EXISTS peers(id TEXT PRIMARY KEY, info BLOB NOT NULL);
-            CREATE TABLE IF NOT EXISTS bans(subject TEXT PRIMARY KEY, info BLOB NOT NULL);
-            INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '${SCHEMA_VERSION}');
-          `)
-          db.exec("COMMIT")
-        } catch (e) {
-          if (db.isTransaction) db.exec("ROLLBACK")
-          throw e
-        }
+  if (path !== ":memory:") {
+    const kind = yield* Effect.try({ try: () => (existsSync(path) ? (statSync(path).isFile() ? "file" : "other") : "none"), catch: failure("open", openFailure) })
+    if (kind === "other") return yield* openError("not_a_file", `${openFailure}: it is a directory or a special file, not a database; remove it or use another path`)
+    if (kind === "none" && !readOnly) {
+      const dir = dirname(path)
+      yield* Effect.try({
+        try: () => mkdirSync(dir, { recursive: true }),
+        catch: (e) => openError("not_a_file", `cannot create the directory ${dir} for the peer store ${path}: ${errorText(e)}; check the permissions of its parent directories`)
       })
     }
-    let version = yield* attempt("open", openFailure, () => db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get()?.["value"])
-    // Version 1 lacked the bans table: add it, in one transaction with the new version.
-    if (version === "1" && !readOnly) {
-      yield* attempt("open", `${openFailure}: cannot upgrade it from schema version 1`, () => {
-        db.exec("BEGIN IMMEDIATE")
-        try {
-          db.exec(`
-            CREATE TABLE IF NOT EXISTS bans(subject TEXT PRIMARY KEY, info BLOB NOT NULL);
-            UPDATE meta SET value = '${SCHEMA_VERSION}' WHERE key = 'schema_version';
-          `)
-          db.exec("COMMIT")
-        } catch (e) {
-          if (db.isTransaction) db.exec("ROLLBACK")
-          throw e
+    if (kind === "file") {
+      const problem = yield* attempt("open", openFailure, () => inspect(path, readOnly, timeout))
+      if (problem !== undefined) {
+        if (!(options.recoverCorrupt ?? false) || readOnly) {
+          const detail = `the peer store ${path} is not a SQLite database or is damaged (${problem})`
+          return yield* new PeerStoreError({ path, operation: "open", reason: "corrupt", detail, message: `${detail}; ${corruptAdvice(path)}` })
         }
-      })
-      version = String(SCHEMA_VERSION)
+        const now = yield* Clock.currentTimeMillis
+        const aside = yield* attempt("open", `${openFailure}: cannot move the damaged file aside`, () => moveAside(path, now))
+        yield* Effect.logWarning(`peer store ${path} was damaged (${problem}); moved it to ${aside} and started with no known peers`)
+      }
     }
-    const hasBans = version === "1" ? tables.has("bans") : true
-    if (version !== String(SCHEMA_VERSION) && !(readOnly && version === "1")) {
-      const n = Number(version)
-      return yield* openError(
-        "schema_version",
-        version === undefined
-          ? `${openFailure}: its meta table has no schema_version, so it is not a peer store; use another path`
-          : Number.isInteger(n) && n > SCHEMA_VERSION
-          ? `${openFailure}: it was written by a newer effect-p2p (peer store schema version ${n}; this version reads version ${SCHEMA_VERSION}); upgrade effect-p2p, or move the file away to start with no known peers`
-          : `${openFailure}: it has peer store schema version ${String(version)}, and this version of effect-p2p reads version ${SCHEMA_VERSION}; move the file away to start with no known peers, or use another path`
-      )
-    }
+  }
 
-    const selectAll = yield* attempt("open", openFailure, () => db.prepare("SELECT id, info FROM peers"))
-    const upsert = yield* attempt("open", openFailure, () => db.prepare("INSERT INTO peers(id, info) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET info = excluded.info"))
-    const deleteOne = yield* attempt("open", openFailure, () => db.prepare("DELETE FROM peers WHERE id = ?"))
-    // A version-1 file opened read-only has no bans table: it holds no bans.
-    const selectBans = hasBans ? yield* attempt("open", openFailure, () => db.prepare("SELECT subject, info FROM bans")) : undefined
-    const upsertBan = hasBans ? yield* attempt("open", openFailure, () => db.prepare("INSERT INTO bans(subject, info) VALUES (?, ?) ON CONFLICT(subject) DO UPDATE SET info = excluded.info")) : undefined
-    const deleteBan = hasBans ? yield* attempt("open", openFailure, () => db.prepare("DELETE FROM bans WHERE subject = ?")) : undefined
-    const noBansTable = () => {
-      throw Object.assign(new Error("this store (schema version 1, opened read-only) has no bans table"), { errcode: SQLITE_READONLY })
-    }
-
-    return PeerStore.of({
-      load: attempt("load", `cannot read the peer store ${path}`, () => selectAll.all().map((r) => ({ id: r["id"], info: r["info"] }))).pipe(
-        Effect.flatMap((rows) => decodeRows(path, rows)),
-        Effect.withSpan("PeerStore.load")
-      ),
-      put: Effect.fn("PeerStore.put")((peer: PeerRecord.PeerRecord) =>
-        attempt("put", `cannot store peer ${peer.id} in ${path}`, () => {
-          upsert.run(peer.id, PeerRecord.encode(peer))
-        })
-      ),
-      remove: Effect.fn("PeerStore.remove")((id: NodeId.NodeId) =>
-        attempt("remove", `cannot remove peer ${id} from ${path}`, () => {
-          deleteOne.run(id)
-        })
-      ),
-      loadBans: attempt("load", `cannot read the bans in ${path}`, () => selectBans?.all().map((r) => ({ subject: r["subject"], info: r["info"] })) ?? []).pipe(
-        Effect.flatMap((rows) => decodeBans(path, rows))
-      ),
-      putBan: Effect.fn("PeerStore.putBan")((ban: Ban.Ban) =>
-        attempt("put", `cannot store the ban of ${Ban.formatSubject(ban.subject)} in ${path}`, () => {
-          if (upsertBan === undefined) return noBansTable()
-          upsertBan.run(Ban.key(ban.subject), Ban.encode(ban))
-        })
-      ),
-      removeBan: Effect.fn("PeerStore.removeBan")((key: string) =>
-        attempt("remove", `cannot remove the ban ${key} from ${path}`, () => {
-          if (deleteBan === undefined) return noBansTable()
-          deleteBan.run(key)
-        })
-      )
+  const db = yield* Effect.acquireRelease(
+    attempt("open", openFailure, () => new DatabaseSync(path, { readOnly, timeout })),
+    (db) => Effect.sync(() => {
+      if (db.isOpen) db.close()
     })
+  )
+
+  // Reading the schema is also the first real access to the file; a file that is not a
+  // SQLite database fails here with SQLITE_NOTADB.
+  const tables = yield* attempt("open", openFailure, () =>
+    new Set(db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('meta', 'peers', 'bans')").all().map((r) => r["name"])))
+
+  if (!readOnly) {
+    // A no-op (and no write) when the file is already in WAL mode, so a store whose file has
+    // become read-only still opens, and `load` works.
+    const mode = yield* attempt("open", openFailure, () => db.prepare("PRAGMA journal_mode = WAL").get()?.["journal_mode"])
+    if (mode !== "wal" && path !== ":memory:") {
+      yield* Effect.logWarning(`peer store ${path}: SQLite could not enable WAL mode (journal mode is ${String(mode)}); writes stay durable but readers block writers`)
+    }
+  }
+  // Per connection, not stored in the file: see the module comment for why FULL.
+  yield* attempt("open", openFailure, () => db.exec("PRAGMA synchronous = FULL"))
+
+  if (!tables.has("meta") || !tables.has("peers")) {
+    if (readOnly) {
+      return yield* openError("missing", `${openFailure}: it holds no peer store tables; open it once without readOnly to create them`)
+    }
+    yield* attempt("open", `${openFailure}: cannot create its tables`, () => {
+      db.exec("BEGIN IMMEDIATE")
+      try {
+        db.exec(`
+          CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+          CREATE TABLE IF NOT EXISTS peers(id TEXT PRIMARY KEY, info BLOB NOT NULL);
+          CREATE TABLE IF NOT EXISTS bans(subject TEXT PRIMARY KEY, info BLOB NOT NULL);
+          INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '${SCHEMA_VERSION}');
+        `)
+        db.exec("COMMIT")
+      } catch (e) {
+        if (db.isTransaction) db.exec("ROLLBACK")
+        throw e
+      }
+    })
+  }
+  let version = yield* attempt("open", openFailure, () => db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get()?.["value"])
+  // Version 1 lacked the bans table: add it, in one transaction with the new version.
+  if (version === "1" && !readOnly) {
+    yield* attempt("open", `${openFailure}: cannot upgrade it from schema version 1`, () => {
+      db.exec("BEGIN IMMEDIATE")
+      try {
+        db.exec(`
+          CREATE TABLE IF NOT EXISTS bans(subject TEXT PRIMARY KEY, info BLOB NOT NULL);
+          UPDATE meta SET value = '${SCHEMA_VERSION}' WHERE key = 'schema_version';
+        `)
+        db.exec("COMMIT")
+      } catch (e) {
+        if (db.isTransaction) db.exec("ROLLBACK")
+        throw e
+      }
+    })
+    version = String(SCHEMA_VERSION)
+  }
+  const hasBans = version === "1" ? tables.has("bans") : true
+  if (version !== String(SCHEMA_VERSION) && !(readOnly && version === "1")) {
+    const n = Number(version)
+    return yield* openError(
+      "schema_version",
+      version === undefined
+        ? `${openFailure}: its meta table has no schema_version, so it is not a peer store; use another path`
+        : Number.isInteger(n) && n > SCHEMA_VERSION
+        ? `${openFailure}: it was written by a newer effect-p2p (peer store schema version ${n}; this version reads version ${SCHEMA_VERSION}); upgrade effect-p2p, or move the file away to start with no known peers`
+        : `${openFailure}: it has peer store schema version ${String(version)}, and this version of effect-p2p reads version ${SCHEMA_VERSION}; move the file away to start with no known peers, or use another path`
+    )
+  }
+
+  const selectAll = yield* attempt("open", openFailure, () => db.prepare("SELECT id, info FROM peers"))
+  const upsert = yield* attempt("open", openFailure, () => db.prepare("INSERT INTO peers(id, info) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET info = excluded.info"))
+  const deleteOne = yield* attempt("open", openFailure, () => db.prepare("DELETE FROM peers WHERE id = ?"))
+  // A version-1 file opened read-only has no bans table: it holds no bans.
+  const selectBans = hasBans ? yield* attempt("open", openFailure, () => db.prepare("SELECT subject, info FROM bans")) : undefined
+  const upsertBan = hasBans ? yield* attempt("open", openFailure, () => db.prepare("INSERT INTO bans(subject, info) VALUES (?, ?) ON CONFLICT(subject) DO UPDATE SET info = excluded.info")) : undefined
+  const deleteBan = hasBans ? yield* attempt("open", openFailure, () => db.prepare("DELETE FROM bans WHERE subject = ?")) : undefined
+  const noBansTable = () => {
+    throw Object.assign(new Error("this store (schema version 1, opened read-only) has no bans table"), { errcode: SQLITE_READONLY })
+  }
+
+  return PeerStore.of({
+    load: attempt("load", `cannot read the peer store ${path}`, () => selectAll.all().map((r) => ({ id: r["id"], info: r["info"] }))).pipe(
+      Effect.flatMap((rows) => decodeRows(path, rows)),
+      Effect.withSpan("PeerStore.load")
+    ),
+    put: Effect.fn("PeerStore.put")((peer: PeerRecord.PeerRecord) =>
+      attempt("put", `cannot store peer ${peer.id} in ${path}`, () => {
+        upsert.run(peer.id, PeerRecord.encode(peer))
+      })
+    ),
+    remove: Effect.fn("PeerStore.remove")((id: NodeId.NodeId) =>
+      attempt("remove", `cannot remove peer ${id} from ${path}`, () => {
+        deleteOne.run(id)
+      })
+    ),
+    loadBans: attempt("load", `cannot read the bans in ${path}`, () => selectBans?.all().map((r) => ({ subject: r["subject"], info: r["info"] })) ?? []).pipe(
+      Effect.flatMap((rows) => decodeBans(path, rows))
+    ),
+    putBan: Effect.fn("PeerStore.putBan")((ban: Ban.Ban) =>
+      attempt("put", `cannot store the ban of ${Ban.formatSubject(ban.subject)} in ${path}`, () => {
+        if (upsertBan === undefined) return noBansTable()
+        upsertBan.run(Ban.key(ban.subject), Ban.encode(ban))
+      })
+    ),
+    removeBan: Effect.fn("PeerStore.removeBan")((key: string) =>
+      attempt("remove", `cannot remove the ban ${key} from ${path}`, () => {
+        if (deleteBan === undefined) return noBansTable()
+        deleteBan.run(key)
+      })
+    )
   })
+})

@@ -76,274 +76,267 @@ const RESOLVE_CONCURRENCY = 16
  * channel `0x00`). Fails with `InvalidPexOptions` for bad options, `ChannelAlreadyOpen` when channel
  * `0x00` is taken.
  */
-export const make = (input: OptionsInput = {}) =>
-  Effect.gen(function* () {
-    const options = yield* Effect.fromResult(decodeOptions(input))
-    const router = yield* Router
-    const peerManager = yield* PeerManager
-    const resolver = yield* AddressResolver
-    const memory = options.memoryAddresses
-    const channel = yield* router.openChannel(descriptor)
-    const fibers = yield* FiberSet.make()
-    const wake = yield* Signal.make
+export const make = Effect.fn("Pex.make")(function* (input: OptionsInput = {}) {
+  const options = yield* Effect.fromResult(decodeOptions(input))
+  const router = yield* Router
+  const peerManager = yield* PeerManager
+  const resolver = yield* AddressResolver
+  const memory = options.memoryAddresses
+  const channel = yield* router.openChannel(descriptor)
+  const fibers = yield* FiberSet.make()
+  const wake = yield* Signal.make
 
-    const peers = new Map<NodeId.NodeId, PeerState>()
-    let interval = options.requestIntervalMin
-    let lastRequestAt: number | undefined
-    const recent: Array<PexMisbehaviour> = []
-    const counters = { requestsSent: 0, responsesReceived: 0, requestsAnswered: 0, addressesReceived: 0, addressesAdded: 0, misbehaviours: 0 }
+  const peers = new Map<NodeId.NodeId, PeerState>()
+  let interval = options.requestIntervalMin
+  let lastRequestAt: number | undefined
+  const recent: Array<PexMisbehaviour> = []
+  const counters = { requestsSent: 0, responsesReceived: 0, requestsAnswered: 0, addressesReceived: 0, addressesAdded: 0, misbehaviours: 0 }
 
-    const stateOf = (id: NodeId.NodeId): PeerState => {
-      let p = peers.get(id)
-      if (p === undefined) {
-        p = { up: false, direction: undefined, outstanding: false, lastAskedAt: undefined, lastRequest: "none", answeredAsSeed: false, condemned: false }
-        peers.set(id, p)
-      }
-      return p
+  const stateOf = (id: NodeId.NodeId): PeerState => {
+    let p = peers.get(id)
+    if (p === undefined) {
+      p = { up: false, direction: undefined, outstanding: false, lastAskedAt: undefined, lastRequest: "none", answeredAsSeed: false, condemned: false }
+      peers.set(id, p)
     }
+    return p
+  }
 
-    const available = () => {
-      let n = 0
-      for (const p of peers.values()) if (p.up && !p.outstanding && !p.condemned) n++
-      return n
-    }
+  const available = () => {
+    let n = 0
+    for (const p of peers.values()) if (p.up && !p.outstanding && !p.condemned) n++
+    return n
+  }
 
-    const misbehave = (nodeId: NodeId.NodeId, reason: MisbehaviourReason, detail: string) =>
-      Effect.gen(function* () {
-        const p = stateOf(nodeId)
-        if (p.condemned) return
-        p.condemned = true
-        p.outstanding = false
-        counters.misbehaviours++
-        const error = new PexMisbehaviour({ nodeId, reason, message: `PEX: peer ${nodeId} ${detail}` })
-        recent.push(error)
-        if (recent.length > RECENT_MISBEHAVIOURS) recent.shift()
-        yield* Effect.logInfo(error.message)
-        yield* channel.sendError(new PeerError({ nodeId, message: error.message, fatal: true }))
-        // CometBFT also marks the peer bad in its address book; here it costs a point of score.
-        yield* Effect.ignore(peerManager.report(nodeId, "bad"))
-      })
-
-    /**
-     * `PeerManager.add`; `true` when the address is new. `source`: the peer whose answer carried it
-     * (gossip is bounded per source). Refusals (our own address, a store error) are logged.
-     */
-    const addAddress = (address: NodeAddress.NodeAddress, source?: NodeId.NodeId) =>
-      peerManager.add(address, source === undefined ? undefined : { source }).pipe(
-        Effect.catch((e) => Effect.as(Effect.logDebug(`PEX: not adding ${NodeAddress.format(address)}: ${e.message}`), false))
-      )
-
-    // -------------------------------------------------------------------------------------------
-    // Peer updates
-    // -------------------------------------------------------------------------------------------
-
-    const onUp = (nodeId: NodeId.NodeId, channels: ReadonlySet<number>) =>
-      Effect.gen(function* () {
-        const routed = (yield* router.peers).find((r) => r.nodeId === nodeId)
-        if (routed !== undefined && routed.direction === "incoming") {
-          // An inbound peer is its own source for its listen address (CometBFT `AddPeer`).
-          const address = fromListenAddr(nodeId, routed.nodeInfo.listenAddr, memory)
-          if (address !== undefined) yield* addAddress(address)
-        }
-        if (!channels.has(CHANNEL_ID)) return
-        const p = stateOf(nodeId)
-        p.up = true
-        p.direction = routed?.direction
-        if (p.direction === "outgoing") yield* wake.fire
-      })
-
-    const onUpdate = (u: PeerUpdate.PeerUpdate) => {
-      if (u.status === "up") return onUp(u.nodeId, u.channels)
-      if (u.status === "down") return Effect.sync(() => void peers.delete(u.nodeId))
-      return Effect.void
-    }
-
-    /** One subscription; `true` when it lagged and must be renewed, `false` when the manager closed. */
-    const followUpdates = Effect.scoped(Effect.gen(function* () {
-      const stream = yield* peerManager.subscribe
-      const routed = yield* router.peers
-      const live = new Set(routed.map((r) => r.nodeId))
-      for (const [id, p] of peers) if (p.up && !live.has(id)) peers.delete(id)
-      for (const r of routed) yield* onUp(r.nodeId, r.channels)
-      return yield* Stream.runForEach(stream, onUpdate).pipe(
-        Effect.as(false),
-        Effect.catchTag("SubscriberLagged", (e) => Effect.as(Effect.logWarning(`PEX: ${e.message}`), true))
-      )
-    }))
-
-    yield* Effect.forkScoped(Effect.gen(function* () {
-      while (yield* followUpdates) {}
-    }))
-
-    // -------------------------------------------------------------------------------------------
-    // Requests we send
-    // -------------------------------------------------------------------------------------------
-
-    /** Asks one eligible peer now; otherwise says when one becomes eligible (if ever, by time alone). */
-    const askOne = (now: number) =>
-      Effect.gen(function* () {
-        // Draw first: choosing and marking the peer below then happen without yielding, so the
-        // scheduler and `requestNow` can never both pick the same peer.
-        const r = yield* Random.next
-        const eligible: Array<NodeId.NodeId> = []
-        let eligibleAt: number | undefined
-        for (const [id, p] of peers) {
-          if (!p.up || p.outstanding || p.condemned) continue
-          // A seed asks only peers it dialed: inbound ones are about to be let go.
-          if (options.seedMode && p.direction !== "outgoing") continue
-          const at = p.lastAskedAt === undefined ? now : p.lastAskedAt + options.peerRequestInterval
-          if (at <= now) eligible.push(id)
-          else eligibleAt = eligibleAt === undefined ? at : Math.min(eligibleAt, at)
-        }
-        if (eligible.length === 0) return { peer: undefined, eligibleAt }
-        const peer = eligible[Math.min(eligible.length - 1, Math.floor(r * eligible.length))]!
-        const p = stateOf(peer)
-        p.outstanding = true
-        p.lastAskedAt = now
-        lastRequestAt = now
-        counters.requestsSent++
-        const sent = yield* channel.send(Envelope.to(peer, requestMessage())).pipe(Effect.timeoutOption(options.sendTimeout))
-        // Never queued: no answer can come, so the peer must not stay marked as owing one.
-        if (Option.isNone(sent)) p.outstanding = false
-        return { peer, eligibleAt: undefined }
-      })
-
-    const scheduler = Effect.gen(function* () {
-      while (true) {
-        const signal = wake.get()
-        const now = yield* Clock.currentTimeMillis
-        const due = lastRequestAt === undefined ? now : lastRequestAt + interval
-        if (now < due) {
-          // Whole milliseconds, at least one: a fractional deadline would wake just short of it and spin.
-          yield* Effect.raceFirst(Deferred.await(signal), Effect.sleep(Math.max(1, Math.ceil(due - now))))
-          continue
-        }
-        const asked = yield* askOne(now)
-        if (asked.peer !== undefined) continue
-        const wait = asked.eligibleAt === undefined ? options.noPeersInterval : Math.min(options.noPeersInterval, asked.eligibleAt - now)
-        yield* Effect.raceFirst(Deferred.await(signal), Effect.sleep(Math.max(1, Math.ceil(wait))))
-      }
-    })
-
-    yield* Effect.forkScoped(scheduler)
-
-    // -------------------------------------------------------------------------------------------
-    // Requests we answer
-    // -------------------------------------------------------------------------------------------
-
-    const entriesFor = (address: NodeAddress.NodeAddress) => {
-      if (address.protocol === NodeAddress.MEMORY_PROTOCOL && address.hostname === "") return Effect.succeed(toNetAddresses(address, []))
-      return resolver.resolve(address).pipe(
-        Effect.timeoutOption(options.resolveTimeout),
-        Effect.map((found) => (Option.isSome(found) ? toNetAddresses(address, found.value) : [])),
-        Effect.catch(() => Effect.succeed<ReadonlyArray<NetAddress>>([]))
-      )
-    }
-
-    const answer = (nodeId: NodeId.NodeId) =>
-      Effect.gen(function* () {
-        const addresses = yield* peerManager.advertise(nodeId, options.maxAddressesSent)
-        const resolved = yield* Effect.forEach(addresses, entriesFor, { concurrency: RESOLVE_CONCURRENCY })
-        const seen = new Set<string>()
-        const entries: Array<NetAddress> = []
-        for (const e of resolved.flat()) {
-          const key = `${e.id}@${e.ip}:${e.port}`
-          if (seen.has(key) || entries.length >= MAX_ADDRESSES_ON_WIRE) continue
-          seen.add(key)
-          entries.push(e)
-        }
-        counters.requestsAnswered++
-        yield* channel.send(Envelope.to(nodeId, addrsMessage(entries))).pipe(Effect.timeoutOption(options.sendTimeout))
-      })
-
-    const directionOf = (nodeId: NodeId.NodeId, p: PeerState) =>
-      p.direction !== undefined
-        ? Effect.succeed(p.direction)
-        : Effect.map(router.peers, (routed) => routed.find((r) => r.nodeId === nodeId)?.direction)
-
-    const onRequest = (nodeId: NodeId.NodeId) =>
-      Effect.gen(function* () {
-        const p = stateOf(nodeId)
-        if (options.seedMode && (yield* directionOf(nodeId, p)) === "incoming") {
-          if (p.answeredAsSeed) return
-          p.answeredAsSeed = true
-          yield* answer(nodeId)
-          // No clean "disconnect" exists: a fatal PeerError evicts without touching the score. The
-          // delay lets the answer leave before the connection closes (CometBFT's FlushStop).
-          yield* FiberSet.run(fibers, Effect.andThen(
-            Effect.sleep(options.seedDisconnectDelay),
-            channel.sendError(new PeerError({ nodeId, message: `PEX seed: answered ${nodeId}, disconnecting`, fatal: true }))
-          ))
-          return
-        }
-        const now = yield* Clock.currentTimeMillis
-        // CometBFT `receiveRequest`: the first request is free, the second starts the clock.
-        if (p.lastRequest === "none") p.lastRequest = "free"
-        else if (p.lastRequest === "free") p.lastRequest = now
-        else if (now - p.lastRequest < options.minRequestInterval) {
-          return yield* misbehave(nodeId, "request_too_soon", `sent a PEX request too soon: ${now - p.lastRequest} ms after the previous one, the minimum is ${options.minRequestInterval} ms`)
-        } else p.lastRequest = now
-        yield* answer(nodeId)
-      })
-
-    // -------------------------------------------------------------------------------------------
-    // Answers we receive
-    // -------------------------------------------------------------------------------------------
-
-    const onAddrs = (nodeId: NodeId.NodeId, addrs: ReadonlyArray<NetAddress>) =>
-      Effect.gen(function* () {
-        const p = peers.get(nodeId)
-        if (p === undefined || !p.outstanding) return yield* misbehave(nodeId, "unsolicited_addrs", "sent a PEX response when none was requested")
-        p.outstanding = false
-        if (addrs.length > options.maxAddressesAccepted) {
-          return yield* misbehave(nodeId, "too_many_addresses", `sent too many addresses: ${addrs.length}, at most ${options.maxAddressesAccepted} accepted`)
-        }
-        const parsed = addrs.map((a) => fromNetAddress(a, memory))
-        for (const entry of parsed) {
-          if (entry._tag === "Invalid") return yield* misbehave(nodeId, "invalid_address", `sent an invalid address: ${entry.reason}`)
-        }
-        counters.responsesReceived++
-        counters.addressesReceived += addrs.length
-        let added = 0
-        for (const entry of parsed) if (entry._tag === "Address" && (yield* addAddress(entry.address, nodeId))) added++
-        counters.addressesAdded += added
-        const stored = (yield* peerManager.peers).length
-        interval = nextRequestInterval(
-          { added, totalPeers: counters.addressesAdded, available: available(), storeRatio: storeRatio(stored, peerManager.options.maxPeers) },
-          options
-        )
-        yield* wake.fire
-      })
-
-    const onMessage = (envelope: Envelope.Inbound<Message>) =>
-      Effect.suspend(() => {
-        const from = envelope.from
-        if (peers.get(from)?.condemned === true) return Effect.void
-        const sum = envelope.message.sum
-        switch (sum.case) {
-          case "pexRequest":
-            return onRequest(from)
-          case "pexAddrs":
-            return onAddrs(from, sum.value.addrs)
-          default:
-            return misbehave(from, "unknown_message", "sent an unknown PEX message")
-        }
-      })
-
-    yield* Effect.forkScoped(Stream.runForEach(channel.messages, onMessage))
-
-    return Pex.of({
-      options,
-      requestNow: Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.map(askOne(now), (asked) => asked.peer)),
-      stats: Effect.sync((): Stats => ({
-        ...counters,
-        peers: [...peers.values()].filter((p) => p.up).length,
-        outstanding: [...peers].filter(([, p]) => p.outstanding).map(([id]) => id),
-        recentMisbehaviours: [...recent],
-        requestInterval: interval
-      }))
-    })
+  const misbehave = Effect.fn("Pex.misbehave")(function* (nodeId: NodeId.NodeId, reason: MisbehaviourReason, detail: string) {
+    const p = stateOf(nodeId)
+    if (p.condemned) return
+    p.condemned = true
+    p.outstanding = false
+    counters.misbehaviours++
+    const error = new PexMisbehaviour({ nodeId, reason, message: `PEX: peer ${nodeId} ${detail}` })
+    recent.push(error)
+    if (recent.length > RECENT_MISBEHAVIOURS) recent.shift()
+    yield* Effect.logInfo(error.message)
+    yield* channel.sendError(new PeerError({ nodeId, message: error.message, fatal: true }))
+    // CometBFT also marks the peer bad in its address book; here it costs a point of score.
+    yield* Effect.ignore(peerManager.report(nodeId, "bad"))
   })
+
+  /**
+   * `PeerManager.add`; `true` when the address is new. `source`: the peer whose answer carried it
+   * (gossip is bounded per source). Refusals (our own address, a store error) are logged.
+   */
+  const addAddress = (address: NodeAddress.NodeAddress, source?: NodeId.NodeId) =>
+    peerManager.add(address, source === undefined ? undefined : { source }).pipe(
+      Effect.catch((e) => Effect.as(Effect.logDebug(`PEX: not adding ${NodeAddress.format(address)}: ${e.message}`), false))
+    )
+
+  // -------------------------------------------------------------------------------------------
+  // Peer updates
+  // -------------------------------------------------------------------------------------------
+
+  const onUp = Effect.fn("Pex.onUp")(function* (nodeId: NodeId.NodeId, channels: ReadonlySet<number>) {
+    const routed = (yield* router.peers).find((r) => r.nodeId === nodeId)
+    if (routed !== undefined && routed.direction === "incoming") {
+      // An inbound peer is its own source for its listen address (CometBFT `AddPeer`).
+      const address = fromListenAddr(nodeId, routed.nodeInfo.listenAddr, memory)
+      if (address !== undefined) yield* addAddress(address)
+    }
+    if (!channels.has(CHANNEL_ID)) return
+    const p = stateOf(nodeId)
+    p.up = true
+    p.direction = routed?.direction
+    if (p.direction === "outgoing") yield* wake.fire
+  })
+
+  const onUpdate = (u: PeerUpdate.PeerUpdate) => {
+    if (u.status === "up") return onUp(u.nodeId, u.channels)
+    if (u.status === "down") return Effect.sync(() => void peers.delete(u.nodeId))
+    return Effect.void
+  }
+
+  /** One subscription; `true` when it lagged and must be renewed, `false` when the manager closed. */
+  const followUpdates = Effect.scoped(Effect.gen(function* () {
+    const stream = yield* peerManager.subscribe
+    const routed = yield* router.peers
+    const live = new Set(routed.map((r) => r.nodeId))
+    for (const [id, p] of peers) if (p.up && !live.has(id)) peers.delete(id)
+    for (const r of routed) yield* onUp(r.nodeId, r.channels)
+    return yield* Stream.runForEach(stream, onUpdate).pipe(
+      Effect.as(false),
+      Effect.catchTag("SubscriberLagged", (e) => Effect.as(Effect.logWarning(`PEX: ${e.message}`), true))
+    )
+  }))
+
+  yield* Effect.forkScoped(Effect.gen(function* () {
+    while (yield* followUpdates) {}
+  }))
+
+  // -------------------------------------------------------------------------------------------
+  // Requests we send
+  // -------------------------------------------------------------------------------------------
+
+  /** Asks one eligible peer now; otherwise says when one becomes eligible (if ever, by time alone). */
+  const askOne = Effect.fn("Pex.askOne")(function* (now: number) {
+    // Draw first: choosing and marking the peer below then happen without yielding, so the
+    // scheduler and `requestNow` can never both pick the same peer.
+    const r = yield* Random.next
+    const eligible: Array<NodeId.NodeId> = []
+    let eligibleAt: number | undefined
+    for (const [id, p] of peers) {
+      if (!p.up || p.outstanding || p.condemned) continue
+      // A seed asks only peers it dialed: inbound ones are about to be let go.
+      if (options.seedMode && p.direction !== "outgoing") continue
+      const at = p.lastAskedAt === undefined ? now : p.lastAskedAt + options.peerRequestInterval
+      if (at <= now) eligible.push(id)
+      else eligibleAt = eligibleAt === undefined ? at : Math.min(eligibleAt, at)
+    }
+    if (eligible.length === 0) return { peer: undefined, eligibleAt }
+    const peer = eligible[Math.min(eligible.length - 1, Math.floor(r * eligible.length))]!
+    const p = stateOf(peer)
+    p.outstanding = true
+    p.lastAskedAt = now
+    lastRequestAt = now
+    counters.requestsSent++
+    const sent = yield* channel.send(Envelope.to(peer, requestMessage())).pipe(Effect.timeoutOption(options.sendTimeout))
+    // Never queued: no answer can come, so the peer must not stay marked as owing one.
+    if (Option.isNone(sent)) p.outstanding = false
+    return { peer, eligibleAt: undefined }
+  })
+
+  const scheduler = Effect.gen(function* () {
+    while (true) {
+      const signal = wake.get()
+      const now = yield* Clock.currentTimeMillis
+      const due = lastRequestAt === undefined ? now : lastRequestAt + interval
+      if (now < due) {
+        // Whole milliseconds, at least one: a fractional deadline would wake just short of it and spin.
+        yield* Effect.raceFirst(Deferred.await(signal), Effect.sleep(Math.max(1, Math.ceil(due - now))))
+        continue
+      }
+      const asked = yield* askOne(now)
+      if (asked.peer !== undefined) continue
+      const wait = asked.eligibleAt === undefined ? options.noPeersInterval : Math.min(options.noPeersInterval, asked.eligibleAt - now)
+      yield* Effect.raceFirst(Deferred.await(signal), Effect.sleep(Math.max(1, Math.ceil(wait))))
+    }
+  })
+
+  yield* Effect.forkScoped(scheduler)
+
+  // -------------------------------------------------------------------------------------------
+  // Requests we answer
+  // -------------------------------------------------------------------------------------------
+
+  const entriesFor = (address: NodeAddress.NodeAddress) => {
+    if (address.protocol === NodeAddress.MEMORY_PROTOCOL && address.hostname === "") return Effect.succeed(toNetAddresses(address, []))
+    return resolver.resolve(address).pipe(
+      Effect.timeoutOption(options.resolveTimeout),
+      Effect.map((found) => (Option.isSome(found) ? toNetAddresses(address, found.value) : [])),
+      Effect.catch(() => Effect.succeed<ReadonlyArray<NetAddress>>([]))
+    )
+  }
+
+  const answer = Effect.fn("Pex.answer")(function* (nodeId: NodeId.NodeId) {
+    const addresses = yield* peerManager.advertise(nodeId, options.maxAddressesSent)
+    const resolved = yield* Effect.forEach(addresses, entriesFor, { concurrency: RESOLVE_CONCURRENCY })
+    const seen = new Set<string>()
+    const entries: Array<NetAddress> = []
+    for (const e of resolved.flat()) {
+      const key = `${e.id}@${e.ip}:${e.port}`
+      if (seen.has(key) || entries.length >= MAX_ADDRESSES_ON_WIRE) continue
+      seen.add(key)
+      entries.push(e)
+    }
+    counters.requestsAnswered++
+    yield* channel.send(Envelope.to(nodeId, addrsMessage(entries))).pipe(Effect.timeoutOption(options.sendTimeout))
+  })
+
+  const directionOf = (nodeId: NodeId.NodeId, p: PeerState) =>
+    p.direction !== undefined
+      ? Effect.succeed(p.direction)
+      : Effect.map(router.peers, (routed) => routed.find((r) => r.nodeId === nodeId)?.direction)
+
+  const onRequest = Effect.fn("Pex.onRequest")(function* (nodeId: NodeId.NodeId) {
+    const p = stateOf(nodeId)
+    if (options.seedMode && (yield* directionOf(nodeId, p)) === "incoming") {
+      if (p.answeredAsSeed) return
+      p.answeredAsSeed = true
+      yield* answer(nodeId)
+      // No clean "disconnect" exists: a fatal PeerError evicts without touching the score. The
+      // delay lets the answer leave before the connection closes (CometBFT's FlushStop).
+      yield* FiberSet.run(fibers, Effect.andThen(
+        Effect.sleep(options.seedDisconnectDelay),
+        channel.sendError(new PeerError({ nodeId, message: `PEX seed: answered ${nodeId}, disconnecting`, fatal: true }))
+      ))
+      return
+    }
+    const now = yield* Clock.currentTimeMillis
+    // CometBFT `receiveRequest`: the first request is free, the second starts the clock.
+    if (p.lastRequest === "none") p.lastRequest = "free"
+    else if (p.lastRequest === "free") p.lastRequest = now
+    else if (now - p.lastRequest < options.minRequestInterval) {
+      return yield* misbehave(nodeId, "request_too_soon", `sent a PEX request too soon: ${now - p.lastRequest} ms after the previous one, the minimum is ${options.minRequestInterval} ms`)
+    } else p.lastRequest = now
+    yield* answer(nodeId)
+  })
+
+  // -------------------------------------------------------------------------------------------
+  // Answers we receive
+  // -------------------------------------------------------------------------------------------
+
+  const onAddrs = Effect.fn("Pex.onAddrs")(function* (nodeId: NodeId.NodeId, addrs: ReadonlyArray<NetAddress>) {
+    const p = peers.get(nodeId)
+    if (p === undefined || !p.outstanding) return yield* misbehave(nodeId, "unsolicited_addrs", "sent a PEX response when none was requested")
+    p.outstanding = false
+    if (addrs.length > options.maxAddressesAccepted) {
+      return yield* misbehave(nodeId, "too_many_addresses", `sent too many addresses: ${addrs.length}, at most ${options.maxAddressesAccepted} accepted`)
+    }
+    const parsed = addrs.map((a) => fromNetAddress(a, memory))
+    for (const entry of parsed) {
+      if (entry._tag === "Invalid") return yield* misbehave(nodeId, "invalid_address", `sent an invalid address: ${entry.reason}`)
+    }
+    counters.responsesReceived++
+    counters.addressesReceived += addrs.length
+    let added = 0
+    for (const entry of parsed) if (entry._tag === "Address" && (yield* addAddress(entry.address, nodeId))) added++
+    counters.addressesAdded += added
+    const stored = (yield* peerManager.peers).length
+    interval = nextRequestInterval(
+      { added, totalPeers: counters.addressesAdded, available: available(), storeRatio: storeRatio(stored, peerManager.options.maxPeers) },
+      options
+    )
+    yield* wake.fire
+  })
+
+  const onMessage = (envelope: Envelope.Inbound<Message>) =>
+    Effect.suspend(() => {
+      const from = envelope.from
+      if (peers.get(from)?.condemned === true) return Effect.void
+      const sum = envelope.message.sum
+      switch (sum.case) {
+        case "pexRequest":
+          return onRequest(from)
+        case "pexAddrs":
+          return onAddrs(from, sum.value.addrs)
+        default:
+          return misbehave(from, "unknown_message", "sent an unknown PEX message")
+      }
+    })
+
+  yield* Effect.forkScoped(Stream.runForEach(channel.messages, onMessage))
+
+  return Pex.of({
+    options,
+    requestNow: Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.map(askOne(now), (asked) => asked.peer)),
+    stats: Effect.sync((): Stats => ({
+      ...counters,
+      peers: [...peers.values()].filter((p) => p.up).length,
+      outstanding: [...peers].filter(([, p]) => p.outstanding).map(([id]) => id),
+      recentMisbehaviours: [...recent],
+      requestInterval: interval
+    }))
+  })
+})
 
 /**
  * The PEX reactor as a layer: opens channel `0x00` on the router and runs until the layer's scope

@@ -25,21 +25,20 @@ export interface Probe<A> {
 }
 
 /** Drains `stream` into a buffer in the background (for the caller's scope) and reads it item by item. */
-export const probe = <A, E>(stream: Stream.Stream<A, E>): Effect.Effect<Probe<A>, never, Scope.Scope> =>
-  Effect.gen(function* () {
-    const buffer = yield* Queue.unbounded<A, Option.Option<E>>()
-    yield* Effect.forkScoped(
-      Stream.runForEach(stream, (a) => Queue.offer(buffer, a)).pipe(
-        // Any end counts, an interruption included (a stream over a shut-down queue ends with one):
-        // otherwise `take` would wait out its whole budget and report a timeout, not the end.
-        Effect.matchCauseEffect({
-          onSuccess: () => Queue.fail(buffer, Option.none()),
-          onFailure: (cause) => Queue.fail(buffer, Cause.findErrorOption(cause))
-        })
-      )
+export const probe = Effect.fn("Assertions.probe")(function* <A, E>(stream: Stream.Stream<A, E>): Effect.fn.Return<Probe<A>, never, Scope.Scope> {
+  const buffer = yield* Queue.unbounded<A, Option.Option<E>>()
+  yield* Effect.forkScoped(
+    Stream.runForEach(stream, (a) => Queue.offer(buffer, a)).pipe(
+      // Any end counts, an interruption included (a stream over a shut-down queue ends with one):
+      // otherwise `take` would wait out its whole budget and report a timeout, not the end.
+      Effect.matchCauseEffect({
+        onSuccess: () => Queue.fail(buffer, Option.none()),
+        onFailure: (cause) => Queue.fail(buffer, Cause.findErrorOption(cause))
+      })
     )
-    return { take: Queue.take(buffer), poll: Queue.poll(buffer) }
-  })
+  )
+  return { take: Queue.take(buffer), poll: Queue.poll(buffer) }
+})
 
 /** Default wait for something that should happen. */
 export const DEFAULT_WAIT = 1000
@@ -58,26 +57,24 @@ export const receive = <A>(p: Probe<A>, expected: A, millis = DEFAULT_WAIT): Eff
     isDeepStrictEqual(got, expected) ? Effect.succeed(got) : fail(`expected ${show(expected)}, received ${show(got)}`))
 
 /** The next `expected.length` items equal `expected` in any order, within `millis`. */
-export const receiveUnordered = <A>(p: Probe<A>, expected: ReadonlyArray<A>, millis = DEFAULT_WAIT): Effect.Effect<ReadonlyArray<A>, AssertionFailed> =>
-  Effect.gen(function* () {
-    const got: Array<A> = []
-    for (let i = 0; i < expected.length; i++) got.push(yield* next(p, `message ${i + 1} of ${expected.length}`, millis))
-    const remaining = [...expected]
-    for (const g of got) {
-      const i = remaining.findIndex((e) => isDeepStrictEqual(e, g))
-      if (i < 0) return yield* fail(`unexpected ${show(g)}; expected ${show(expected)} in any order`)
-      remaining.splice(i, 1)
-    }
-    return got
-  })
+export const receiveUnordered = Effect.fn("Assertions.receiveUnordered")(function* <A>(p: Probe<A>, expected: ReadonlyArray<A>, millis = DEFAULT_WAIT): Effect.fn.Return<ReadonlyArray<A>, AssertionFailed> {
+  const got: Array<A> = []
+  for (let i = 0; i < expected.length; i++) got.push(yield* next(p, `message ${i + 1} of ${expected.length}`, millis))
+  const remaining = [...expected]
+  for (const g of got) {
+    const i = remaining.findIndex((e) => isDeepStrictEqual(e, g))
+    if (i < 0) return yield* fail(`unexpected ${show(g)}; expected ${show(expected)} in any order`)
+    remaining.splice(i, 1)
+  }
+  return got
+})
 
 /** Nothing arrives within `millis` (default 10). */
-export const empty = <A>(p: Probe<A>, millis = 10): Effect.Effect<void, AssertionFailed> =>
-  Effect.gen(function* () {
-    yield* settle(millis)
-    const got = yield* p.poll
-    if (Option.isSome(got)) return yield* fail(`expected nothing, received ${show(got.value)}`)
-  })
+export const empty = Effect.fn("Assertions.empty")(function* <A>(p: Probe<A>, millis = 10): Effect.fn.Return<void, AssertionFailed> {
+  yield* settle(millis)
+  const got = yield* p.poll
+  if (Option.isSome(got)) return yield* fail(`expected nothing, received ${show(got.value)}`)
+})
 
 /** The next update is about `nodeId` with `status` (channels not compared). */
 export const update = (p: Probe<PeerUpdate.PeerUpdate>, nodeId: NodeId.NodeId, status: PeerUpdate.PeerStatus, millis = DEFAULT_WAIT) =>

@@ -136,90 +136,89 @@ export interface TestNetwork<A = never> {
 }
 
 /** Builds (and by default meshes) a network whose nodes live until the caller's scope closes. */
-export const make = <A = never, E = never>(options: Options<A, E>): Effect.Effect<TestNetwork<A>, unknown, Scope.Scope> =>
-  Effect.gen(function* () {
-    const network = yield* MemoryNetwork.make(options.bufferSize === undefined ? {} : { bufferSize: options.bufferSize })
-    const nodes: Array<TestNode<A>> = []
-    const outer = yield* Effect.scope
-    const seed = options.seed ?? 1
+export const make = Effect.fn("TestNetwork.make")(function* <A = never, E = never>(options: Options<A, E>): Effect.fn.Return<TestNetwork<A>, unknown, Scope.Scope> {
+  const network = yield* MemoryNetwork.make(options.bufferSize === undefined ? {} : { bufferSize: options.bufferSize })
+  const nodes: Array<TestNode<A>> = []
+  const outer = yield* Effect.scope
+  const seed = options.seed ?? 1
 
-    const addNode = Effect.gen(function* () {
-      const index = nodes.length
-      const key = NodeKey.fromSeed(new Uint8Array(32).fill((seed + index) & 0xff).map((b, i) => (i === 31 ? (seed + index) >> 8 : b)))
-      const scope = yield* Scope.fork(outer)
-      const identity = NodeIdentity.layer(key)
-      const base = Layer.mergeAll(
-        identity,
-        Layer.succeed(MemoryNetwork.MemoryNetwork, network),
-        PeerStoreMemory.layerMemory,
-        AddressResolver.layerStatic({})
-      )
-      const routerOptions: RouterOptions = {
-        queueType: "fifo",
-        ...(options.channels === undefined ? {} : { channels: options.channels }),
-        ...options.router,
-        nodeInfo: { network: "test", moniker: `node-${index}`, ...options.router?.nodeInfo }
-      }
-      const stack = RouterLayer.layer(routerOptions).pipe(
-        Layer.provideMerge(Layer.mergeAll(MemoryTransport.layer, PeerManagerLayer.layer({ ...peerManagerDefaults, ...options.peerManager }))),
-        Layer.provideMerge(base)
-      )
-      const context = yield* Layer.buildWithScope(stack, scope)
-      const bare: TestNode = {
-        index,
-        nodeId: key.nodeId,
-        key,
-        address: NodeAddress.make({ protocol: MemoryTransport.PROTOCOL, nodeId: key.nodeId }),
-        router: Context.get(context, Router),
-        peerManager: Context.get(context, PeerManager),
-        transport: Context.get(context, Transport),
-        scope,
-        context
-      }
-      const reactors = typeof options.reactors === "function" ? options.reactors(bare) : options.reactors
-      const built = reactors === undefined
-        ? context
-        : Context.merge(context, yield* Layer.buildWithScope(Layer.provide(reactors, Layer.succeedContext(context)), scope))
-      const node: TestNode<A> = { ...bare, context: built as Context.Context<A | NodeServices> }
-      nodes.push(node)
-      return node
-    })
-
-    const connect = (a: TestNode<A>, b: TestNode<A>) =>
-      Effect.scoped(Effect.gen(function* () {
-        const [subA, subB] = [yield* a.peerManager.subscribe, yield* b.peerManager.subscribe]
-        const added = yield* a.peerManager.add(b.address)
-        if (!added) return yield* Effect.fail(new Error(`node ${a.index} already knew node ${b.index}`))
-        yield* within(3000, `node ${a.index} to see node ${b.index} up`, Assert.firstUp(subA, b.nodeId))
-        yield* within(3000, `node ${b.index} to see node ${a.index} up`, Assert.firstUp(subB, a.nodeId))
-        yield* b.peerManager.add(a.address)
-      }))
-
-    for (let i = 0; i < options.nodes; i++) yield* addNode
-    if (options.mesh !== false) {
-      for (let i = 0; i < nodes.length; i++) for (let j = i + 1; j < nodes.length; j++) yield* connect(nodes[i]!, nodes[j]!)
+  const addNode = Effect.gen(function* () {
+    const index = nodes.length
+    const key = NodeKey.fromSeed(new Uint8Array(32).fill((seed + index) & 0xff).map((b, i) => (i === 31 ? (seed + index) >> 8 : b)))
+    const scope = yield* Scope.fork(outer)
+    const identity = NodeIdentity.layer(key)
+    const base = Layer.mergeAll(
+      identity,
+      Layer.succeed(MemoryNetwork.MemoryNetwork, network),
+      PeerStoreMemory.layerMemory,
+      AddressResolver.layerStatic({})
+    )
+    const routerOptions: RouterOptions = {
+      queueType: "fifo",
+      ...(options.channels === undefined ? {} : { channels: options.channels }),
+      ...options.router,
+      nodeInfo: { network: "test", moniker: `node-${index}`, ...options.router?.nodeInfo }
     }
-
-    const node = (nodeId: NodeId.NodeId) => {
-      const n = nodes.find((x) => x.nodeId === nodeId)
-      if (n === undefined) throw new Error(`no test node ${nodeId}`)
-      return n
+    const stack = RouterLayer.layer(routerOptions).pipe(
+      Layer.provideMerge(Layer.mergeAll(MemoryTransport.layer, PeerManagerLayer.layer({ ...peerManagerDefaults, ...options.peerManager }))),
+      Layer.provideMerge(base)
+    )
+    const context = yield* Layer.buildWithScope(stack, scope)
+    const bare: TestNode = {
+      index,
+      nodeId: key.nodeId,
+      key,
+      address: NodeAddress.make({ protocol: MemoryTransport.PROTOCOL, nodeId: key.nodeId }),
+      router: Context.get(context, Router),
+      peerManager: Context.get(context, PeerManager),
+      transport: Context.get(context, Transport),
+      scope,
+      context
     }
-
-    return {
-      nodes,
-      network,
-      node,
-      peersOf: (nodeId) => nodes.filter((n) => n.nodeId !== nodeId),
-      openChannel: (descriptor) => Effect.forEach(nodes, (n) => n.router.openChannel(descriptor)),
-      subscribe: Effect.forEach(nodes, (n) => n.peerManager.subscribe),
-      addNode,
-      connect,
-      remove: (nodeId) =>
-        Effect.suspend(() => {
-          const n = node(nodeId)
-          nodes.splice(nodes.indexOf(n), 1)
-          return Effect.andThen(network.remove(nodeId), Scope.close(n.scope, Exit.void))
-        })
-    }
+    const reactors = typeof options.reactors === "function" ? options.reactors(bare) : options.reactors
+    const built = reactors === undefined
+      ? context
+      : Context.merge(context, yield* Layer.buildWithScope(Layer.provide(reactors, Layer.succeedContext(context)), scope))
+    const node: TestNode<A> = { ...bare, context: built as Context.Context<A | NodeServices> }
+    nodes.push(node)
+    return node
   })
+
+  const connect = (a: TestNode<A>, b: TestNode<A>) =>
+    Effect.scoped(Effect.gen(function* () {
+      const [subA, subB] = [yield* a.peerManager.subscribe, yield* b.peerManager.subscribe]
+      const added = yield* a.peerManager.add(b.address)
+      if (!added) return yield* Effect.fail(new Error(`node ${a.index} already knew node ${b.index}`))
+      yield* within(3000, `node ${a.index} to see node ${b.index} up`, Assert.firstUp(subA, b.nodeId))
+      yield* within(3000, `node ${b.index} to see node ${a.index} up`, Assert.firstUp(subB, a.nodeId))
+      yield* b.peerManager.add(a.address)
+    }))
+
+  for (let i = 0; i < options.nodes; i++) yield* addNode
+  if (options.mesh !== false) {
+    for (let i = 0; i < nodes.length; i++) for (let j = i + 1; j < nodes.length; j++) yield* connect(nodes[i]!, nodes[j]!)
+  }
+
+  const node = (nodeId: NodeId.NodeId) => {
+    const n = nodes.find((x) => x.nodeId === nodeId)
+    if (n === undefined) throw new Error(`no test node ${nodeId}`)
+    return n
+  }
+
+  return {
+    nodes,
+    network,
+    node,
+    peersOf: (nodeId) => nodes.filter((n) => n.nodeId !== nodeId),
+    openChannel: (descriptor) => Effect.forEach(nodes, (n) => n.router.openChannel(descriptor)),
+    subscribe: Effect.forEach(nodes, (n) => n.peerManager.subscribe),
+    addNode,
+    connect,
+    remove: (nodeId) =>
+      Effect.suspend(() => {
+        const n = node(nodeId)
+        nodes.splice(nodes.indexOf(n), 1)
+        return Effect.andThen(network.remove(nodeId), Scope.close(n.scope, Exit.void))
+      })
+  }
+})
