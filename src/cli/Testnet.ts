@@ -20,7 +20,7 @@
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Clock, Console, Context, Effect, Layer, Option, Result, Schema, type Scope } from "effect"
+import { Clock, Console, Context, Effect, Layer, Option, Predicate, Result, Schema, type Scope } from "effect"
 import { Command, Flag } from "effect/cli"
 import * as NodeAddress from "../domain/NodeAddress.ts"
 import type * as NodeId from "../domain/NodeId.ts"
@@ -229,7 +229,7 @@ interface Running {
 }
 
 const failed = (what: string) => (e: unknown) =>
-  new TestnetError({ message: `${what}: ${typeof e === "object" && e !== null && "message" in e ? String(e.message) : String(e)}` })
+  new TestnetError({ message: `${what}: ${Predicate.hasProperty(e, "message") ? String(e.message) : String(e)}` })
 
 /** A temporary home directory, removed (with everything in it) when the scope closes. */
 const temporaryHome = (index: number): Effect.Effect<string, TestnetError, Scope.Scope> =>

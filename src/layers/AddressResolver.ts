@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import { lookup as dnsLookup } from "node:dns/promises"
-import { Duration, Effect, Layer, Result } from "effect"
+import { Duration, Effect, Layer, Predicate, Result } from "effect"
 import * as Endpoint from "../domain/Endpoint.ts"
 import * as Ip from "../domain/Ip.ts"
 import * as NodeAddress from "../domain/NodeAddress.ts"
@@ -64,7 +64,7 @@ export const dnsLookupWith = (options: DnsOptions = {}): Lookup =>
       Effect.tryPromise({
         try: () => dnsLookup(hostname, { all: true, family: 0 }),
         catch: (cause): LookupFailure => {
-          const code = typeof cause === "object" && cause !== null && "code" in cause ? String(cause.code) : ""
+          const code = Predicate.hasProperty(cause, "code") ? String(cause.code) : ""
           const message = cause instanceof Error ? cause.message : String(cause)
           return { reason: code === "ENOTFOUND" || code === "ENODATA" ? "not_found" : "lookup", message }
         }

@@ -5,13 +5,13 @@
  */
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises"
 import { dirname } from "node:path"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Predicate } from "effect"
 import * as NodeKey from "../domain/NodeKey.ts"
 import { NodeIdentity, NodeKeyFileError } from "../services/NodeIdentity.ts"
 
 export { NodeKeyFileError } from "../services/NodeIdentity.ts"
 
-const isMissing = (e: unknown) => typeof e === "object" && e !== null && "code" in e && e.code === "ENOENT"
+const isMissing = (e: unknown) => Predicate.hasProperty(e, "code") && e.code === "ENOENT"
 
 /** Reads and parses a key file; a malformed file fails with `InvalidNodeKey` naming it. */
 export const read = (path: string): Effect.Effect<NodeKey.NodeKey, NodeKeyFileError | NodeKey.InvalidNodeKey> =>

@@ -20,7 +20,7 @@
 import { existsSync, mkdirSync, renameSync, statSync } from "node:fs"
 import { dirname } from "node:path"
 import { DatabaseSync } from "node:sqlite"
-import { Clock, Effect, Layer, Schema } from "effect"
+import { Clock, Effect, Layer, Predicate, Schema } from "effect"
 import * as Ban from "../domain/Ban.ts"
 import type * as NodeId from "../domain/NodeId.ts"
 import * as PeerRecord from "../domain/PeerRecord.ts"
@@ -79,7 +79,7 @@ const SQLITE_NOTADB = 26
 const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
 const sqliteCode = (e: unknown): number | undefined =>
-  typeof e === "object" && e !== null && "errcode" in e && typeof e.errcode === "number" ? e.errcode & 0xff : undefined
+  Predicate.hasProperty(e, "errcode") && typeof e.errcode === "number" ? e.errcode & 0xff : undefined
 
 const isCorruption = (e: unknown): boolean => {
   const code = sqliteCode(e)
@@ -88,7 +88,7 @@ const isCorruption = (e: unknown): boolean => {
 
 /** What a failure means and what to do about it, from SQLite's result code (node:sqlite puts it in `errcode`). */
 const diagnose = (e: unknown, path: string, readOnly: boolean): { readonly reason: Failure; readonly advice: string } => {
-  const nodeCode = typeof e === "object" && e !== null && "code" in e ? e.code : undefined
+  const nodeCode = Predicate.hasProperty(e, "code") ? e.code : undefined
   switch (sqliteCode(e)) {
     case SQLITE_READONLY:
     case SQLITE_PERM:
