@@ -27,8 +27,16 @@ export const readFixture = (name: string): string => readFileSync(join(fixturesD
 /** A JSON fixture, parsed. */
 export const readJsonFixture = <A = unknown>(name: string): A => JSON.parse(readFixture(name)) as A
 
-/** Lowercase hex to bytes. */
-export const hex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, "hex"))
+/**
+ * Hex to bytes; whitespace is ignored, so vectors can be grouped (`"0a ff ff"`). Throws on anything
+ * else that is not a whole number of hex bytes (`Buffer.from` would silently stop at the first bad
+ * character and hand back a shorter vector).
+ */
+export const hex = (s: string): Uint8Array => {
+  const digits = s.replace(/\s+/g, "")
+  if (!/^(?:[0-9a-fA-F]{2})*$/.test(digits)) throw new Error(`hex: ${JSON.stringify(s)} is not a whole number of hex bytes`)
+  return new Uint8Array(Buffer.from(digits, "hex"))
+}
 
 /** Bytes to lowercase hex. */
 export const toHex = (b: Uint8Array): string => Buffer.from(b).toString("hex")

@@ -19,6 +19,7 @@ import * as Endpoint from "../domain/Endpoint.ts"
 import * as NodeInfo from "../domain/NodeInfo.ts"
 import * as NodeKey from "../domain/NodeKey.ts"
 import { Transport, type Connection, type HandshakeOptions } from "../services/Transport.ts"
+import { key } from "./Keys.ts"
 
 /** How the suite builds the transports under test. */
 export interface Options<R> {
@@ -39,8 +40,8 @@ export interface Options<R> {
   readonly aliasEndpoints?: (listening: Endpoint.Endpoint) => ReadonlyArray<Endpoint.Endpoint>
 }
 
-/** Deterministic keys for the suite's nodes. */
-export const key = (n: number): NodeKey.NodeKey => NodeKey.fromSeed(new Uint8Array(32).fill(n))
+/** Deterministic keys for the suite's nodes (`Keys.key`, re-exported for existing users). */
+export { key }
 
 /** A valid NodeInfo for `k` on network "conformance" with channels 0xf0 and 0x0f. */
 export const nodeInfo = (k: NodeKey.NodeKey, overrides: Partial<NodeInfo.NodeInfo> = {}): NodeInfo.NodeInfo => ({

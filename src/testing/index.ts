@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 export * as Assertions from "./Assertions.ts"
+export * as Keys from "./Keys.ts"
 export * as RawPeer from "./RawPeer.ts"
 export * as TestNetwork from "./TestNetwork.ts"
 export * as Within from "./Within.ts"

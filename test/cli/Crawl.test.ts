@@ -7,7 +7,7 @@ import { Cause, Console, Context, Effect, Exit, Layer, Result, type Scope } from
 import { Command } from "effect/cli"
 import * as Crawl from "../../src/cli/Crawl.ts"
 import * as NodeAddress from "../../src/domain/NodeAddress.ts"
-import * as NodeKey from "../../src/domain/NodeKey.ts"
+import * as Keys from "../../src/testing/Keys.ts"
 import * as Node from "../../src/layers/Node.ts"
 import { PeerManager } from "../../src/services/PeerManager.ts"
 import { Router } from "../../src/services/Router.ts"
@@ -63,7 +63,7 @@ const startChain = Effect.gen(function* () {
 const text = (a: NodeAddress.NodeAddress) => `${a.nodeId}@${a.hostname}:${a.port}`
 
 /** Nobody listens on port 1 of loopback. */
-const unreachable = `${NodeKey.fromSeed(new Uint8Array(32).fill(77)).nodeId}@127.0.0.1:1`
+const unreachable = `${Keys.key(77).nodeId}@127.0.0.1:1`
 
 
 /** Runs `effect-p2p crawl ARGS`, returning what it printed with `Console.log` and its exit. */
@@ -159,13 +159,13 @@ describe("crawl", () => {
         (s) => Effect.sync(() => s.close())
       )
       const port = (server.address() as Net.AddressInfo).port
-      const silent = `${NodeKey.fromSeed(new Uint8Array(32).fill(78)).nodeId}@127.0.0.1:${port}`
+      const silent = `${Keys.key(78).nodeId}@127.0.0.1:${port}`
       const perPeer = yield* Crawl.runCrawl({ seeds: silent, network: NETWORK, timeout: 5, peerTimeout: 0.3 })
       assert.strictEqual(perPeer.unreachable.length, 1)
       assert.match(perPeer.unreachable[0]!.error, /within/)
       assert.isFalse(perPeer.timedOut)
       // One connection at a time: the first seed fails at 0.4 s, the second is still waiting at 0.6 s.
-      const other = `${NodeKey.fromSeed(new Uint8Array(32).fill(79)).nodeId}@127.0.0.1:${port}`
+      const other = `${Keys.key(79).nodeId}@127.0.0.1:${port}`
       const total = yield* Crawl.runCrawl({ seeds: `${silent},${other}`, network: NETWORK, timeout: 0.6, peerTimeout: 0.4, concurrency: 1 })
       assert.isTrue(total.timedOut)
       assert.strictEqual(total.unreachable.length, 1)

@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf"
 import { PacketSchema } from "../../src/proto/tendermint/p2p/conn_pb.ts"
 import { MessageSchema } from "../../src/proto/tendermint/p2p/pex_pb.ts"
-import { hasFixture, readJsonFixture, toHex } from "../fixtures.ts"
+import { hasFixture, hex, readJsonFixture, toHex } from "../fixtures.ts"
 
 interface Vectors {
   readonly conn_packet_vectors: ReadonlyArray<{ readonly name: string; readonly hex: string }>
@@ -30,7 +30,7 @@ describe.runIf(hasFixture("protobuf-vectors.json"))("protobuf encodings equal Co
   })
 
   it("decoding the vectors gives the messages back", () => {
-    const decoded = fromBinary(MessageSchema, Buffer.from(expected(v.pex_message_vectors, "PexAddrs"), "hex"))
+    const decoded = fromBinary(MessageSchema, hex(expected(v.pex_message_vectors, "PexAddrs")))
     assert.strictEqual(decoded.sum.case, "pexAddrs")
     if (decoded.sum.case === "pexAddrs") assert.deepStrictEqual(decoded.sum.value.addrs.map((a) => [a.id, a.ip, a.port]), [["1", "127.0.0.1", 9090]])
   })

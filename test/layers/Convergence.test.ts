@@ -2,7 +2,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Context, Effect, Layer } from "effect"
 import * as NodeAddress from "../../src/domain/NodeAddress.ts"
-import * as NodeKey from "../../src/domain/NodeKey.ts"
+import * as Keys from "../../src/testing/Keys.ts"
 import * as MemoryNetwork from "../../src/layers/MemoryNetwork.ts"
 import * as MemoryTransport from "../../src/layers/MemoryTransport.ts"
 import * as Node from "../../src/layers/Node.ts"
@@ -18,7 +18,7 @@ describe("PEX convergence", () => {
     Effect.gen(function* () {
       const wallStart = Date.now()
       const network = yield* MemoryNetwork.make()
-      const keys = Array.from({ length: NODES }, (_, i) => NodeKey.fromSeed(new Uint8Array(32).fill(i + 1)))
+      const keys = Array.from({ length: NODES }, (_, i) => Keys.key(i + 1))
       const bootstrap = NodeAddress.make({ protocol: MemoryTransport.PROTOCOL, nodeId: keys[0]!.nodeId })
       const routers: Array<Router["Service"]> = []
       for (const [i, nodeKey] of keys.entries()) {

@@ -5,10 +5,10 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Context, Effect, Layer } from "effect"
 import * as NodeAddress from "../../src/domain/NodeAddress.ts"
-import * as NodeKey from "../../src/domain/NodeKey.ts"
 import * as Node from "../../src/layers/Node.ts"
 import { Router } from "../../src/services/Router.ts"
 import { Transport } from "../../src/services/Transport.ts"
+import { key } from "../../src/testing/Keys.ts"
 
 /** Open handles by kind (TCPSocketWrap, TCPServerWrap, Timeout, ...), excluding what vitest itself holds. */
 const resources = () => {
@@ -16,8 +16,6 @@ const resources = () => {
   for (const r of process.getActiveResourcesInfo()) counts.set(r, (counts.get(r) ?? 0) + 1)
   return counts
 }
-
-const key = (n: number) => NodeKey.fromSeed(new Uint8Array(32).fill(n))
 
 const waitFor = (what: string, check: Effect.Effect<boolean>) =>
   Effect.gen(function* () {

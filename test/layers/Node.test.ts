@@ -10,9 +10,9 @@ import * as NodeAddress from "../../src/domain/NodeAddress.ts"
 import * as NodeKey from "../../src/domain/NodeKey.ts"
 import { PeerManager } from "../../src/services/PeerManager.ts"
 import { Router } from "../../src/services/Router.ts"
+import { key } from "../../src/testing/Keys.ts"
 import { eventually } from "../../src/testing/Within.ts"
 
-const key = (n: number) => NodeKey.fromSeed(new Uint8Array(32).fill(n))
 const memoryAddress = (k: NodeKey.NodeKey) => NodeAddress.make({ protocol: MemoryTransport.PROTOCOL, nodeId: k.nodeId })
 
 describe("Node", () => {

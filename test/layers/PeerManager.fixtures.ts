@@ -3,29 +3,15 @@
  * store, and a subscriber that records the updates it sees.
  */
 import { Effect, Exit, Fiber, Stream, type Scope } from "effect"
-import * as NodeAddress from "../../src/domain/NodeAddress.ts"
-import * as NodeId from "../../src/domain/NodeId.ts"
+import type * as NodeId from "../../src/domain/NodeId.ts"
 import type * as PeerUpdate from "../../src/domain/PeerUpdate.ts"
 import * as PeerManagerLayer from "../../src/layers/PeerManager.ts"
 import * as PeerStoreMemory from "../../src/layers/PeerStoreMemory.ts"
 import { zero, type OptionsInput, type PeerManager, type SubscriberLagged } from "../../src/services/PeerManager.ts"
+import { self } from "../domain/peermanager/fixtures.ts"
 
-/** A node ID made of 40 copies of one hex character. */
-export const nodeId = (c: string): NodeId.NodeId => NodeId.unsafeDecode(c.repeat(40))
-
-export const self = nodeId("0")
-export const a = nodeId("a")
-export const b = nodeId("b")
-export const c = nodeId("c")
-export const d = nodeId("d")
-export const e = nodeId("e")
-
-/** `memory:<id>`, the SPEC's default address of a peer. */
-export const mem = (id: string): NodeAddress.NodeAddress => NodeAddress.unsafeParse(`memory:${id}`)
-
-/** `tcp://<id>@host:port`. */
-export const tcp = (id: string, host = "localhost", port = 26656): NodeAddress.NodeAddress =>
-  NodeAddress.unsafeParse(`tcp://${id}@${host}:${port}`)
+// Node IDs and addresses of the SPEC's scenarios: one definition, shared with the pure-core tests.
+export { a, b, c, d, e, mem, nodeId, self, tcp } from "../domain/peermanager/fixtures.ts"
 
 export type Manager = PeerManager["Service"]
 
@@ -33,8 +19,12 @@ export type Manager = PeerManager["Service"]
 export const makePM = (options: OptionsInput = {}, selfId: NodeId.NodeId = self) =>
   PeerManagerLayer.make(selfId, { ...zero, ...options }).pipe(Effect.provide(PeerStoreMemory.layerMemory))
 
-/** Lets forked fibers (subscribers, waiters) run. */
-export const settle = Effect.gen(function* () {
+/**
+ * Yields 20 times so forked fibers (subscribers, waiters) run as far as they can. It never moves
+ * the clock: unlike `Within.settle(duration)`, which lets virtual time pass, a deadline that is
+ * 1 ms away stays 1 ms away.
+ */
+export const yieldToFibers = Effect.gen(function* () {
   for (let i = 0; i < 20; i++) yield* Effect.yieldNow
 })
 
@@ -55,16 +45,16 @@ export const record = (pm: Manager): Effect.Effect<Recorder, never, Scope.Scope>
     const stream = yield* pm.subscribe
     const updates: Array<PeerUpdate.PeerUpdate> = []
     const fiber = yield* Effect.forkChild(Stream.runForEach(stream, (u) => Effect.sync(() => void updates.push(u))))
-    yield* settle
+    yield* yieldToFibers
     return { updates, seen: () => updates.map(show), fiber }
   })
 
 /** Whether a forked fiber is still running after everything runnable has run. */
-export const isBlocked = <A, E>(fiber: Fiber.Fiber<A, E>) => Effect.map(settle, () => fiber.pollUnsafe() === undefined)
+export const isBlocked = <A, E>(fiber: Fiber.Fiber<A, E>) => Effect.map(yieldToFibers, () => fiber.pollUnsafe() === undefined)
 
 /** The exit of a fiber that must have finished by now. */
 export const finished = <A, E>(fiber: Fiber.Fiber<A, E>) =>
-  Effect.map(settle, () => {
+  Effect.map(yieldToFibers, () => {
     const exit = fiber.pollUnsafe()
     if (exit === undefined) throw new Error("fiber is still running")
     return exit

@@ -25,7 +25,7 @@ import * as fc from "fast-check"
 import * as NodeAddress from "../../src/domain/NodeAddress.ts"
 import type * as NodeId from "../../src/domain/NodeId.ts"
 import type { OptionsInput, PeerStatus } from "../../src/services/PeerManager.ts"
-import { makePM, mem, nodeId, record, self, settle, tcp } from "./PeerManager.fixtures.ts"
+import { makePM, mem, nodeId, record, self, tcp, yieldToFibers } from "./PeerManager.fixtures.ts"
 
 const pool = ["a", "b", "c", "d", "e"].map(nodeId)
 const addressesOf = (id: NodeId.NodeId) => [mem(id), tcp(id, "10.0.0.1"), tcp(id, "10.0.0.2")]
@@ -178,7 +178,7 @@ const run = (input: OptionsInput, steps: ReadonlyArray<Step>) =>
           yield* TestClock.adjust(s.ms)
           break
       }
-      yield* settle
+      yield* yieldToFibers
       const after = yield* snapshot
 
       // Connection limits.

@@ -33,6 +33,7 @@ import {
   type Peer,
   type Received
 } from "../../src/services/Transport.ts"
+import { key } from "../../src/testing/Keys.ts"
 
 // ---------------------------------------------------------------------------------------------
 // Messages and channels
@@ -52,8 +53,8 @@ export const boolChannel = (id: number, extra: Partial<Omit<ChannelDescriptor.Ch
 // Keys and NodeInfos
 // ---------------------------------------------------------------------------------------------
 
-/** A deterministic key; distinct `n` give distinct node IDs. */
-export const key = (n: number): NodeKey.NodeKey => NodeKey.fromSeed(new Uint8Array(32).fill(n))
+/** A deterministic key; distinct `n` give distinct node IDs (the test kit's `Keys.key`). */
+export { key }
 
 /** The local node of the mock suites. */
 export const selfKey = key(200)

@@ -10,7 +10,7 @@ import { Context, Effect, Fiber, Layer, Scope } from "effect"
 import * as Endpoint from "../../src/domain/Endpoint.ts"
 import * as NodeAddress from "../../src/domain/NodeAddress.ts"
 import * as NodeInfo from "../../src/domain/NodeInfo.ts"
-import * as NodeKey from "../../src/domain/NodeKey.ts"
+import * as Keys from "../../src/testing/Keys.ts"
 import * as Node from "../../src/layers/Node.ts"
 import * as TcpTransport from "../../src/layers/TcpTransport.ts"
 import * as NodeIdentity from "../../src/layers/NodeIdentity.ts"
@@ -89,10 +89,10 @@ describe("silent connections cannot lock a node out", () => {
 describe("every inbound connection is bounded in time from its accept", () => {
   const transport = (options: TcpTransport.Options) =>
     Effect.map(
-      Layer.build(TcpTransport.layer({ host: "127.0.0.1", port: 0, ...options }).pipe(Layer.provide(NodeIdentity.layer(NodeKey.fromSeed(new Uint8Array(32).fill(7)))))),
+      Layer.build(TcpTransport.layer({ host: "127.0.0.1", port: 0, ...options }).pipe(Layer.provide(NodeIdentity.layer(Keys.key(7))))),
       (ctx) => Context.get(ctx, Transport)
     )
-  const key = NodeKey.fromSeed(new Uint8Array(32).fill(7))
+  const key = Keys.key(7)
   const info = NodeInfo.make({ nodeId: key.nodeId, listenAddr: "127.0.0.1:0", network: "flood", moniker: "t" })
   const connect = (port: number) =>
     Effect.promise(() => new Promise<Net.Socket>((resolve) => {
@@ -160,7 +160,7 @@ describe("the dialing side", () => {
         })
       )
       const port = (server.address() as Net.AddressInfo).port
-      const key = NodeKey.fromSeed(new Uint8Array(32).fill(9))
+      const key = Keys.key(9)
       const t = yield* Effect.map(
         Layer.build(TcpTransport.layer({ ephemeralKeyTimeout: 500 }).pipe(Layer.provide(NodeIdentity.layer(key)))),
         (ctx) => Context.get(ctx, Transport)

@@ -27,11 +27,10 @@ import { SEALED_FRAME_SIZE } from "../../src/wire/FrameCipher.ts"
 import { encodePacketMsg, encodePing, encodePong } from "../../src/wire/PacketCodec.ts"
 import * as Crypto from "../../src/wire/SecretConnectionCrypto.ts"
 import { encodeUvarint } from "../../src/wire/Uvarint.ts"
+import { hex } from "../fixtures.ts"
 
 // ---------------------------------------------------------------------------------------------
 // The raw peer (effect-p2p/testing's RawPeer)
-
-const hex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s.replace(/\s+/g, ""), "hex"))
 
 /** The uvarint 2^31 (2 GiB): `80 80 80 80 08`. */
 const TWO_GIB = hex("8080808008")

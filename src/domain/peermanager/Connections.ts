@@ -12,7 +12,7 @@ import * as Ban from "../Ban.ts"
 import * as Bans from "./Bans.ts"
 import { findUpgradeCandidate, recordFailure } from "./Dialing.ts"
 import { newPeer } from "./Peers.ts"
-import { Draft, countedConnections, directionCount, isDirectionExempt, isUnconditional, ranked, retryKey, type Outcome, type State } from "./State.ts"
+import { Draft, countedConnections, directionCount, isDirectionExempt, isUncounted, isUnconditional, ranked, retryKey, type Outcome, type State } from "./State.ts"
 
 /**
  * Whether every connection slot is taken (unconditional peers take none). "Unlimited"
@@ -126,7 +126,8 @@ export const errored = (state: State, id: NodeId.NodeId, fatal: boolean, now = 0
   const draft = new Draft(state)
   const o = state.options
   const banned = Bans.strike(draft, Ban.node(id), now, o.banAfterMisbehaviours, o.misbehaviourBanDuration, "repeated misbehaviour")
-  if (state.connected.has(id) && (fatal || isFull(state))) {
+  // A full node sheds a misbehaving peer, unless evicting it would free no slot.
+  if (state.connected.has(id) && (fatal || (isFull(state) && !isUncounted(state, id)))) {
     draft.add("evict", id)
     draft.wakeEvict()
     return draft.done(banned)

@@ -11,7 +11,7 @@ import * as PeerRecord from "../PeerRecord.ts"
 import * as Bans from "./Bans.ts"
 import type { Rejection } from "./Policy.ts"
 import * as Backoff from "./Backoff.ts"
-import { Draft, addressKey, countedConnections, countedDials, directionCount, isDirectionExempt, isUnconditional, ranked, retryKey, scoreOf, type Outcome, type State } from "./State.ts"
+import { Draft, addressKey, countedConnections, countedDials, directionCount, isDirectionExempt, isUncounted, isUnconditional, ranked, retryKey, scoreOf, type Outcome, type State } from "./State.ts"
 
 /** When `address` of `peer` may be dialed again (`Infinity`: never; `0` or less: now). */
 export const retryTime = (state: State, peer: PeerRecord.PeerRecord, info: PeerRecord.AddressInfo): number => {
@@ -53,6 +53,8 @@ export const findUpgradeCandidate = (state: State, id: NodeId.NodeId, score: num
     if (candidate.id === id) continue
     if (PeerRecord.score(candidate) >= score) return undefined
     if (!state.connected.has(candidate.id) || state.evict.has(candidate.id) || state.evicting.has(candidate.id) || state.upgrading.has(candidate.id)) continue
+    // Replacing a peer that takes no slot would free nothing.
+    if (isUncounted(state, candidate.id)) continue
     return candidate.id
   }
   return undefined

@@ -113,7 +113,8 @@ export const ranked = (state: State): ReadonlyArray<PeerRecord.PeerRecord> => {
 export const isUnconditional = (state: State, id: NodeId.NodeId): boolean => state.options.unconditionalPeers.has(id)
 
 /** Whether a connected peer takes no slot: unconditional, or admitted for a grace period. */
-const isUncounted = (state: State, id: NodeId.NodeId): boolean => state.options.unconditionalPeers.has(id) || state.grace.has(id)
+/** Whether a connected peer takes no connection slot (unconditional, or admitted on grace): evicting it frees nothing. */
+export const isUncounted = (state: State, id: NodeId.NodeId): boolean => state.options.unconditionalPeers.has(id) || state.grace.has(id)
 
 /** Whether a peer is outside the per-direction limits (`maxIncomingPeers`, `maxOutgoingPeers`): persistent or unconditional. */
 export const isDirectionExempt = (state: State, id: NodeId.NodeId): boolean =>

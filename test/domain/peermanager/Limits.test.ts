@@ -5,39 +5,16 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Result } from "effect"
-import type * as NodeAddress from "../../src/domain/NodeAddress.ts"
-import type * as NodeId from "../../src/domain/NodeId.ts"
-import * as Connections from "../../src/domain/peermanager/Connections.ts"
-import * as Dialing from "../../src/domain/peermanager/Dialing.ts"
-import * as Peers from "../../src/domain/peermanager/Peers.ts"
-import * as State from "../../src/domain/peermanager/State.ts"
-import { decodeOptions, zero, type OptionsInput } from "../../src/services/PeerManager.ts"
-import { a, b, c, d, e, mem, self } from "./PeerManager.fixtures.ts"
+import type * as NodeAddress from "../../../src/domain/NodeAddress.ts"
+import * as Connections from "../../../src/domain/peermanager/Connections.ts"
+import * as Dialing from "../../../src/domain/peermanager/Dialing.ts"
+import * as Peers from "../../../src/domain/peermanager/Peers.ts"
+import * as State from "../../../src/domain/peermanager/State.ts"
+import { decodeOptions } from "../../../src/services/PeerManager.ts"
+import { a, acceptAll, b, c, d, dialAll as dialFrom, e, mem, stateWith, withAddresses } from "./fixtures.ts"
 
-const stateWith = (options: OptionsInput) => State.empty(self, Result.getOrThrow(decodeOptions({ ...zero, ...options })))
-
-/** Applies `accepted` for each peer in turn; the rejection reasons, `ok` for admitted. */
-const acceptAll = (state: State.State, ids: ReadonlyArray<NodeId.NodeId>) => {
-  const reasons: Array<string> = []
-  for (const id of ids) {
-    const out = Connections.accepted(state, id, 0)
-    reasons.push(out.value?.reason ?? "ok")
-    state = out.state
-  }
-  return { state, reasons }
-}
-
-/** Adds the addresses, then dials until nothing more may be dialed; the peers dialed, in order. */
-const dialAll = (state: State.State, addresses: ReadonlyArray<NodeAddress.NodeAddress>) => {
-  for (const address of addresses) state = Result.getOrThrow(Peers.add(state, address)).state
-  const dialed: Array<string> = []
-  while (true) {
-    const out = Dialing.tryDialNext(state, 0)
-    if (out.value === undefined) return { state, dialed }
-    dialed.push(out.value.nodeId.slice(0, 1))
-    state = out.state
-  }
-}
+/** Adds the addresses, then dials until nothing more may be dialed. */
+const dialAll = (state: State.State, addresses: ReadonlyArray<NodeAddress.NodeAddress>) => dialFrom(withAddresses(state, addresses))
 
 describe("maxIncomingPeers (max_num_inbound_peers)", () => {
   it("0 refuses every inbound peer but persistent and unconditional ones", () => {

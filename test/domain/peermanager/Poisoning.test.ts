@@ -4,18 +4,15 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Result } from "effect"
-import * as NodeAddress from "../../src/domain/NodeAddress.ts"
-import * as NodeId from "../../src/domain/NodeId.ts"
-import * as PeerRecord from "../../src/domain/PeerRecord.ts"
-import * as Connections from "../../src/domain/peermanager/Connections.ts"
-import * as Dialing from "../../src/domain/peermanager/Dialing.ts"
-import * as Peers from "../../src/domain/peermanager/Peers.ts"
-import * as State from "../../src/domain/peermanager/State.ts"
-import { decodeOptions, zero, type OptionsInput } from "../../src/services/PeerManager.ts"
-import { a, b, c, self, tcp } from "./PeerManager.fixtures.ts"
+import * as NodeAddress from "../../../src/domain/NodeAddress.ts"
+import type * as NodeId from "../../../src/domain/NodeId.ts"
+import * as PeerRecord from "../../../src/domain/PeerRecord.ts"
+import * as Connections from "../../../src/domain/peermanager/Connections.ts"
+import * as Dialing from "../../../src/domain/peermanager/Dialing.ts"
+import * as Peers from "../../../src/domain/peermanager/Peers.ts"
+import type * as State from "../../../src/domain/peermanager/State.ts"
+import { a, b, c, numberedId as id, stateWith, tcp } from "./fixtures.ts"
 
-const stateWith = (options: OptionsInput = {}) => State.empty(self, Result.getOrThrow(decodeOptions({ ...zero, ...options })))
-const id = (n: number) => NodeId.unsafeDecode(n.toString(16).padStart(40, "0"))
 const addr = (peer: NodeId.NodeId, host: string) => NodeAddress.unsafeParse(`mconn://${peer}@${host}:26656`)
 
 /** Adds each address with its source; how many were kept. */
