@@ -255,7 +255,7 @@ export const make = Effect.fn("PeerManager.make")(function* (
       Effect.flatMap(Random.next, (jitter) => transitionPure((s, now) => Connections.disconnected(s, nodeId, now, jitter))),
     evictNext,
     tryEvictNext,
-    errored: (nodeId, fatal) => Effect.flatMap(transition((s, now) => Connections.errored(s, nodeId, fatal, now)), announceBan),
+    errored: (nodeId, fatal, misbehaviour = true) => Effect.flatMap(transition((s, now) => Connections.errored(s, nodeId, fatal, now, misbehaviour)), announceBan),
     ban: (subject, options = {}) =>
       Effect.gen(function* () {
         const now = yield* Clock.currentTimeMillis

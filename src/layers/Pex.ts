@@ -262,11 +262,12 @@ export const make = Effect.fn("Pex.make")(function* (input: OptionsInput = {}) {
       if (p.answeredAsSeed) return
       p.answeredAsSeed = true
       yield* answer(nodeId)
-      // No clean "disconnect" exists: a fatal PeerError evicts without touching the score. The
-      // delay lets the answer leave before the connection closes (CometBFT's FlushStop).
+      // A fatal PeerError that is not misbehaviour disconnects without a strike or a score change
+      // (a peer coming back to the seed is not banned). The delay lets the answer leave before the
+      // connection closes (CometBFT's FlushStop).
       yield* FiberSet.run(fibers, Effect.andThen(
         Effect.sleep(options.seedDisconnectDelay),
-        channel.sendError(new PeerError({ nodeId, message: `PEX seed: answered ${nodeId}, disconnecting`, fatal: true }))
+        channel.sendError(new PeerError({ nodeId, message: `PEX seed: answered ${nodeId}, disconnecting`, fatal: true, misbehaviour: false }))
       ))
       return
     }

@@ -265,9 +265,10 @@ export class PeerManager extends Context.Service<
     readonly tryEvictNext: Effect.Effect<NodeId.NodeId | undefined>
     /**
      * A peer misbehaved. Fatal errors, and any error while the node is at capacity, mark it for
-     * eviction; others lower its score.
+     * eviction; others lower its score; each counts toward a ban. With `misbehaviour` false (a
+     * reactor letting a well-behaved peer go), a fatal report only disconnects it.
      */
-    readonly errored: (nodeId: NodeId.NodeId, fatal: boolean) => Effect.Effect<void, PeerStoreError>
+    readonly errored: (nodeId: NodeId.NodeId, fatal: boolean, misbehaviour?: boolean) => Effect.Effect<void, PeerStoreError>
     /**
      * Bans a node ID, an IP address or an IP network (`subject` as `Ban.parseSubject` reads it) for
      * `duration` (default 24 hours; `Infinity` for good), persisted in the peer store. A banned node

@@ -120,11 +120,20 @@ const bump = (peer: PeerRecord.PeerRecord, delta: number): PeerRecord.PeerRecord
  * A reactor reported the peer. A fatal error, or any error while the node is full, marks it for
  * eviction; otherwise its score drops by one. Unknown or unconnected peers: only the score changes.
  * Each report is a strike: `banAfterMisbehaviours` of them within `misbehaviourWindow` ban the
- * peer for `misbehaviourBanDuration` (`now` is the time of the report).
+ * peer for `misbehaviourBanDuration` (`now` is the time of the report). A report that is not
+ * misbehaviour (`misbehaviour` false: a seed letting a peer go once it answered) only disconnects,
+ * when fatal: no strike, no score change.
  */
-export const errored = (state: State, id: NodeId.NodeId, fatal: boolean, now = 0): Outcome<Ban.Ban | undefined> => {
+export const errored = (state: State, id: NodeId.NodeId, fatal: boolean, now = 0, misbehaviour = true): Outcome<Ban.Ban | undefined> => {
   const draft = new Draft(state)
   const o = state.options
+  if (!misbehaviour) {
+    if (fatal && state.connected.has(id)) {
+      draft.add("evict", id)
+      draft.wakeEvict()
+    }
+    return draft.done(undefined)
+  }
   const banned = Bans.strike(draft, Ban.node(id), now, o.banAfterMisbehaviours, o.misbehaviourBanDuration, "repeated misbehaviour")
   // A full node sheds a misbehaving peer, unless evicting it would free no slot.
   if (state.connected.has(id) && (fatal || (isFull(state) && !isUncounted(state, id)))) {

@@ -303,3 +303,18 @@ describe("errored on a peer that takes no slot", () => {
     assert.strictEqual(letters(Connections.errored(state, a, true, 0).state.evict), "a")
   })
 })
+
+describe("errored that is not misbehaviour", () => {
+  it("a fatal report with misbehaviour false disconnects without a strike or a score change, however often", () => {
+    let state = admitAccepted(stateWith({ banAfterMisbehaviours: 2 }), a)
+    const before = state.peers.get(a)!.mutableScore
+    for (let i = 0; i < 5; i++) {
+      const out = Connections.errored(state, a, true, i, false)
+      assert.isUndefined(out.value)
+      assert.strictEqual(letters(out.state.evict), "a")
+      assert.strictEqual(out.state.peers.get(a)!.mutableScore, before)
+      state = admitAccepted(Connections.disconnected(out.state, a, i).state, a)
+    }
+    assert.strictEqual(state.bans.size, 0)
+  })
+})
