@@ -1,8 +1,8 @@
 /**
- * The TCP transport, wire-compatible with CometBFT (WIRE.md): protocols `mconn` and `tcp`; each
- * connection runs the SecretConnection handshake, exchanges `DefaultNodeInfo` (10240-byte cap),
- * is checked by the shared handshake rules, and then carries an MConnection. Sockets are real
- * `node:net` sockets wrapped by `effect/socket`; every one is owned by a scope.
+ * The TCP transport, wire-compatible with CometBFT (docs/PROTOCOL.md): protocols `mconn` and
+ * `tcp`; each connection runs the SecretConnection handshake, exchanges `DefaultNodeInfo`
+ * (10240-byte cap), is checked by the shared handshake rules, and then carries an MConnection.
+ * Sockets are real `node:net` sockets wrapped by `effect/socket`; every one is owned by a scope.
  *
  * @since 0.1.0
  */
@@ -48,7 +48,7 @@ const REFUSAL_WARNING_INTERVAL = 10_000
 /** The protocols this transport serves. */
 export const PROTOCOLS = ["mconn", "tcp"] as const
 
-/** CometBFT's P2P port, used when an endpoint gives none (not the RPC port: SPEC §9.2.19). */
+/** CometBFT's P2P port, used when an endpoint gives none (not the RPC port, 26657). */
 export const DEFAULT_PORT = 26656
 
 /** Options of the TCP transport. */
@@ -129,73 +129,79 @@ interface Deadlines {
  * Wraps a connected socket as a `Connection` owned by the current scope. `onHandshakeStart` is
  * called when a handshake begins: from then on the handshake's own bound (which ends at the same
  * deadline) keeps the time.
+ *
+ * The per-connection functions of the TCP layer (here, in `tcp/`) are `Effect.fnUntraced`: spans
+ * on them cost a measurable 3-5% of `tcp-handshake`; the router's connection spans cover them.
  */
-const makeConnection = (socket: Net.Socket, aead: FrameAeadFactory, config: MConnection.Config, deadlines: Deadlines, onHandshakeStart: () => void): Effect.Effect<Connection, never, Scope.Scope> =>
-  Effect.gen(function* () {
-    const scope = yield* Effect.scope
-    const local = endpointOf(socket.localAddress, socket.localPort)
-    const remoteEndpoint = endpointOf(socket.remoteAddress, socket.remotePort)
-    const remote = hostText(remoteEndpoint.ip, remoteEndpoint.port)
-    const stream = yield* ByteStream.fromNetSocket(socket, remote)
-    const closed = yield* Deferred.make<void>()
-    socket.once("close", () => Deferred.doneUnsafe(closed, Exit.void))
-    let mconn: MConnection.MConnection | undefined
-    let handshaking = false
+const makeConnection = Effect.fnUntraced(function* (
+  socket: Net.Socket,
+  aead: FrameAeadFactory,
+  config: MConnection.Config,
+  deadlines: Deadlines,
+  onHandshakeStart: () => void
+): Effect.fn.Return<Connection, never, Scope.Scope> {
+  const scope = yield* Effect.scope
+  const local = endpointOf(socket.localAddress, socket.localPort)
+  const remoteEndpoint = endpointOf(socket.remoteAddress, socket.remotePort)
+  const remote = hostText(remoteEndpoint.ip, remoteEndpoint.port)
+  const stream = yield* ByteStream.fromNetSocket(socket, remote)
+  const closed = yield* Deferred.make<void>()
+  socket.once("close", () => Deferred.doneUnsafe(closed, Exit.void))
+  let mconn: MConnection.MConnection | undefined
+  let handshaking = false
 
-    // Before a handshake succeeded: closed if the socket is gone (a failed handshake closes it), else not ready.
-    const notReady = () =>
-      socket.destroyed
-        ? Effect.fail(new ConnectionClosed({ remote, message: `connection to ${remote} is closed` }))
-        : Effect.fail(new ConnectionError({ remote, reason: "not_handshaken", message: `connection to ${remote} has not completed its handshake` }))
+  // Before a handshake succeeded: closed if the socket is gone (a failed handshake closes it), else not ready.
+  const notReady = () =>
+    socket.destroyed
+      ? Effect.fail(new ConnectionClosed({ remote, message: `connection to ${remote} is closed` }))
+      : Effect.fail(new ConnectionError({ remote, reason: "not_handshaken", message: `connection to ${remote} has not completed its handshake` }))
 
-    const exchange = (options: HandshakeOptions) =>
-      Effect.gen(function* () {
-        const secret = yield* SecretConnection.handshake(stream, options.nodeKey, remote, aead, deadlines.ephemeralKey)
-        const nodeInfo = yield* SecretConnection.exchangeNodeInfo(stream, secret, options.nodeInfo, remote)
-        return { peer: { nodeInfo, publicKey: secret.remotePublicKey } satisfies Peer, secret }
-      })
-
-    const handshake = (options: HandshakeOptions) =>
-      Effect.gen(function* () {
-        if (handshaking || mconn !== undefined) {
-          return yield* new HandshakeAuthFailed({ remote, message: `connection to ${remote} is already handshaked` })
-        }
-        handshaking = true
-        onHandshakeStart()
-        let secret: SecretConnection.Secret | undefined
-        // An inbound connection's bound runs from its accept, not from this call: the time it waited
-        // for a slot counts.
-        const now = yield* Clock.currentTimeMillis
-        const requested = Duration.toMillis(Duration.fromInputUnsafe(options.timeout ?? DEFAULT_HANDSHAKE_TIMEOUT))
-        const timeout = deadlines.handshake === undefined ? requested : Math.max(0, Math.min(requested, deadlines.handshake - now))
-        const peer = yield* Handshake.run(remote, { ...options, timeout }, Effect.map(exchange(options), (r) => {
-          secret = r.secret
-          return r.peer
-        }))
-        const channels = options.channels ?? defaultDescriptors(options.nodeInfo.channels)
-        mconn = yield* Scope.provide(MConnection.make({
-          stream,
-          secret: secret!,
-          channels,
-          peerChannels: new Set(peer.nodeInfo.channels),
-          config,
-          remote
-        }), scope)
-        return peer
-      }).pipe(Effect.onError(() => stream.close))
-
-    return {
-      localEndpoint: local,
-      remoteEndpoint,
-      handshake,
-      send: (channelId, data) => Effect.suspend(() => (mconn === undefined ? notReady() : mconn.send(channelId, data))),
-      receive: Effect.suspend(() => (mconn === undefined ? notReady() : mconn.receive)),
-      close: Effect.suspend(() => (mconn === undefined ? stream.close : mconn.close)),
-      awaitClosed: Deferred.await(closed),
-      // Before the handshake nothing has been sent on any channel.
-      status: Effect.suspend(() => (mconn === undefined ? Effect.map(Clock.currentTimeMillis, idleStatus) : mconn.status))
-    }
+  const exchange = Effect.fnUntraced(function* (options: HandshakeOptions) {
+    const secret = yield* SecretConnection.handshake(stream, options.nodeKey, remote, aead, deadlines.ephemeralKey)
+    const nodeInfo = yield* SecretConnection.exchangeNodeInfo(stream, secret, options.nodeInfo, remote)
+    return { peer: { nodeInfo, publicKey: secret.remotePublicKey } satisfies Peer, secret }
   })
+
+  const handshake = Effect.fnUntraced(function* (options: HandshakeOptions) {
+    if (handshaking || mconn !== undefined) {
+      return yield* new HandshakeAuthFailed({ remote, message: `connection to ${remote} is already handshaked` })
+    }
+    handshaking = true
+    onHandshakeStart()
+    let secret: SecretConnection.Secret | undefined
+    // An inbound connection's bound runs from its accept, not from this call: the time it waited
+    // for a slot counts.
+    const now = yield* Clock.currentTimeMillis
+    const requested = Duration.toMillis(Duration.fromInputUnsafe(options.timeout ?? DEFAULT_HANDSHAKE_TIMEOUT))
+    const timeout = deadlines.handshake === undefined ? requested : Math.max(0, Math.min(requested, deadlines.handshake - now))
+    const peer = yield* Handshake.run(remote, { ...options, timeout }, Effect.map(exchange(options), (r) => {
+      secret = r.secret
+      return r.peer
+    }))
+    const channels = options.channels ?? defaultDescriptors(options.nodeInfo.channels)
+    mconn = yield* Scope.provide(MConnection.make({
+      stream,
+      secret: secret!,
+      channels,
+      peerChannels: new Set(peer.nodeInfo.channels),
+      config,
+      remote
+    }), scope)
+    return peer
+  }, Effect.onError(() => stream.close))
+
+  return {
+    localEndpoint: local,
+    remoteEndpoint,
+    handshake,
+    send: (channelId, data) => Effect.suspend(() => (mconn === undefined ? notReady() : mconn.send(channelId, data))),
+    receive: Effect.suspend(() => (mconn === undefined ? notReady() : mconn.receive)),
+    close: Effect.suspend(() => (mconn === undefined ? stream.close : mconn.close)),
+    awaitClosed: Deferred.await(closed),
+    // Before the handshake nothing has been sent on any channel.
+    status: Effect.suspend(() => (mconn === undefined ? Effect.map(Clock.currentTimeMillis, idleStatus) : mconn.status))
+  }
+})
 
 const checkDialEndpoint = (endpoint: Endpoint.Endpoint): Result.Result<{ host: string; port: number }, DialError> => {
   const text = Endpoint.format(endpoint)
@@ -211,150 +217,150 @@ const checkDialEndpoint = (endpoint: Endpoint.Endpoint): Result.Result<{ host: s
 }
 
 /** Builds a listening TCP transport in the current scope. */
-export const make = (options: Options = {}): Effect.Effect<Transport["Service"], TransportListenError, NodeIdentity | Scope.Scope> =>
-  Effect.gen(function* () {
-    yield* NodeIdentity // the identity is used per handshake; required so layers wire it in
-    const config: MConnection.Config = { ...MConnection.defaults, ...options.mconnection }
-    const invalid = MConnection.validateConfig(config)
-    if (invalid !== undefined) return yield* new TransportListenError({ address: hostText(options.host ?? "127.0.0.1", options.port ?? 0), reason: "invalid_options", message: `invalid MConnection setting: ${invalid}` })
-    const aead = options.cipher === "node" ? nodeCryptoAead : defaultAead
-    const maxPending = options.maxPendingConnections ?? 64
-    const fdLimit = OpenFiles.softLimit()
-    const maxInbound = options.maxInboundSockets ?? OpenFiles.inboundBudget(fdLimit, OpenFiles.openCount())
-    if (options.maxInboundSockets === undefined && fdLimit !== undefined && maxInbound < 32) {
-      yield* Effect.logWarning(`the open-file limit (ulimit -n) is ${fdLimit}: it leaves room for only ${maxInbound} inbound connections; raise it (e.g. ulimit -n 4096)`)
+export const make = Effect.fn("TcpTransport.make")(function* (
+  options: Options = {}
+): Effect.fn.Return<Transport["Service"], TransportListenError, NodeIdentity | Scope.Scope> {
+  yield* NodeIdentity // the identity is used per handshake; required so layers wire it in
+  const config: MConnection.Config = { ...MConnection.defaults, ...options.mconnection }
+  const invalid = MConnection.validateConfig(config)
+  if (invalid !== undefined) return yield* new TransportListenError({ address: hostText(options.host ?? "127.0.0.1", options.port ?? 0), reason: "invalid_options", message: `invalid MConnection setting: ${invalid}` })
+  const aead = options.cipher === "node" ? nodeCryptoAead : defaultAead
+  const maxPending = options.maxPendingConnections ?? 64
+  const fdLimit = OpenFiles.softLimit()
+  const maxInbound = options.maxInboundSockets ?? OpenFiles.inboundBudget(fdLimit, OpenFiles.openCount())
+  if (options.maxInboundSockets === undefined && fdLimit !== undefined && maxInbound < 32) {
+    yield* Effect.logWarning(`the open-file limit (ulimit -n) is ${fdLimit}: it leaves room for only ${maxInbound} inbound connections; raise it (e.g. ulimit -n 4096)`)
+  }
+  const host = options.host ?? "127.0.0.1"
+  const handshakeTimeout = Duration.toMillis(Duration.fromInputUnsafe(options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT))
+  const ephemeralKeyTimeout = Duration.toMillis(Duration.fromInputUnsafe(options.ephemeralKeyTimeout ?? DEFAULT_EPHEMERAL_KEY_TIMEOUT))
+  if (!(handshakeTimeout > 0) || !(ephemeralKeyTimeout > 0)) {
+    return yield* new TransportListenError({ address: hostText(options.host ?? "127.0.0.1", options.port ?? 0), reason: "invalid_options", message: "handshakeTimeout and ephemeralKeyTimeout must be positive" })
+  }
+  const clock = yield* Clock.Clock
+  const context = yield* Effect.context<never>()
+  // Every accepted socket has a watchdog from its accept: past the handshake bound, a socket whose
+  // handshake has not started (it waits in a queue, or nobody took it) is closed. Once a handshake
+  // starts, its own bound ends at the same deadline. The fibers belong to the transport's scope.
+  const runWatchdog = yield* FiberSet.makeRuntime<never, void, never>()
+  const accepted = new WeakMap<Net.Socket, { readonly at: number; readonly watchdog: Fiber.Fiber<void> }>()
+  const refusedFdLimit = Metric.withAttributes(Metrics.inboundRefused, { reason: "fd_limit" })
+  const refusedPending = Metric.withAttributes(Metrics.inboundRefused, { reason: "accept_queue_full" })
+  // One warning per interval, with the count since the last one: a flood must not flood the log.
+  let refusedSinceWarning = 0
+  let lastWarning = Number.NEGATIVE_INFINITY
+  const refuseForFds = (socket: Net.Socket) => {
+    socket.destroy()
+    refusedFdLimit.updateUnsafe(1, context)
+    refusedSinceWarning++
+    const now = Date.now()
+    if (now - lastWarning < REFUSAL_WARNING_INTERVAL) return
+    lastWarning = now
+    const refused = refusedSinceWarning
+    refusedSinceWarning = 0
+    Effect.runForkWith(context)(Effect.logWarning(
+      `refused ${refused} inbound connection(s): ${inbound} inbound sockets are open, the most the open-file limit` +
+        `${fdLimit === undefined ? "" : ` (ulimit -n ${fdLimit})`} allows while keeping descriptors for outbound peers and HTTP; raise it with ulimit -n`
+    ))
+  }
+  let inbound = 0
+  const name = "mconn"
+  const pending = yield* Queue.unbounded<Net.Socket, TransportClosed>()
+  let closed = false
+  let listening: Endpoint.Endpoint | undefined
+
+  const server = Net.createServer({ pauseOnConnect: true, noDelay: true, highWaterMark: SOCKET_BUFFER })
+  server.on("connection", (socket) => {
+    if (closed) return void socket.destroy()
+    if (inbound >= maxInbound) return refuseForFds(socket)
+    if (Queue.sizeUnsafe(pending) >= maxPending) {
+      refusedPending.updateUnsafe(1, context)
+      return void socket.destroy()
     }
-    const host = options.host ?? "127.0.0.1"
-    const handshakeTimeout = Duration.toMillis(Duration.fromInputUnsafe(options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT))
-    const ephemeralKeyTimeout = Duration.toMillis(Duration.fromInputUnsafe(options.ephemeralKeyTimeout ?? DEFAULT_EPHEMERAL_KEY_TIMEOUT))
-    if (!(handshakeTimeout > 0) || !(ephemeralKeyTimeout > 0)) {
-      return yield* new TransportListenError({ address: hostText(options.host ?? "127.0.0.1", options.port ?? 0), reason: "invalid_options", message: "handshakeTimeout and ephemeralKeyTimeout must be positive" })
+    inbound++
+    const at = clock.currentTimeMillisUnsafe()
+    const watchdog = runWatchdog(Effect.andThen(Effect.sleep(handshakeTimeout), Effect.sync(() => socket.destroy())))
+    accepted.set(socket, { at, watchdog })
+    socket.once("close", () => {
+      inbound--
+      watchdog.interruptUnsafe()
+    })
+    socket.on("error", () => {})
+    Queue.offerUnsafe(pending, socket)
+  })
+  yield* Effect.callback<void, TransportListenError>((resume) => {
+    const onError = (e: NodeJS.ErrnoException) => {
+      const address = hostText(host, options.port ?? 0)
+      resume(Effect.fail(new TransportListenError({ address, ...ListenFailure.describe(`tcp://${address}`, e) })))
     }
-    const clock = yield* Clock.Clock
-    const context = yield* Effect.context<never>()
-    // Every accepted socket has a watchdog from its accept: past the handshake bound, a socket whose
-    // handshake has not started (it waits in a queue, or nobody took it) is closed. Once a handshake
-    // starts, its own bound ends at the same deadline. The fibers belong to the transport's scope.
-    const runWatchdog = yield* FiberSet.makeRuntime<never, void, never>()
-    const accepted = new WeakMap<Net.Socket, { readonly at: number; readonly watchdog: Fiber.Fiber<void> }>()
-    const refusedFdLimit = Metric.withAttributes(Metrics.inboundRefused, { reason: "fd_limit" })
-    const refusedPending = Metric.withAttributes(Metrics.inboundRefused, { reason: "accept_queue_full" })
-    // One warning per interval, with the count since the last one: a flood must not flood the log.
-    let refusedSinceWarning = 0
-    let lastWarning = Number.NEGATIVE_INFINITY
-    const refuseForFds = (socket: Net.Socket) => {
-      socket.destroy()
-      refusedFdLimit.updateUnsafe(1, context)
-      refusedSinceWarning++
-      const now = Date.now()
-      if (now - lastWarning < REFUSAL_WARNING_INTERVAL) return
-      lastWarning = now
-      const refused = refusedSinceWarning
-      refusedSinceWarning = 0
-      Effect.runForkWith(context)(Effect.logWarning(
-        `refused ${refused} inbound connection(s): ${inbound} inbound sockets are open, the most the open-file limit` +
-          `${fdLimit === undefined ? "" : ` (ulimit -n ${fdLimit})`} allows while keeping descriptors for outbound peers and HTTP; raise it with ulimit -n`
-      ))
-    }
-    let inbound = 0
-    const name = "mconn"
-    const pending = yield* Queue.unbounded<Net.Socket, TransportClosed>()
-    let closed = false
-    let listening: Endpoint.Endpoint | undefined
-
-    const server = Net.createServer({ pauseOnConnect: true, noDelay: true, highWaterMark: SOCKET_BUFFER })
-    server.on("connection", (socket) => {
-      if (closed) return void socket.destroy()
-      if (inbound >= maxInbound) return refuseForFds(socket)
-      if (Queue.sizeUnsafe(pending) >= maxPending) {
-        refusedPending.updateUnsafe(1, context)
-        return void socket.destroy()
-      }
-      inbound++
-      const at = clock.currentTimeMillisUnsafe()
-      const watchdog = runWatchdog(Effect.andThen(Effect.sleep(handshakeTimeout), Effect.sync(() => socket.destroy())))
-      accepted.set(socket, { at, watchdog })
-      socket.once("close", () => {
-        inbound--
-        watchdog.interruptUnsafe()
-      })
-      socket.on("error", () => {})
-      Queue.offerUnsafe(pending, socket)
-    })
-    yield* Effect.callback<void, TransportListenError>((resume) => {
-      const onError = (e: NodeJS.ErrnoException) => {
-        const address = hostText(host, options.port ?? 0)
-        resume(Effect.fail(new TransportListenError({ address, ...ListenFailure.describe(`tcp://${address}`, e) })))
-      }
-      server.once("error", onError)
-      server.listen({ host, port: options.port ?? 0 }, () => {
-        server.off("error", onError)
-        resume(Effect.void)
-      })
-    })
-    const address = server.address()
-    if (address !== null && typeof address === "object") listening = endpointOf(address.address, address.port)
-
-    const close = Effect.suspend(() => {
-      if (closed) return Effect.void
-      closed = true
-      listening = undefined
-      return Effect.gen(function* () {
-        const waiting = yield* Queue.clear(pending).pipe(Effect.orElseSucceed(() => []))
-        for (const s of waiting) s.destroy()
-        yield* Queue.fail(pending, new TransportClosed({ transport: name, message: "the TCP transport is closed" }))
-        // Stops listening at once; the callback would wait for every established connection.
-        server.close()
-      })
-    })
-    yield* Effect.addFinalizer(() => close)
-
-    const accept: Effect.Effect<Connection, TransportClosed, Scope.Scope> = Effect.gen(function* () {
-      if (closed) return yield* new TransportClosed({ transport: name, message: "the TCP transport is closed" })
-      const socket = yield* Queue.take(pending)
-      const at = accepted.get(socket)?.at ?? (yield* Clock.currentTimeMillis)
-      return yield* makeConnection(socket, aead, config, { ephemeralKey: at + ephemeralKeyTimeout, handshake: at + handshakeTimeout }, () =>
-        accepted.get(socket)?.watchdog.interruptUnsafe())
-    })
-
-    const dial = (endpoint: Endpoint.Endpoint): Effect.Effect<Connection, DialError, Scope.Scope> =>
-      Effect.gen(function* () {
-        const target = yield* Effect.fromResult(checkDialEndpoint(endpoint))
-        const text = hostText(target.host, target.port)
-        const socket = yield* Effect.callback<Net.Socket, DialError>((resume) => {
-          const s = Net.connect({ host: target.host, port: target.port, noDelay: true, highWaterMark: SOCKET_BUFFER } as Net.NetConnectOpts)
-          s.pause()
-          const onError = (e: NodeJS.ErrnoException) => {
-            s.destroy()
-            resume(Effect.fail(new DialError({
-              endpoint: text,
-              reason: e.code === "ECONNREFUSED" ? "refused" : "io",
-              message: e.code === "EMFILE" || e.code === "ENFILE"
-                ? `cannot dial ${text}: too many open files (the open-file limit, ulimit -n, is reached; raise it)`
-                : `cannot dial ${text}: ${e.message}`
-            })))
-          }
-          s.once("error", onError)
-          s.once("connect", () => {
-            s.off("error", onError)
-            s.on("error", () => {})
-            resume(Effect.succeed(s))
-          })
-          return Effect.sync(() => s.destroy())
-        })
-        const at = yield* Clock.currentTimeMillis
-        return yield* makeConnection(socket, aead, config, { ephemeralKey: at + ephemeralKeyTimeout, handshake: undefined }, () => {})
-      })
-
-    return Transport.of({
-      name,
-      protocols: PROTOCOLS,
-      endpoints: Effect.sync(() => (listening === undefined ? [] : [listening])),
-      accept,
-      dial,
-      close
+    server.once("error", onError)
+    server.listen({ host, port: options.port ?? 0 }, () => {
+      server.off("error", onError)
+      resume(Effect.void)
     })
   })
+  const address = server.address()
+  if (address !== null && typeof address === "object") listening = endpointOf(address.address, address.port)
+
+  const close = Effect.suspend(() => {
+    if (closed) return Effect.void
+    closed = true
+    listening = undefined
+    return Effect.gen(function* () {
+      const waiting = yield* Queue.clear(pending).pipe(Effect.orElseSucceed(() => []))
+      for (const s of waiting) s.destroy()
+      yield* Queue.fail(pending, new TransportClosed({ transport: name, message: "the TCP transport is closed" }))
+      // Stops listening at once; the callback would wait for every established connection.
+      server.close()
+    })
+  })
+  yield* Effect.addFinalizer(() => close)
+
+  const accept: Effect.Effect<Connection, TransportClosed, Scope.Scope> = Effect.gen(function* () {
+    if (closed) return yield* new TransportClosed({ transport: name, message: "the TCP transport is closed" })
+    const socket = yield* Queue.take(pending)
+    const at = accepted.get(socket)?.at ?? (yield* Clock.currentTimeMillis)
+    return yield* makeConnection(socket, aead, config, { ephemeralKey: at + ephemeralKeyTimeout, handshake: at + handshakeTimeout }, () =>
+      accepted.get(socket)?.watchdog.interruptUnsafe())
+  })
+
+  const dial = Effect.fnUntraced(function* (endpoint: Endpoint.Endpoint): Effect.fn.Return<Connection, DialError, Scope.Scope> {
+    const target = yield* Effect.fromResult(checkDialEndpoint(endpoint))
+    const text = hostText(target.host, target.port)
+    const socket = yield* Effect.callback<Net.Socket, DialError>((resume) => {
+      const s = Net.connect({ host: target.host, port: target.port, noDelay: true, highWaterMark: SOCKET_BUFFER } as Net.NetConnectOpts)
+      s.pause()
+      const onError = (e: NodeJS.ErrnoException) => {
+        s.destroy()
+        resume(Effect.fail(new DialError({
+          endpoint: text,
+          reason: e.code === "ECONNREFUSED" ? "refused" : "io",
+          message: e.code === "EMFILE" || e.code === "ENFILE"
+            ? `cannot dial ${text}: too many open files (the open-file limit, ulimit -n, is reached; raise it)`
+            : `cannot dial ${text}: ${e.message}`
+        })))
+      }
+      s.once("error", onError)
+      s.once("connect", () => {
+        s.off("error", onError)
+        s.on("error", () => {})
+        resume(Effect.succeed(s))
+      })
+      return Effect.sync(() => s.destroy())
+    })
+    const at = yield* Clock.currentTimeMillis
+    return yield* makeConnection(socket, aead, config, { ephemeralKey: at + ephemeralKeyTimeout, handshake: undefined }, () => {})
+  })
+
+  return Transport.of({
+    name,
+    protocols: PROTOCOLS,
+    endpoints: Effect.sync(() => (listening === undefined ? [] : [listening])),
+    accept,
+    dial,
+    close
+  })
+})
 
 /** A listening TCP transport as a layer; closing it stops listening (connections are owned by their users). */
 export const layer = (options: Options = {}): Layer.Layer<Transport, TransportListenError, NodeIdentity> => Layer.effect(Transport, make(options))

@@ -38,37 +38,36 @@ const asBytes = (c: Uint8Array | string): Uint8Array => (typeof c === "string" ?
 const isEnd = (e: Socket.SocketError) => e.reason._tag === "SocketCloseError"
 
 /** Wraps a connected `net.Socket`. The socket is destroyed when `scope` closes. */
-export const fromNetSocket = (socket: Net.Socket, remote: string): Effect.Effect<ByteStream, never, Scope.Scope> =>
-  Effect.gen(function* () {
-    socket.setNoDelay(true)
-    const effectSocket = yield* NodeSocket.fromDuplex(Effect.succeed(socket), { chunkSize: CHUNK_SIZE })
-    const reader = yield* effectSocket.reader.pipe(Effect.orDie)
-    const writer = yield* effectSocket.writer
-    let pending: ReadonlyArray<Uint8Array | string> = []
-    let index = 0
-    const closed = (message: string) => new ConnectionClosed({ remote, message })
-    const mapError = (e: Socket.SocketError) =>
-      isEnd(e) ? closed(`${remote} closed the connection`) : new ConnectionError({ remote, reason: "io", message: `connection to ${remote} failed: ${e.message}` })
-    const close = Effect.sync(() => {
-      if (!socket.destroyed) socket.destroy()
-    })
-    yield* Effect.addFinalizer(() => close)
-    return {
-      read: Effect.suspend(() => {
-        if (index < pending.length) return Effect.succeed(asBytes(pending[index++]!))
-        return Effect.map(Effect.mapError(reader.pull, mapError), (chunks) => {
-          pending = chunks
-          index = 1
-          return asBytes(chunks[0])
-        })
-      }),
-      write: (chunk) => (socket.destroyed ? Effect.fail(closed(`connection to ${remote} is closed`)) : Effect.mapError(writer.write(chunk), mapError)),
-      tryWrite: (chunk, onDrained) => {
-        if (socket.destroyed || socket.write(chunk)) return true
-        socket.once("drain", onDrained)
-        return false
-      },
-      cancelDrained: (onDrained) => void socket.off("drain", onDrained),
-      close
-    }
+export const fromNetSocket = Effect.fnUntraced(function* (socket: Net.Socket, remote: string): Effect.fn.Return<ByteStream, never, Scope.Scope> {
+  socket.setNoDelay(true)
+  const effectSocket = yield* NodeSocket.fromDuplex(Effect.succeed(socket), { chunkSize: CHUNK_SIZE })
+  const reader = yield* effectSocket.reader.pipe(Effect.orDie)
+  const writer = yield* effectSocket.writer
+  let pending: ReadonlyArray<Uint8Array | string> = []
+  let index = 0
+  const closed = (message: string) => new ConnectionClosed({ remote, message })
+  const mapError = (e: Socket.SocketError) =>
+    isEnd(e) ? closed(`${remote} closed the connection`) : new ConnectionError({ remote, reason: "io", message: `connection to ${remote} failed: ${e.message}` })
+  const close = Effect.sync(() => {
+    if (!socket.destroyed) socket.destroy()
   })
+  yield* Effect.addFinalizer(() => close)
+  return {
+    read: Effect.suspend(() => {
+      if (index < pending.length) return Effect.succeed(asBytes(pending[index++]!))
+      return Effect.map(Effect.mapError(reader.pull, mapError), (chunks) => {
+        pending = chunks
+        index = 1
+        return asBytes(chunks[0])
+      })
+    }),
+    write: (chunk) => (socket.destroyed ? Effect.fail(closed(`connection to ${remote} is closed`)) : Effect.mapError(writer.write(chunk), mapError)),
+    tryWrite: (chunk, onDrained) => {
+      if (socket.destroyed || socket.write(chunk)) return true
+      socket.once("drain", onDrained)
+      return false
+    },
+    cancelDrained: (onDrained) => void socket.off("drain", onDrained),
+    close
+  }
+})

@@ -1,23 +1,27 @@
 /**
- * The MConnection over an established SecretConnection (WIRE §4, SPEC §5.3): messages are queued
- * per channel, cut into PacketMsgs by the scheduler (least `recentlySent / priority` first), packed
- * into large sealed writes, and reassembled on the other side. A ping goes out every
- * `pingInterval`; silence longer than `pongTimeout` closes the connection. Send and receive rates
- * are limited. Every protocol error closes the connection with a `ConnectionError`.
+ * The MConnection over an established SecretConnection (docs/PROTOCOL.md, MConnection packets):
+ * messages are queued per channel, cut into PacketMsgs by the scheduler (least
+ * `recentlySent / priority` first), packed into large sealed writes, and reassembled on the other
+ * side. A ping goes out every `pingInterval`; silence longer than `pongTimeout` closes the
+ * connection. Send and receive rates are limited. Every protocol error closes the connection with
+ * a `ConnectionError` (docs/PROTOCOL.md, Connection errors); an exception that is not one of the
+ * wire errors is a bug of ours, and closes the connection as a defect.
  *
  * Writes are flushed as soon as the send loop has nothing more to pack, which bounds latency far
  * below CometBFT's flush throttle while still filling 64 KiB writes under load.
  *
  * @since 0.1.0
  */
-import { Clock, Deferred, Effect, Exit, Queue, Scope } from "effect"
+import { Cause, Clock, Deferred, Effect, Exit, Predicate, Queue, Scope } from "effect"
 import type * as ChannelDescriptor from "../../domain/ChannelDescriptor.ts"
 import { FlowMonitor } from "../../domain/FlowMonitor.ts"
 import { ConnectionClosed, ConnectionError, type ConnectionStatus, type Received } from "../../services/Transport.ts"
 import { ChannelScheduler } from "../../wire/ChannelScheduler.ts"
-import { encodePingInto, encodePongInto, maxPacketMsgSize } from "../../wire/PacketCodec.ts"
+import { FrameOpenError, NonceOverflowError } from "../../wire/FrameCipher.ts"
+import { encodePingInto, encodePongInto, maxPacketMsgSize, PacketError } from "../../wire/PacketCodec.ts"
 import { PacketReader } from "../../wire/PacketReader.ts"
-import { Reassembler } from "../../wire/Reassembler.ts"
+import { Reassembler, ReassemblyError } from "../../wire/Reassembler.ts"
+import { UvarintError } from "../../wire/Uvarint.ts"
 import * as TokenBucket from "../../domain/TokenBucket.ts"
 import type { ByteStream } from "./ByteStream.ts"
 import type { Config } from "./MConnectionConfig.ts"
@@ -29,6 +33,16 @@ export { defaults, validateConfig, type Config } from "./MConnectionConfig.ts"
 const WRITE_BUFFER = 64 * 1024
 /** How often `recentlySent` decays (CometBFT's updateStats). */
 const DECAY_PERIOD = 2_000
+
+/**
+ * What the wire code throws for bytes the peer got wrong: the peer's fault, a `ConnectionError`.
+ * Anything else it throws (a `RangeError`, say) is our bug and stays a defect.
+ */
+const WIRE_ERRORS = [PacketError, ReassemblyError, FrameOpenError, NonceOverflowError, UvarintError] as const
+
+type WireError = InstanceType<(typeof WIRE_ERRORS)[number]>
+
+const isWireError = (u: unknown): u is WireError => WIRE_ERRORS.some((wireError) => u instanceof wireError)
 
 /** The running connection. */
 export interface MConnection {
@@ -44,308 +58,312 @@ export interface MConnection {
  * Starts the MConnection in `scope`: channels are ours (what we accept); `peerChannels` are what
  * the peer listed (what we may send).
  */
-export const make = (options: {
+export const make = Effect.fnUntraced(function* (options: {
   readonly stream: ByteStream
   readonly secret: Secret
   readonly channels: ReadonlyArray<ChannelDescriptor.ChannelDescriptor>
   readonly peerChannels: ReadonlySet<number>
   readonly config: Config
   readonly remote: string
-}): Effect.Effect<MConnection, never, Scope.Scope> =>
-  Effect.gen(function* () {
-    const { stream, secret, config, remote } = options
-    const scope = yield* Effect.scope
-    const clock = yield* Clock.Clock
-    const scheduler = new ChannelScheduler(
-      options.channels.map((c) => ({ id: c.id, priority: c.priority, sendQueueCapacity: c.sendQueueCapacity })),
-      { maxPacketMsgPayloadSize: config.maxPacketMsgPayloadSize }
-    )
-    const registered = new Set(options.channels.map((c) => c.id))
-    const reassembler = new Reassembler(options.channels.map((c) => ({ id: c.id, recvMessageCapacity: c.recvMessageCapacity })))
-    const packets = new PacketReader({ maxPacketSize: maxPacketMsgSize(config.maxPacketMsgPayloadSize) })
-    const received = yield* Queue.bounded<Received, ConnectionClosed | ConnectionError>(config.receiveBuffer)
-    const done = yield* Deferred.make<void>()
-    let closedWith: ConnectionClosed | ConnectionError | undefined
-    let wakeSender = Deferred.makeUnsafe<void>()
-    let wakeEnqueuers = Deferred.makeUnsafe<void>()
-    let pongPending = false
-    /** Closed by the peer (end of stream) rather than by us or an error: buffered messages still drain. */
-    let remoteEnded = false
-    let batch: ReadonlyArray<Received> = []
-    let batchIndex = 0
-    let pingPending = false
-    let lastReceived = yield* Clock.currentTimeMillis
-    const established = lastReceived
-    const sendMonitor = new FlowMonitor(established)
-    const recvMonitor = new FlowMonitor(established)
+}): Effect.fn.Return<MConnection, never, Scope.Scope> {
+  const { stream, secret, config, remote } = options
+  const scope = yield* Effect.scope
+  const clock = yield* Clock.Clock
+  const scheduler = new ChannelScheduler(
+    options.channels.map((c) => ({ id: c.id, priority: c.priority, sendQueueCapacity: c.sendQueueCapacity })),
+    { maxPacketMsgPayloadSize: config.maxPacketMsgPayloadSize }
+  )
+  const registered = new Set(options.channels.map((c) => c.id))
+  const reassembler = new Reassembler(options.channels.map((c) => ({ id: c.id, recvMessageCapacity: c.recvMessageCapacity })))
+  const packets = new PacketReader({ maxPacketSize: maxPacketMsgSize(config.maxPacketMsgPayloadSize) })
+  const received = yield* Queue.bounded<Received, ConnectionClosed | ConnectionError>(config.receiveBuffer)
+  const done = yield* Deferred.make<void>()
+  /** Why the connection closed: a typed error, or a defect (a bug of ours) that `send` and `receive` then die with. */
+  let closedWith: Cause.Cause<ConnectionClosed | ConnectionError> | undefined
+  let wakeSender = Deferred.makeUnsafe<void>()
+  let wakeEnqueuers = Deferred.makeUnsafe<void>()
+  let pongPending = false
+  /** Closed by the peer (end of stream) rather than by us or an error: buffered messages still drain. */
+  let remoteEnded = false
+  let batch: ReadonlyArray<Received> = []
+  let batchIndex = 0
+  let pingPending = false
+  let lastReceived = yield* Clock.currentTimeMillis
+  const established = lastReceived
+  const sendMonitor = new FlowMonitor(established)
+  const recvMonitor = new FlowMonitor(established)
 
-    const signal = (which: "sender" | "enqueuers") => {
-      if (which === "sender") {
-        const d = wakeSender
-        wakeSender = Deferred.makeUnsafe<void>()
-        Deferred.doneUnsafe(d, Exit.void)
-      } else {
-        const d = wakeEnqueuers
-        wakeEnqueuers = Deferred.makeUnsafe<void>()
-        Deferred.doneUnsafe(d, Exit.void)
-      }
+  const signal = (which: "sender" | "enqueuers") => {
+    if (which === "sender") {
+      const d = wakeSender
+      wakeSender = Deferred.makeUnsafe<void>()
+      Deferred.doneUnsafe(d, Exit.void)
+    } else {
+      const d = wakeEnqueuers
+      wakeEnqueuers = Deferred.makeUnsafe<void>()
+      Deferred.doneUnsafe(d, Exit.void)
     }
+  }
 
-    /** Closes with `error` (the first one wins): fails pending receives and sends, destroys the socket. */
-    const shutdown = (error: ConnectionClosed | ConnectionError) =>
-      Effect.suspend(() => {
-        if (closedWith !== undefined) return Effect.void
-        closedWith = error
-        signal("sender")
-        signal("enqueuers")
-        stream.cancelDrained(onDrain)
-        return Effect.all([Queue.fail(received, error), stream.close, Deferred.succeed(done, undefined)], { discard: true })
-      })
-
-    const protocolError = (reason: string, message: string) => new ConnectionError({ remote, reason, message: `${remote}: ${message}` })
-
-    // ---------------------------------------------------------------------------------------------
-    // Sending. `flush` packs everything pending (pong, ping, packets) into one sealed write, straight
-    // from the caller when the socket can take it: no fiber hop on the latency path. The send loop
-    // only waits: for the kernel to drain, for the rate limit, or for work.
-    const sendRate = TokenBucket.make(config.sendRate)
-    const buffer = new Uint8Array(WRITE_BUFFER)
-    const maxPacket = scheduler.maxPacketWireLength
-    let draining = false
-    let rateLimited = false
-    const onDrain = () => {
-      draining = false
+  /** Closes with `cause` (the first one wins): fails pending receives and sends, destroys the socket. */
+  const shutdownCause = (cause: Cause.Cause<ConnectionClosed | ConnectionError>) =>
+    Effect.suspend(() => {
+      if (closedWith !== undefined) return Effect.void
+      closedWith = cause
       signal("sender")
-    }
-
-    const hasWork = () => pongPending || pingPending || scheduler.hasPending
-
-    /** Writes what is pending if the socket and the rate limit allow; true if it wrote. */
-    const flush = (now: number): boolean => {
-      if (closedWith !== undefined || draining || !hasWork()) return false
-      if (!sendRate.tryTake(WRITE_BUFFER, now)) {
-        rateLimited = true
-        signal("sender")
-        return false
-      }
-      let offset = 0
-      if (pongPending) {
-        offset = encodePongInto(buffer, offset)
-        pongPending = false
-      }
-      if (pingPending) {
-        offset = encodePingInto(buffer, offset)
-        pingPending = false
-      }
-      while (scheduler.hasPending && offset + maxPacket <= WRITE_BUFFER) {
-        const next = scheduler.fill(buffer, offset, WRITE_BUFFER - offset)
-        if (next === offset) break
-        offset = next
-      }
-      // Charge what was actually written (the check above reserved a full buffer).
-      sendRate.take(offset - WRITE_BUFFER, now)
-      const sealed = secret.writer.sealRange(buffer, 0, offset)
-      sendMonitor.update(sealed.length, now)
-      if (!stream.tryWrite(sealed, onDrain)) draining = true
       signal("enqueuers")
-      // More than one buffer's worth pending: the send loop carries on.
-      if (hasWork()) signal("sender")
-      return true
-    }
-
-    /**
-     * Flushes once the current synchronous run ends (a microtask): every message a fiber sends
-     * before it yields goes into one packed write, and a lone message (a ping-pong) still leaves
-     * without waiting for another fiber to be scheduled.
-     */
-    let flushScheduled = false
-    const scheduleFlush = () => {
-      if (flushScheduled) return
-      flushScheduled = true
-      queueMicrotask(() => {
-        flushScheduled = false
-        if (!flush(clock.currentTimeMillisUnsafe()) && hasWork()) signal("sender")
-      })
-    }
-
-    const sendLoop = Effect.gen(function* () {
-      while (closedWith === undefined) {
-        if (rateLimited) {
-          rateLimited = false
-          yield* Effect.sleep(sendRate.delay(WRITE_BUFFER, yield* Clock.currentTimeMillis))
-        }
-        if (draining || !hasWork()) {
-          yield* Deferred.await(wakeSender)
-          continue
-        }
-        flush(yield* Clock.currentTimeMillis)
-        // Let senders add more before the next packed write.
-        yield* Effect.yieldNow
-      }
+      stream.cancelDrained(onDrain)
+      return Effect.all([Queue.failCause(received, cause), stream.close, Deferred.succeed(done, undefined)], { discard: true })
     })
 
-    // ---------------------------------------------------------------------------------------------
-    const recvRate = TokenBucket.make(config.recvRate)
-    const plaintexts: Array<Uint8Array> = []
+  /** Closes with `error` (the first one wins). */
+  const shutdown = (error: ConnectionClosed | ConnectionError) => shutdownCause(Cause.fail(error))
 
-    /**
-     * Handles decrypted bytes: packets, pings, pongs, complete messages (waiting while `receive` is
-     * behind). Pongs are coalesced: one per batch of bytes read (and before waiting on `receive`),
-     * not one per ping, or each 3-byte ping would cost a 1044-byte sealed frame (a flood of pings
-     * would make us send ~350 times what the peer sends).
-     */
-    /**
-     * Handles decrypted bytes synchronously (packets, pings, pongs, reassembly) and returns the
-     * complete messages that did not fit in the receive buffer; the caller waits to deliver those.
-     * Staying synchronous matters: this runs once per socket read on the latency path.
-     */
-    const consume = (chunks: ReadonlyArray<Uint8Array>): Array<Received> | undefined => {
-      let overflow: Array<Received> | undefined
-      for (const chunk of chunks) {
-        packets.push(chunk)
-        while (true) {
-          const packet = packets.next()
-          if (packet === undefined) break
-          lastReceived = clock.currentTimeMillisUnsafe()
-          if (packet._tag === "Ping") {
-            pongPending = true
-          } else if (packet._tag === "Msg") {
-            const message = reassembler.onMsg(packet.channelId, packet.eof, packet.data)
-            if (message !== undefined) {
-              const item = { channelId: packet.channelId, data: message }
-              if (overflow !== undefined || !Queue.offerUnsafe(received, item)) (overflow ??= []).push(item)
-            }
+  const protocolError = (reason: string, message: string) => new ConnectionError({ remote, reason, message: `${remote}: ${message}` })
+
+  // ---------------------------------------------------------------------------------------------
+  // Sending. `flush` packs everything pending (pong, ping, packets) into one sealed write, straight
+  // from the caller when the socket can take it: no fiber hop on the latency path. The send loop
+  // only waits: for the kernel to drain, for the rate limit, or for work.
+  const sendRate = TokenBucket.make(config.sendRate)
+  const buffer = new Uint8Array(WRITE_BUFFER)
+  const maxPacket = scheduler.maxPacketWireLength
+  let draining = false
+  let rateLimited = false
+  const onDrain = () => {
+    draining = false
+    signal("sender")
+  }
+
+  const hasWork = () => pongPending || pingPending || scheduler.hasPending
+
+  /** Writes what is pending if the socket and the rate limit allow; true if it wrote. */
+  const flush = (now: number): boolean => {
+    if (closedWith !== undefined || draining || !hasWork()) return false
+    if (!sendRate.tryTake(WRITE_BUFFER, now)) {
+      rateLimited = true
+      signal("sender")
+      return false
+    }
+    let offset = 0
+    if (pongPending) {
+      offset = encodePongInto(buffer, offset)
+      pongPending = false
+    }
+    if (pingPending) {
+      offset = encodePingInto(buffer, offset)
+      pingPending = false
+    }
+    while (scheduler.hasPending && offset + maxPacket <= WRITE_BUFFER) {
+      const next = scheduler.fill(buffer, offset, WRITE_BUFFER - offset)
+      if (next === offset) break
+      offset = next
+    }
+    // Charge what was actually written (the check above reserved a full buffer).
+    sendRate.take(offset - WRITE_BUFFER, now)
+    const sealed = secret.writer.sealRange(buffer, 0, offset)
+    sendMonitor.update(sealed.length, now)
+    if (!stream.tryWrite(sealed, onDrain)) draining = true
+    signal("enqueuers")
+    // More than one buffer's worth pending: the send loop carries on.
+    if (hasWork()) signal("sender")
+    return true
+  }
+
+  /**
+   * Flushes once the current synchronous run ends (a microtask): every message a fiber sends
+   * before it yields goes into one packed write, and a lone message (a ping-pong) still leaves
+   * without waiting for another fiber to be scheduled.
+   */
+  let flushScheduled = false
+  const scheduleFlush = () => {
+    if (flushScheduled) return
+    flushScheduled = true
+    queueMicrotask(() => {
+      flushScheduled = false
+      if (!flush(clock.currentTimeMillisUnsafe()) && hasWork()) signal("sender")
+    })
+  }
+
+  const sendLoop = Effect.gen(function* () {
+    while (closedWith === undefined) {
+      if (rateLimited) {
+        rateLimited = false
+        yield* Effect.sleep(sendRate.delay(WRITE_BUFFER, yield* Clock.currentTimeMillis))
+      }
+      if (draining || !hasWork()) {
+        yield* Deferred.await(wakeSender)
+        continue
+      }
+      flush(yield* Clock.currentTimeMillis)
+      // Let senders add more before the next packed write.
+      yield* Effect.yieldNow
+    }
+  })
+
+  // ---------------------------------------------------------------------------------------------
+  const recvRate = TokenBucket.make(config.recvRate)
+  const plaintexts: Array<Uint8Array> = []
+
+  /**
+   * Handles decrypted bytes synchronously (packets, pings, pongs, reassembly) and returns the
+   * complete messages that did not fit in the receive buffer; the caller waits to deliver those.
+   * Staying synchronous matters: this runs once per socket read on the latency path. Pongs are
+   * coalesced: one per batch of bytes read, not one per ping, or each 3-byte ping would cost a
+   * 1044-byte sealed frame (a flood of pings would make us send ~350 times what the peer sends).
+   */
+  const consume = (chunks: ReadonlyArray<Uint8Array>): Array<Received> | undefined => {
+    let overflow: Array<Received> | undefined
+    for (const chunk of chunks) {
+      packets.push(chunk)
+      while (true) {
+        const packet = packets.next()
+        if (packet === undefined) break
+        lastReceived = clock.currentTimeMillisUnsafe()
+        if (packet._tag === "Ping") {
+          pongPending = true
+        } else if (packet._tag === "Msg") {
+          const message = reassembler.onMsg(packet.channelId, packet.eof, packet.data)
+          if (message !== undefined) {
+            const item = { channelId: packet.channelId, data: message }
+            if (overflow !== undefined || !Queue.offerUnsafe(received, item)) (overflow ??= []).push(item)
           }
         }
       }
-      if (pongPending) scheduleFlush()
-      return overflow
     }
+    if (pongPending) scheduleFlush()
+    return overflow
+  }
 
-    /** Delivers what did not fit, waiting while `receive` is behind (backpressure to the socket). */
-    const deliver = (overflow: Array<Received> | undefined) =>
-      overflow === undefined ? Effect.void : Effect.forEach(overflow, (item) => Queue.offer(received, item), { discard: true })
+  /** Delivers what did not fit, waiting while `receive` is behind (backpressure to the socket). */
+  const deliver = (overflow: Array<Received> | undefined) =>
+    overflow === undefined ? Effect.void : Effect.forEach(overflow, (item) => Queue.offer(received, item), { discard: true })
 
-    const recvLoop = Effect.gen(function* () {
-      yield* deliver(consume(secret.inbox.chunks.splice(0)))
-      while (closedWith === undefined) {
-        const chunk = yield* stream.read
-        const now = clock.currentTimeMillisUnsafe()
-        recvMonitor.update(chunk.length, now)
-        const wait = recvRate.take(chunk.length, now)
-        if (wait > 0) yield* Effect.sleep(wait)
-        plaintexts.length = 0
-        secret.reader.pushTo(chunk, plaintexts)
-        const overflow = consume(plaintexts)
-        if (overflow !== undefined) yield* deliver(overflow)
-      }
-    })
-
-    // ---------------------------------------------------------------------------------------------
-    // A ping every `pingInterval`; if nothing at all arrives within `pongTimeout` of an unanswered
-    // ping, the peer is gone. Any traffic counts as an answer (SPEC §9.1.11).
-    let lastPingSent: number | undefined
-    const keepalive = Effect.gen(function* () {
-      while (closedWith === undefined) {
-        const now = yield* Clock.currentTimeMillis
-        const awaiting = lastPingSent !== undefined && lastReceived < lastPingSent
-        if (awaiting && now - lastPingSent! >= config.pongTimeout) {
-          return yield* protocolError("pong_timeout", `pong timeout: nothing received for ${now - lastReceived} ms after a ping`)
-        }
-        const nextPing = (lastPingSent ?? lastReceived) + config.pingInterval
-        if (now >= nextPing) {
-          lastPingSent = now
-          pingPending = true
-          flush(now)
-          continue
-        }
-        const nextCheck = awaiting ? lastPingSent! + config.pongTimeout : Number.POSITIVE_INFINITY
-        yield* Effect.sleep(Math.max(1, Math.ceil(Math.min(nextPing, nextCheck) - now)))
-      }
-    })
-
-    const decay = Effect.forever(Effect.andThen(Effect.sleep(DECAY_PERIOD), Effect.sync(() => scheduler.decay())))
-
-    /** Runs a loop; its failure (or a thrown protocol error) closes the connection. */
-    const supervise = (name: string, loop: Effect.Effect<unknown, ConnectionClosed | ConnectionError>) =>
-      loop.pipe(
-        Effect.catchDefect((defect) => {
-          const e = defect as { readonly _tag?: string; readonly reason?: string; readonly message?: string }
-          // Wire errors use kebab-case reasons; ConnectionError reasons are snake_case like every other reason.
-          return Effect.fail(protocolError((e.reason ?? e._tag ?? "protocol").replace(/-/g, "_"), e.message ?? String(defect)))
-        }),
-        Effect.matchEffect({
-          onFailure: (error) => {
-            // The peer hung up: messages it sent before that are still delivered, as CometBFT does.
-            if (name === "receive" && error._tag === "ConnectionClosed") remoteEnded = true
-            return shutdown(error)
-          },
-          onSuccess: () => shutdown(new ConnectionClosed({ remote, message: `connection to ${remote} is closed (${name} ended)` }))
-        })
-      )
-
-    yield* Effect.forkIn(supervise("send", sendLoop), scope)
-    yield* Effect.forkIn(supervise("receive", recvLoop), scope)
-    yield* Effect.forkIn(supervise("keepalive", keepalive), scope)
-    yield* Effect.forkIn(decay, scope)
-    yield* Scope.addFinalizer(scope, shutdown(new ConnectionClosed({ remote, message: `connection to ${remote} is closed` })))
-
-    const closedError = () => closedWith ?? new ConnectionClosed({ remote, message: `connection to ${remote} is closed` })
-
-    const send = (channelId: number, data: Uint8Array, deadline?: number): Effect.Effect<void, ConnectionClosed | ConnectionError> =>
-      Effect.suspend(() => {
-        if (closedWith !== undefined) return Effect.fail(closedError())
-        if (!registered.has(channelId)) {
-          return Effect.fail(new ConnectionError({ remote, reason: "unknown_channel", message: `channel ${channelId} is not one of this connection's channels` }))
-        }
-        // The peer did not list the channel: it would drop the connection, so the message goes nowhere.
-        if (!options.peerChannels.has(channelId)) return Effect.void
-        if (scheduler.tryEnqueue(channelId, data)) {
-          scheduleFlush()
-          return Effect.void
-        }
-        // Wait for room, but not forever: a peer that takes nothing for `sendTimeout` is stuck.
-        if (deadline === undefined) deadline = clock.currentTimeMillisUnsafe() + config.sendTimeout
-        const remaining = deadline - clock.currentTimeMillisUnsafe()
-        if (remaining <= 0) {
-          const error = protocolError("send_timeout", `no room to send on channel ${channelId} for ${config.sendTimeout} ms`)
-          return Effect.andThen(shutdown(error), Effect.fail(error))
-        }
-        return Effect.andThen(
-          Effect.raceFirst(Deferred.await(wakeEnqueuers), Effect.sleep(Math.max(1, Math.ceil(remaining)))),
-          send(channelId, data, deadline)
-        )
-      })
-
-    return {
-      send,
-      receive: Effect.suspend(() => {
-        if (closedWith !== undefined && !remoteEnded) return Effect.fail(closedError())
-        // Everything buffered is taken at once and handed out one by one: one wake-up per batch.
-        if (batchIndex < batch.length) return Effect.succeed(batch[batchIndex++]!)
-        return Effect.map(Queue.takeAll(received), (items) => {
-          batch = items
-          batchIndex = 1
-          return items[0]
-        })
-      }),
-      close: shutdown(new ConnectionClosed({ remote, message: `connection to ${remote} is closed` })),
-      awaitClosed: Deferred.await(done),
-      status: Effect.sync((): ConnectionStatus => {
-        const now = clock.currentTimeMillisUnsafe()
-        return {
-          duration: now - established,
-          send: sendMonitor.status(now),
-          receive: recvMonitor.status(now),
-          channels: scheduler.stats().map((c) => ({
-            id: c.id,
-            priority: c.priority,
-            sendQueueCapacity: c.capacity,
-            sendQueueSize: c.queuedMessages,
-            sendQueueBytes: c.queuedBytes,
-            recentlySent: c.recentlySent
-          }))
-        }
-      })
+  const recvLoop = Effect.gen(function* () {
+    yield* deliver(consume(secret.inbox.chunks.splice(0)))
+    while (closedWith === undefined) {
+      const chunk = yield* stream.read
+      const now = clock.currentTimeMillisUnsafe()
+      recvMonitor.update(chunk.length, now)
+      const wait = recvRate.take(chunk.length, now)
+      if (wait > 0) yield* Effect.sleep(wait)
+      plaintexts.length = 0
+      secret.reader.pushTo(chunk, plaintexts)
+      const overflow = consume(plaintexts)
+      if (overflow !== undefined) yield* deliver(overflow)
     }
   })
+
+  // ---------------------------------------------------------------------------------------------
+  // A ping every `pingInterval`; if nothing at all arrives within `pongTimeout` of an unanswered
+  // ping, the peer is gone. Any traffic counts as an answer (docs/PROTOCOL.md, Keepalive).
+  let lastPingSent: number | undefined
+  const keepalive = Effect.gen(function* () {
+    while (closedWith === undefined) {
+      const now = yield* Clock.currentTimeMillis
+      const awaiting = lastPingSent !== undefined && lastReceived < lastPingSent
+      if (awaiting && now - lastPingSent! >= config.pongTimeout) {
+        return yield* protocolError("pong_timeout", `pong timeout: nothing received for ${now - lastReceived} ms after a ping`)
+      }
+      const nextPing = (lastPingSent ?? lastReceived) + config.pingInterval
+      if (now >= nextPing) {
+        lastPingSent = now
+        pingPending = true
+        flush(now)
+        continue
+      }
+      const nextCheck = awaiting ? lastPingSent! + config.pongTimeout : Number.POSITIVE_INFINITY
+      yield* Effect.sleep(Math.max(1, Math.ceil(Math.min(nextPing, nextCheck) - now)))
+    }
+  })
+
+  const decay = Effect.forever(Effect.andThen(Effect.sleep(DECAY_PERIOD), Effect.sync(() => scheduler.decay())))
+
+  /** A wire error as a `ConnectionError` with the wire's reason (a nonce overflow has none: its tag). */
+  const fromWireError = (e: WireError) => protocolError(Predicate.hasProperty(e, "reason") ? e.reason : e._tag, e.message)
+
+  /**
+   * Runs a loop; its failure, or a wire error thrown by the wire code, closes the connection with
+   * a `ConnectionError`. Any other defect closes it too, and stays a defect: `send` and `receive`
+   * die with it, and so does this fiber.
+   */
+  const supervise = (name: string, loop: Effect.Effect<unknown, ConnectionClosed | ConnectionError>) =>
+    loop.pipe(
+      Effect.catchDefect((defect) => {
+        if (isWireError(defect)) return Effect.fail(fromWireError(defect))
+        const cause = Cause.die(defect)
+        return Effect.andThen(shutdownCause(cause), Effect.failCause(cause))
+      }),
+      Effect.matchEffect({
+        onFailure: (error) => {
+          // The peer hung up: messages it sent before that are still delivered, as CometBFT does.
+          if (name === "receive" && error._tag === "ConnectionClosed") remoteEnded = true
+          return shutdown(error)
+        },
+        onSuccess: () => shutdown(new ConnectionClosed({ remote, message: `connection to ${remote} is closed (${name} ended)` }))
+      })
+    )
+
+  yield* Effect.forkIn(supervise("send", sendLoop), scope)
+  yield* Effect.forkIn(supervise("receive", recvLoop), scope)
+  yield* Effect.forkIn(supervise("keepalive", keepalive), scope)
+  yield* Effect.forkIn(decay, scope)
+  yield* Scope.addFinalizer(scope, shutdown(new ConnectionClosed({ remote, message: `connection to ${remote} is closed` })))
+
+  const send = (channelId: number, data: Uint8Array, deadline?: number): Effect.Effect<void, ConnectionClosed | ConnectionError> =>
+    Effect.suspend(() => {
+      if (closedWith !== undefined) return Effect.failCause(closedWith)
+      if (!registered.has(channelId)) {
+        return Effect.fail(new ConnectionError({ remote, reason: "unknown_channel", message: `channel ${channelId} is not one of this connection's channels` }))
+      }
+      // The peer did not list the channel: it would drop the connection, so the message goes nowhere.
+      if (!options.peerChannels.has(channelId)) return Effect.void
+      if (scheduler.tryEnqueue(channelId, data)) {
+        scheduleFlush()
+        return Effect.void
+      }
+      // Wait for room, but not forever: a peer that takes nothing for `sendTimeout` is stuck.
+      if (deadline === undefined) deadline = clock.currentTimeMillisUnsafe() + config.sendTimeout
+      const remaining = deadline - clock.currentTimeMillisUnsafe()
+      if (remaining <= 0) {
+        const error = protocolError("send_timeout", `no room to send on channel ${channelId} for ${config.sendTimeout} ms`)
+        return Effect.andThen(shutdown(error), Effect.fail(error))
+      }
+      return Effect.andThen(
+        Effect.raceFirst(Deferred.await(wakeEnqueuers), Effect.sleep(Math.max(1, Math.ceil(remaining)))),
+        send(channelId, data, deadline)
+      )
+    })
+
+  return {
+    send,
+    receive: Effect.suspend(() => {
+      if (closedWith !== undefined && !remoteEnded) return Effect.failCause(closedWith)
+      // Everything buffered is taken at once and handed out one by one: one wake-up per batch.
+      if (batchIndex < batch.length) return Effect.succeed(batch[batchIndex++]!)
+      return Effect.map(Queue.takeAll(received), (items) => {
+        batch = items
+        batchIndex = 1
+        return items[0]
+      })
+    }),
+    close: shutdown(new ConnectionClosed({ remote, message: `connection to ${remote} is closed` })),
+    awaitClosed: Deferred.await(done),
+    status: Effect.sync((): ConnectionStatus => {
+      const now = clock.currentTimeMillisUnsafe()
+      return {
+        duration: now - established,
+        send: sendMonitor.status(now),
+        receive: recvMonitor.status(now),
+        channels: scheduler.stats().map((c) => ({
+          id: c.id,
+          priority: c.priority,
+          sendQueueCapacity: c.capacity,
+          sendQueueSize: c.queuedMessages,
+          sendQueueBytes: c.queuedBytes,
+          recentlySent: c.recentlySent
+        }))
+      }
+    })
+  }
+})

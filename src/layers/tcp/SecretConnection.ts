@@ -1,8 +1,12 @@
 /**
- * The SecretConnection handshake over a TCP byte stream (WIRE §2): ephemeral X25519 keys in the
- * clear (exactly 35 bytes each way, reading no further), then the Merlin challenge, HKDF keys and
- * the signed `AuthSigMessage` inside the first sealed frame; then the NodeInfo exchange (§3). The
- * pure pieces live in `src/wire`; this file only moves bytes.
+ * The SecretConnection handshake over a TCP byte stream (docs/PROTOCOL.md, SecretConnection
+ * handshake): ephemeral X25519 keys in the clear (exactly 35 bytes each way, reading no further),
+ * then the Merlin challenge, HKDF keys and the signed `AuthSigMessage` inside the first sealed
+ * frame; then the NodeInfo exchange (docs/PROTOCOL.md, NodeInfo exchange). The pure pieces live in
+ * `src/wire`; this file only moves bytes.
+ *
+ * The wire code throws its own error classes for bytes the peer got wrong; those become the
+ * handshake's typed errors. Anything else it throws is a bug of ours and stays a defect.
  *
  * @since 0.1.0
  */
@@ -10,14 +14,34 @@ import { Clock, Effect, Result } from "effect"
 import * as NodeInfo from "../../domain/NodeInfo.ts"
 import * as NodeKey from "../../domain/NodeKey.ts"
 import { ConnectionClosed, ConnectionError, HandshakeAuthFailed, HandshakeTimeout, InvalidPeerNodeInfo } from "../../services/Transport.ts"
-import { FrameOpener, FrameSealer, type FrameAeadFactory } from "../../wire/FrameCipher.ts"
+import { FrameOpenError, FrameOpener, FrameSealer, NonceOverflowError, type FrameAeadFactory } from "../../wire/FrameCipher.ts"
 import * as Crypto from "../../wire/SecretConnectionCrypto.ts"
 import { SecretReader, SecretWriter } from "../../wire/SecretStream.ts"
-import { UvarintDecoder, encodeUvarintInto, uvarintLength } from "../../wire/Uvarint.ts"
+import { UvarintDecoder, UvarintError, encodeUvarintInto, uvarintLength } from "../../wire/Uvarint.ts"
 import type { ByteStream } from "./ByteStream.ts"
 
 /** Largest AuthSigMessage read (Go's limit). */
 const MAX_AUTH_SIG_SIZE = 1024 * 1024
+
+/** What the wire code throws for the handshake's bytes when the peer got them wrong. */
+const WIRE_ERRORS = [Crypto.EphemeralKeyError, Crypto.KeyExchangeError, Crypto.AuthSigError, FrameOpenError, NonceOverflowError, UvarintError] as const
+
+type WireError = InstanceType<(typeof WIRE_ERRORS)[number]>
+
+const isWireError = (u: unknown): u is WireError => WIRE_ERRORS.some((wireError) => u instanceof wireError)
+
+/**
+ * Runs `f`: a wire error it throws fails with `onWireError(error)`; anything else it throws is a
+ * bug of ours and stays a defect.
+ */
+const tryWire = <A, E>(f: () => A, onWireError: (error: WireError) => E): Effect.Effect<A, E> =>
+  Effect.suspend(() => {
+    try {
+      return Effect.succeed(f())
+    } catch (e) {
+      return isWireError(e) ? Effect.fail(onWireError(e)) : Effect.die(e)
+    }
+  })
 
 /**
  * Decrypted bytes not yet consumed, and the way to get more: used for the length-delimited
@@ -50,10 +74,10 @@ export class PlaintextInbox {
     return Effect.gen(function* () {
       while (available() < n) {
         const chunk = yield* stream.read
-        yield* Effect.try({
-          try: () => reader.pushTo(chunk, chunks),
-          catch: (e) => new ConnectionError({ remote, reason: "decrypt", message: `${remote}: ${(e as Error).message}` })
-        })
+        yield* tryWire(
+          () => reader.pushTo(chunk, chunks),
+          (e) => new ConnectionError({ remote, reason: "decrypt", message: `${remote}: ${e.message}` })
+        )
       }
       const out = new Uint8Array(n)
       let filled = 0
@@ -79,7 +103,8 @@ export class PlaintextInbox {
         let done: boolean
         try {
           done = decoder.decode(byte, 0, 1)
-        } catch {
+        } catch (e) {
+          if (!(e instanceof UvarintError)) throw e
           return yield* new ConnectionError({ remote, reason: "too_large", message: `${remote} sent a ${what} longer than ${max} bytes` })
         }
         if (done) break
@@ -98,19 +123,18 @@ export interface Secret {
   readonly inbox: PlaintextInbox
 }
 
-const readExactly = (stream: ByteStream, n: number, leftover: Array<Uint8Array>) =>
-  Effect.gen(function* () {
-    const out = new Uint8Array(n)
-    let filled = 0
-    while (filled < n) {
-      const chunk = leftover.length > 0 ? leftover.shift()! : yield* stream.read
-      const take = Math.min(chunk.length, n - filled)
-      out.set(chunk.subarray(0, take), filled)
-      filled += take
-      if (take < chunk.length) leftover.unshift(chunk.subarray(take))
-    }
-    return out
-  })
+const readExactly = Effect.fnUntraced(function* (stream: ByteStream, n: number, leftover: Array<Uint8Array>) {
+  const out = new Uint8Array(n)
+  let filled = 0
+  while (filled < n) {
+    const chunk = leftover.length > 0 ? leftover.shift()! : yield* stream.read
+    const take = Math.min(chunk.length, n - filled)
+    out.set(chunk.subarray(0, take), filled)
+    filled += take
+    if (take < chunk.length) leftover.unshift(chunk.subarray(take))
+  }
+  return out
+})
 
 const delimited = (body: Uint8Array): Uint8Array => {
   const out = new Uint8Array(uvarintLength(body.length) + body.length)
@@ -123,65 +147,68 @@ const delimited = (body: Uint8Array): Uint8Array => {
  * bytes) must arrive by `ephemeralKeyDeadline` (epoch ms, from `Clock`), or the handshake fails
  * with `HandshakeTimeout`: a silent or trickling peer is let go early.
  */
-export const handshake = (
+export const handshake = Effect.fnUntraced(function* (
   stream: ByteStream,
   key: NodeKey.NodeKey,
   remote: string,
   aead: FrameAeadFactory,
   ephemeralKeyDeadline = Number.POSITIVE_INFINITY
-): Effect.Effect<Secret, HandshakeAuthFailed | HandshakeTimeout | ConnectionClosed | ConnectionError> =>
-  Effect.gen(function* () {
-    const fail = (message: string) => new HandshakeAuthFailed({ remote, message: `SecretConnection handshake with ${remote}: ${message}` })
-    const eph = Crypto.generateEphemeralKeyPair()
-    yield* stream.write(Crypto.encodeEphemeralKey(eph.publicKey))
-    // The plaintext phase reads exactly 35 bytes: the first sealed frame may follow in the same chunk.
-    // The length prefix is checked on its own first, so a wrong one (a 2 GiB claim, say) fails at
-    // once instead of waiting for 34 more bytes that may never come.
-    const leftover: Array<Uint8Array> = []
-    const started = yield* Clock.currentTimeMillis
-    const readKey = Effect.gen(function* () {
-      const prefix = yield* readExactly(stream, 1, leftover)
-      if (prefix[0] !== Crypto.EPHEMERAL_KEY_BODY_LENGTH) {
-        return yield* fail(`bad ephemeral key: length prefix 0x${prefix[0]!.toString(16).padStart(2, "0")} is not 0x22 (34 bytes)`)
-      }
-      return yield* readExactly(stream, Crypto.EPHEMERAL_KEY_BODY_LENGTH, leftover)
-    })
-    const keyBody = yield* (Number.isFinite(ephemeralKeyDeadline)
-      ? readKey.pipe(Effect.timeoutOrElse({
-        duration: Math.max(0, ephemeralKeyDeadline - started),
-        orElse: () => Effect.fail(new HandshakeTimeout({ remote, timeoutMillis: Math.max(0, ephemeralKeyDeadline - started), message: `${remote} did not send its ephemeral key in time (the first 35 bytes of the handshake)` }))
-      }))
-      : readKey)
-    const remoteEph = yield* Effect.try({ try: () => Crypto.decodeEphemeralKeyBody(keyBody), catch: (e) => fail(`bad ephemeral key: ${(e as Error).message}`) })
-    const { lo, hi, locIsLeast } = Crypto.sort32(eph.publicKey, remoteEph)
-    const dh = yield* Effect.try({ try: () => Crypto.computeSharedSecret(eph.secretKey, remoteEph), catch: (e) => fail((e as Error).message) })
-    const secrets = Crypto.deriveSecrets(dh, locIsLeast)
-    const challenge = Crypto.challenge(lo, hi, dh)
-    const writer = new SecretWriter(new FrameSealer(secrets.sendKey, { aead }))
-    const reader = new SecretReader(new FrameOpener(secrets.recvKey, { aead }))
-    const signature = NodeKey.sign(key, challenge)
-    yield* stream.write(writer.seal(Crypto.encodeAuthSigMessage(key.publicKey, signature)))
-    const inbox = yield* Effect.try({
-      try: () => new PlaintextInbox(stream, reader, leftover, remote),
-      catch: (e) => fail(`cannot decrypt the first frame: ${(e as Error).message}`)
-    })
-    const body = yield* inbox.readDelimited(MAX_AUTH_SIG_SIZE, "AuthSigMessage", remote).pipe(
-      Effect.catchTag("ConnectionError", (e) => Effect.fail(fail(e.message)))
-    )
-    const authSig = yield* Effect.try({ try: () => Crypto.decodeAuthSigMessage(body), catch: (e) => fail((e as Error).message) })
-    yield* Effect.try({ try: () => Crypto.verifyAuthSig(authSig, challenge), catch: (e) => fail((e as Error).message) })
-    return { remotePublicKey: authSig.publicKey, writer, reader, inbox }
+): Effect.fn.Return<Secret, HandshakeAuthFailed | HandshakeTimeout | ConnectionClosed | ConnectionError> {
+  const fail = (message: string) => new HandshakeAuthFailed({ remote, message: `SecretConnection handshake with ${remote}: ${message}` })
+  const eph = Crypto.generateEphemeralKeyPair()
+  yield* stream.write(Crypto.encodeEphemeralKey(eph.publicKey))
+  // The plaintext phase reads exactly 35 bytes: the first sealed frame may follow in the same chunk.
+  // The length prefix is checked on its own first, so a wrong one (a 2 GiB claim, say) fails at
+  // once instead of waiting for 34 more bytes that may never come.
+  const leftover: Array<Uint8Array> = []
+  const started = yield* Clock.currentTimeMillis
+  const readKey = Effect.gen(function* () {
+    const prefix = yield* readExactly(stream, 1, leftover)
+    if (prefix[0] !== Crypto.EPHEMERAL_KEY_BODY_LENGTH) {
+      return yield* fail(`bad ephemeral key: length prefix 0x${prefix[0]!.toString(16).padStart(2, "0")} is not 0x22 (34 bytes)`)
+    }
+    return yield* readExactly(stream, Crypto.EPHEMERAL_KEY_BODY_LENGTH, leftover)
   })
+  const keyBody = yield* (Number.isFinite(ephemeralKeyDeadline)
+    ? readKey.pipe(Effect.timeoutOrElse({
+      duration: Math.max(0, ephemeralKeyDeadline - started),
+      orElse: () => Effect.fail(new HandshakeTimeout({ remote, timeoutMillis: Math.max(0, ephemeralKeyDeadline - started), message: `${remote} did not send its ephemeral key in time (the first 35 bytes of the handshake)` }))
+    }))
+    : readKey)
+  const remoteEph = yield* tryWire(() => Crypto.decodeEphemeralKeyBody(keyBody), (e) => fail(`bad ephemeral key: ${e.message}`))
+  const { lo, hi, locIsLeast } = Crypto.sort32(eph.publicKey, remoteEph)
+  const dh = yield* tryWire(() => Crypto.computeSharedSecret(eph.secretKey, remoteEph), (e) => fail(e.message))
+  const secrets = Crypto.deriveSecrets(dh, locIsLeast)
+  const challenge = Crypto.challenge(lo, hi, dh)
+  const writer = new SecretWriter(new FrameSealer(secrets.sendKey, { aead }))
+  const reader = new SecretReader(new FrameOpener(secrets.recvKey, { aead }))
+  const signature = NodeKey.sign(key, challenge)
+  yield* stream.write(writer.seal(Crypto.encodeAuthSigMessage(key.publicKey, signature)))
+  const inbox = yield* tryWire(
+    () => new PlaintextInbox(stream, reader, leftover, remote),
+    (e) => fail(`cannot decrypt the first frame: ${e.message}`)
+  )
+  const body = yield* inbox.readDelimited(MAX_AUTH_SIG_SIZE, "AuthSigMessage", remote).pipe(
+    Effect.catchTag("ConnectionError", (e) => Effect.fail(fail(e.message)))
+  )
+  const authSig = yield* tryWire(() => Crypto.decodeAuthSigMessage(body), (e) => fail(e.message))
+  yield* tryWire(() => Crypto.verifyAuthSig(authSig, challenge), (e) => fail(e.message))
+  return { remotePublicKey: authSig.publicKey, writer, reader, inbox }
+})
 
 /** Sends our NodeInfo and reads the peer's (at most 10240 bytes), concurrently. */
-export const exchangeNodeInfo = (stream: ByteStream, secret: Secret, ours: NodeInfo.NodeInfo, remote: string): Effect.Effect<NodeInfo.NodeInfo, InvalidPeerNodeInfo | ConnectionClosed | ConnectionError> =>
-  Effect.gen(function* () {
-    yield* stream.write(secret.writer.seal(delimited(NodeInfo.encode(ours))))
-    const body = yield* secret.inbox.readDelimited(NodeInfo.MAX_SIZE, "NodeInfo", remote).pipe(
-      Effect.catchTag("ConnectionError", (e): Effect.Effect<never, ConnectionError | InvalidPeerNodeInfo> =>
-        e.reason === "too_large" ? Effect.fail(new InvalidPeerNodeInfo({ remote, nodeId: "", reason: "size", message: e.message })) : Effect.fail(e))
-    )
-    const info = NodeInfo.decode(body)
-    if (Result.isFailure(info)) return yield* new InvalidPeerNodeInfo({ remote, nodeId: "", reason: info.failure.reason, message: `${remote}: ${info.failure.message}` })
-    return info.success
-  })
+export const exchangeNodeInfo = Effect.fnUntraced(function* (
+  stream: ByteStream,
+  secret: Secret,
+  ours: NodeInfo.NodeInfo,
+  remote: string
+): Effect.fn.Return<NodeInfo.NodeInfo, InvalidPeerNodeInfo | ConnectionClosed | ConnectionError> {
+  yield* stream.write(secret.writer.seal(delimited(NodeInfo.encode(ours))))
+  const body = yield* secret.inbox.readDelimited(NodeInfo.MAX_SIZE, "NodeInfo", remote).pipe(
+    Effect.catchTag("ConnectionError", (e): Effect.Effect<never, ConnectionError | InvalidPeerNodeInfo> =>
+      e.reason === "too_large" ? Effect.fail(new InvalidPeerNodeInfo({ remote, nodeId: "", reason: "size", message: e.message })) : Effect.fail(e))
+  )
+  const info = NodeInfo.decode(body)
+  if (Result.isFailure(info)) return yield* new InvalidPeerNodeInfo({ remote, nodeId: "", reason: info.failure.reason, message: `${remote}: ${info.failure.message}` })
+  return info.success
+})

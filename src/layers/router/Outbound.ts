@@ -1,0 +1,94 @@
+/**
+ * The dial loop and each outbound connection: the PeerManager picks the address (`dialNext`), a
+ * dial slot bounds the dials and handshakes in flight, and the connection, once admitted, becomes
+ * the peer's route. See docs/ARCHITECTURE.md, Router.
+ *
+ * @since 0.1.0
+ */
+import { Effect, Exit, FiberSet, Option, Semaphore } from "effect"
+import * as Endpoint from "../../domain/Endpoint.ts"
+import * as NodeAddress from "../../domain/NodeAddress.ts"
+import type * as NodeId from "../../domain/NodeId.ts"
+import { DialError } from "../../services/Transport.ts"
+import { admit, handshake, onHandshakeError } from "./Admission.ts"
+import type { State } from "./State.ts"
+
+/**
+ * Resolves `address` and dials its endpoints in turn, each bounded by `dialTimeout`, skipping
+ * those of protocols the transport does not serve and those the IP filter refuses. Fails with the
+ * last endpoint's error.
+ */
+const dial = Effect.fn("Router.dial")(function* (state: State, address: NodeAddress.NodeAddress) {
+  const { options, transport, input } = state
+  const endpoints = yield* state.resolver.resolve(address).pipe(
+    Effect.timeoutOrElse({
+      duration: options.resolveTimeout,
+      orElse: () => Effect.fail(new DialError({ endpoint: NodeAddress.format(address), reason: "timeout", message: `resolving ${NodeAddress.format(address)} timed out` }))
+    })
+  )
+  let lastError: unknown = new DialError({ endpoint: NodeAddress.format(address), reason: "unsupported_protocol", message: `no endpoint of ${NodeAddress.format(address)} uses a protocol of transport ${transport.name}` })
+  for (const endpoint of endpoints) {
+    if (!transport.protocols.includes(endpoint.protocol)) continue
+    if (input.filterPeerByIp !== undefined) {
+      const filtered = yield* Effect.exit(input.filterPeerByIp(endpoint))
+      if (Exit.isFailure(filtered)) {
+        lastError = filtered.cause
+        continue
+      }
+    }
+    const conn = yield* Effect.exit(transport.dial(endpoint).pipe(
+      Effect.timeoutOrElse({
+        duration: options.dialTimeout,
+        orElse: () => Effect.fail(new DialError({ endpoint: Endpoint.format(endpoint), reason: "timeout", message: `dialing ${Endpoint.format(endpoint)} timed out after ${options.dialTimeout} ms` }))
+      })
+    ))
+    if (Exit.isSuccess(conn)) return conn.value
+    lastError = conn.cause
+  }
+  return yield* Effect.fail(lastError)
+})
+
+/**
+ * Takes a dial slot, then asks the PeerManager for an address and dials it in a fiber of
+ * `state.fibers`, forever. The slot is held through the dial and the handshake, and given back
+ * before admission, so routed peers do not hold dial slots.
+ */
+export const dialLoop = Effect.fnUntraced(function* (state: State) {
+  const { peerManager } = state
+  const dialSlots = yield* Semaphore.make(state.options.maxConcurrentDials)
+
+  /** One outbound connection, from dial to route. */
+  const connect = Effect.fn("Router.connect")(function* (address: NodeAddress.NodeAddress) {
+    let released = false
+    const release = Effect.suspend(() => {
+      if (released) return Effect.void
+      released = true
+      return Effect.asVoid(dialSlots.release(1))
+    })
+    yield* Effect.addFinalizer(() => release)
+    const conn = yield* Effect.exit(dial(state, address))
+    if (Exit.isFailure(conn)) {
+      yield* Effect.logDebug(`dialing ${NodeAddress.format(address)} failed`, conn.cause)
+      return yield* Effect.ignore(peerManager.dialFailed(address))
+    }
+    const shaken = yield* Effect.exit(handshake(state, conn.value, address.nodeId as NodeId.NodeId))
+    if (Exit.isFailure(shaken)) {
+      const error = Exit.findErrorOption(shaken)
+      if (Option.isSome(error)) yield* onHandshakeError(state, error.value)
+      return yield* Effect.ignore(peerManager.dialFailed(address))
+    }
+    yield* release
+    yield* admit(state, conn.value, shaken.value.nodeInfo, {
+      direction: "outgoing",
+      register: peerManager.dialed(address, conn.value.remoteEndpoint.ip),
+      onFiltered: Effect.ignore(peerManager.dialFailed(address)),
+      onRefused: () => Effect.void
+    })
+  }, Effect.scoped)
+
+  while (true) {
+    yield* dialSlots.take(1)
+    const address = yield* Effect.onInterrupt(peerManager.dialNext, () => dialSlots.release(1))
+    yield* FiberSet.run(state.fibers, connect(address))
+  }
+})

@@ -1,0 +1,113 @@
+/**
+ * A peer's route, from registration to cleanup: the peer's entry in `peers` and its outbound
+ * queue, then two loops raced against each other, one sending what reactors queued for the peer,
+ * one handing what the peer sends to the channels' `messages`. Whichever ends first (the peer hung
+ * up, broke the protocol, or was evicted) ends the other, and the cleanup closes the connection
+ * and tells the PeerManager (docs/ARCHITECTURE.md, Router).
+ *
+ * @since 0.1.0
+ */
+import { fromBinary } from "@bufbuild/protobuf"
+import { Effect, Exit, Metric, Queue } from "effect"
+import * as MessageType from "../../domain/router/MessageType.ts"
+import type * as NodeInfo from "../../domain/NodeInfo.ts"
+import type { Connection } from "../../services/Transport.ts"
+import * as Metrics from "../Metrics.ts"
+import { channelLabel } from "./Metrics.ts"
+import * as PeerQueue from "./PeerQueue.ts"
+import type { PeerEntry, State } from "./State.ts"
+
+/** Reasons a connection can fail without the peer breaking the protocol. */
+const BENIGN_CONNECTION_ERRORS: ReadonlySet<string> = new Set(["io", "pong_timeout", "send_timeout", "not_handshaken"])
+
+/** Which side dialed. */
+export type Direction = "incoming" | "outgoing"
+
+/**
+ * Routes an admitted peer until its connection ends; the caller added it to `admittedPeers`. The
+ * queue exists before the PeerManager publishes the peer `up`, so a reactor may send the moment it
+ * hears of it. An eviction asked for before the route registered ends it right after `ready`.
+ */
+export const route = Effect.fn("Router.route")(function* (state: State, conn: Connection, info: NodeInfo.NodeInfo, direction: Direction) {
+  const { options, advertised, peers, channels, peerManager, metrics } = state
+  const { count, perChannel, dropped } = metrics
+  const id = info.nodeId
+  let capacity = options.peerQueueSize
+  for (const d of advertised.values()) capacity = Math.max(capacity, d.sendQueueCapacity)
+  const queue = yield* PeerQueue.make(options.queueType, capacity)
+  const entry: PeerEntry = {
+    nodeId: id,
+    nodeInfo: info,
+    remoteEndpoint: conn.remoteEndpoint,
+    direction,
+    channels: new Set(info.channels),
+    queue,
+    connection: conn,
+    sentBytes: new Map(),
+    receivedBytes: new Map(),
+    pendingBytes: Metric.withAttributes(Metrics.peerPendingSendBytes, { peer_id: id })
+  }
+  const cleanup = Effect.gen(function* () {
+    if (peers.get(id) === entry) peers.delete(id)
+    metrics.forget(entry)
+    state.admittedPeers.delete(id)
+    state.evictRequested.delete(id)
+    yield* queue.close
+    yield* conn.close
+    yield* Metric.update(Metrics.peers, peers.size)
+    yield* peerManager.disconnected(id)
+    yield* Effect.logDebug(`peer ${id} disconnected`)
+  })
+  return yield* Effect.gen(function* () {
+    peers.set(id, entry)
+    state.admittedPeers.delete(id)
+    yield* Metric.update(Metrics.peers, peers.size)
+    yield* peerManager.ready(id, entry.channels)
+    if (state.evictRequested.delete(id)) return
+    // Both loops run once per message: plain `Effect.gen` loops, no span per message.
+    const sendLoop = Effect.gen(function* () {
+      while (true) {
+        const item = yield* queue.take
+        yield* conn.send(item.channelId, item.data)
+        const ch = channels.get(item.channelId)
+        if (ch !== undefined) count(ch.sentMsgs, 1)
+        count(perChannel(entry.sentBytes, Metrics.peerSendBytesTotal, id, item.channelId), item.data.length)
+        count(metrics.sendBytesByType(item.messageType), item.data.length)
+      }
+    })
+    const receiveLoop = Effect.gen(function* () {
+      while (true) {
+        const m = yield* conn.receive
+        const ch = channels.get(m.channelId)
+        if (ch === undefined) {
+          count(dropped.unknownChannel, 1)
+          continue
+        }
+        count(ch.receivedMsgs, 1)
+        count(perChannel(entry.receivedBytes, Metrics.peerReceiveBytesTotal, id, m.channelId), m.data.length)
+        let message: unknown
+        try {
+          message = fromBinary(ch.descriptor.messageType, m.data)
+        } catch (e) {
+          count(dropped.undecodable, 1)
+          yield* Effect.logDebug(`peer ${id} sent an undecodable message on channel ${channelLabel(m.channelId)}: ${(e as Error).message}`)
+          yield* Effect.ignore(peerManager.errored(id, false))
+          continue
+        }
+        count(metrics.receiveBytesByType(MessageType.label(ch.descriptor.messageType, message)), m.data.length)
+        // Waits while the reactor is behind: backpressure reaches the connection and the peer.
+        const envelope = { from: id, channelId: m.channelId, message }
+        if (!Queue.offerUnsafe(ch.inbound, envelope) && !(yield* Queue.offer(ch.inbound, envelope))) count(dropped.closed, 1)
+      }
+    })
+    const exit = yield* Effect.exit(Effect.raceFirst(sendLoop, receiveLoop))
+    if (Exit.isFailure(exit)) {
+      yield* Effect.logDebug(`peer ${id} route ended`, exit.cause)
+      // A protocol violation (not a hang-up, an I/O error or a timeout) counts as misbehaviour.
+      const error = Exit.findErrorOption(exit)
+      if (error._tag === "Some" && error.value._tag === "ConnectionError" && !BENIGN_CONNECTION_ERRORS.has(error.value.reason)) {
+        yield* Effect.ignore(peerManager.errored(id, true))
+      }
+    }
+  }).pipe(Effect.ensuring(cleanup))
+})
