@@ -20,7 +20,7 @@
  *
  * @since 0.1.0
  */
-import { Duration, Effect, Option, Result, Schema, SchemaGetter, SchemaIssue } from "effect"
+import { Duration, Effect, Option, Predicate, Result, Schema, SchemaAST, SchemaGetter, SchemaIssue } from "effect"
 
 /**
  * A duration in milliseconds, written as milliseconds (a number), text `Duration` reads
@@ -72,6 +72,17 @@ export interface Problem {
 
 const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
 
+/** A short JSON rendering of an offending value, for messages; nothing for values JSON cannot show. */
+const shown = (value: unknown): string | undefined => {
+  if (value === undefined || typeof value === "function" || typeof value === "bigint" || typeof value === "symbol") return undefined
+  try {
+    const text = JSON.stringify(value)
+    return text === undefined || text.length > 80 ? undefined : text
+  } catch {
+    return undefined
+  }
+}
+
 /**
  * Decodes `input` with `schema`; unknown fields are refused. The failure names the first
  * offending field (`option`, `"options"` when the input is not a record) and its problem, with
@@ -81,10 +92,21 @@ export const decode = <S extends Schema.Decoder<unknown>>(schema: S, input: unkn
   const decoded = Schema.decodeUnknownResult(schema)(input, { onExcessProperty: "error" })
   if (Result.isSuccess(decoded)) return Result.succeed(decoded.success)
   const [first] = formatter(decoded.failure.issue).issues
-  const path = (first?.path ?? []).map((p) => String(typeof p === "object" ? p.key : p))
-  const [option = "options", ...inside] = path
-  const message = first?.message ?? decoded.failure.message
-  return Result.fail({ option, message: inside.length === 0 ? message : `${inside.map((p) => `[${p}]`).join("")}: ${message}` })
+  const path = (first?.path ?? []).map((p) => (typeof p === "object" ? p.key : p))
+  // Struct fields name the option ("nodeInfo.moniker"); list indexes and record keys after them
+  // say where inside it ("[2]").
+  let ast: SchemaAST.AST | undefined = schema.ast
+  let depth = 0
+  for (; depth < path.length && ast !== undefined && SchemaAST.isObjects(ast); depth++) {
+    ast = ast.propertySignatures.find((p) => p.name === path[depth])?.type
+    if (ast === undefined) break
+  }
+  const names = path.slice(0, Math.max(depth, Math.min(1, path.length))).map(String)
+  const inside = path.slice(names.length).map(String)
+  const got = shown(path.reduce<unknown>((v, key) => (Predicate.isObject(v) ? (v as Record<PropertyKey, unknown>)[key] : undefined), input))
+  const text = first?.message ?? decoded.failure.message
+  const message = got === undefined || text.includes(got) ? text : `${text}, got ${got}`
+  return Result.fail({ option: names.length === 0 ? "options" : names.join("."), message: inside.length === 0 ? message : `${inside.map((p) => `[${p}]`).join("")}: ${message}` })
 }
 
 /** Decodes one value with a field's schema; the failure is the problem's text. */

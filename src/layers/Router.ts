@@ -34,26 +34,26 @@
  * @since 0.1.0
  */
 import { Effect, Layer } from "effect"
-import { Router, type Options } from "../services/Router.ts"
+import { decodeOptions, Router, type OptionsInput } from "../services/Router.ts"
 import * as Channels from "./router/Channels.ts"
 import * as Evict from "./router/Evict.ts"
 import * as Inbound from "./router/Inbound.ts"
 import * as RouterMetrics from "./router/Metrics.ts"
-import { resolveOptions } from "./router/Options.ts"
 import * as Outbound from "./router/Outbound.ts"
 import * as State from "./router/State.ts"
 
 export * from "../services/Router.ts"
 
-export { resolveOptions } from "./router/Options.ts"
+/** Validates options and applies defaults (`Router.decodeOptions` as an Effect). */
+export const resolveOptions = (input: OptionsInput) => Effect.fromResult(decodeOptions(input))
 
 /** A channel ID as CometBFT labels it: Go's `%#x` (`0x0`, `0x30`). */
 export const channelLabel: (id: number) => string = RouterMetrics.channelLabel
 
 /** Builds the router and starts its loops in the current scope. */
-export const make = Effect.fn("Router.make")(function* (input: Options) {
+export const make = Effect.fn("Router.make")(function* (input: OptionsInput) {
   const options = yield* resolveOptions(input)
-  const state = yield* State.make(input, options)
+  const state = yield* State.make(options)
   yield* Effect.forkScoped(RouterMetrics.flushLoop(state.metrics))
   yield* Effect.forkScoped(Inbound.acceptLoop(state))
   yield* Effect.forkScoped(Outbound.dialLoop(state))
@@ -72,4 +72,4 @@ export const make = Effect.fn("Router.make")(function* (input: Options) {
 })
 
 /** The router as a layer; building it starts the loops. */
-export const layer = (options: Options) => Layer.effect(Router, make(options))
+export const layer = (options: OptionsInput) => Layer.effect(Router, make(options))

@@ -6,12 +6,13 @@
  * @since 0.1.0
  */
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf"
-import { Context, Schema, type Effect, type Scope, type Stream } from "effect"
+import { Context, Result, Schema, type Effect, type Scope, type Stream } from "effect"
 import type * as ChannelDescriptor from "../domain/ChannelDescriptor.ts"
 import type * as Endpoint from "../domain/Endpoint.ts"
 import type * as Envelope from "../domain/Envelope.ts"
 import type * as NodeId from "../domain/NodeId.ts"
 import type * as NodeInfo from "../domain/NodeInfo.ts"
+import * as Opt from "../domain/Options.ts"
 import type { PeerError } from "../domain/PeerError.ts"
 import type { ConnectionStatus } from "./Transport.ts"
 
@@ -27,55 +28,7 @@ export type EndpointFilter = (endpoint: Endpoint.Endpoint) => Effect.Effect<void
 /** Decides whether a node ID is allowed; fail with a reason to refuse. */
 export type NodeIdFilter = (nodeId: NodeId.NodeId) => Effect.Effect<void, FilterRejected>
 
-/** Router options. Every limit has a default and can be changed. */
-export interface Options {
-  /** What we tell peers about ourselves; `nodeId` comes from the identity, `channels` from the open channels. */
-  readonly nodeInfo: {
-    readonly network: string
-    readonly moniker: string
-    readonly version?: string
-    /** Address peers should dial us at, `host:port` (optionally `tcp://`). Default: the transport's first endpoint. */
-    readonly listenAddr?: string
-    readonly protocolVersion?: Partial<NodeInfo.ProtocolVersion>
-    readonly other?: Partial<NodeInfo.NodeInfo["other"]>
-  }
-  /** Channels advertised from the start, before reactors open them. Open every channel before peers connect. */
-  readonly channels?: ReadonlyArray<ChannelDescriptor.ChannelDescriptor>
-  /** Per-peer send ordering. Default "priority": higher-priority channels first, FIFO within a channel. */
-  readonly queueType?: QueueType
-  /** Bound on a dial (TCP connect). Default 3 s. */
-  readonly dialTimeout?: number
-  /** Bound on a handshake. Default 20 s. */
-  readonly handshakeTimeout?: number
-  /** Bound on resolving a peer address. Default 5 s. */
-  readonly resolveTimeout?: number
-  /** Dials in flight at once. Default 32. */
-  readonly maxConcurrentDials?: number
-  /**
-   * Inbound handshakes in progress at once. When all are taken, a new connection takes the slot of
-   * the one that has waited longest (which is closed): silent peers cannot lock legitimate ones
-   * out, since a legitimate handshake takes milliseconds. Default 256.
-   */
-  readonly maxConcurrentHandshakes?: number
-  /** Inbound handshakes in progress from one IP. Default 8. */
-  readonly maxPendingHandshakesPerIp?: number
-  /** Inbound handshakes in progress from one network (IPv4 /24, IPv6 /64). Default 32. */
-  readonly maxPendingHandshakesPerSubnet?: number
-  /** Concurrent inbound connections from one IP (handshaking or connected). Default 100. */
-  readonly maxIncomingConnectionAttempts?: number
-  /** Concurrent inbound connections from one network (IPv4 /24, IPv6 /64). Default 64. */
-  readonly maxIncomingConnectionsPerSubnet?: number
-  /** An IP with no open connection may reconnect once per this window (ms). Default 100. */
-  readonly incomingConnectionWindow?: number
-  /** Checked before the handshake, inbound and outbound. */
-  readonly filterPeerByIp?: EndpointFilter
-  /** Checked after the handshake, inbound and outbound. */
-  readonly filterPeerById?: NodeIdFilter
-  /** Messages buffered per peer when no descriptor says more. Default 32. */
-  readonly peerQueueSize?: number
-}
-
-/** Defaults of {@link Options}. */
+/** Defaults of the Router's options (milliseconds for durations). */
 export const defaults = {
   queueType: "priority" as QueueType,
   dialTimeout: 3_000,
@@ -90,6 +43,79 @@ export const defaults = {
   incomingConnectionWindow: 100,
   peerQueueSize: 32
 } as const
+
+const isFunction = (u: unknown): u is never => typeof u === "function"
+const isRecord = (u: unknown): u is never => typeof u === "object" && u !== null
+/** A slot or queue count: whole, since flooring 0.5 to 0 would stop dialing or accepting for good. */
+const Slots = Opt.Between(1, 1_000_000)
+const positive = (field: "dialTimeout" | "handshakeTimeout" | "resolveTimeout") =>
+  Opt.rule<{ readonly [K in typeof field]: number }>(field, (o) => o[field] > 0, "must be positive")
+
+/**
+ * Router options. Every limit has a default and can be changed; durations are milliseconds, text
+ * ("20 seconds") or a `Duration`.
+ */
+export const OptionsInput = Schema.Struct({
+  /** What we tell peers about ourselves; `nodeId` comes from the identity, `channels` from the open channels. */
+  nodeInfo: Schema.Struct({
+    network: Schema.String,
+    moniker: Schema.String.check(Schema.makeFilter((s: string) => s !== "" || "must not be empty")),
+    version: Schema.optionalKey(Schema.String),
+    /** Address peers should dial us at, `host:port` (optionally `tcp://`). Default: the transport's first endpoint. */
+    listenAddr: Schema.optionalKey(Schema.String),
+    protocolVersion: Schema.optionalKey(Schema.declare((u): u is Partial<NodeInfo.ProtocolVersion> => isRecord(u))),
+    other: Schema.optionalKey(Schema.declare((u): u is Partial<NodeInfo.NodeInfo["other"]> => isRecord(u)))
+  }),
+  /** Channels advertised from the start, before reactors open them. Open every channel before peers connect. */
+  channels: Opt.withDefault(Schema.Array(Schema.declare((u): u is ChannelDescriptor.ChannelDescriptor => isRecord(u))), []),
+  /** Per-peer send ordering. Default "priority": higher-priority channels first, FIFO within a channel. */
+  queueType: Opt.withDefault(Schema.Literals(["fifo", "priority"]), defaults.queueType),
+  /** Bound on a dial (TCP connect). Default 3 s. */
+  dialTimeout: Opt.withDefault(Opt.Millis, defaults.dialTimeout),
+  /** Bound on a handshake. Default 20 s. */
+  handshakeTimeout: Opt.withDefault(Opt.Millis, defaults.handshakeTimeout),
+  /** Bound on resolving a peer address. Default 5 s. */
+  resolveTimeout: Opt.withDefault(Opt.Millis, defaults.resolveTimeout),
+  /** Dials in flight at once. Default 32. */
+  maxConcurrentDials: Opt.withDefault(Slots, defaults.maxConcurrentDials),
+  /**
+   * Inbound handshakes in progress at once. When all are taken, a new connection takes the slot of
+   * the one that has waited longest (which is closed): silent peers cannot lock legitimate ones
+   * out, since a legitimate handshake takes milliseconds. Default 256.
+   */
+  maxConcurrentHandshakes: Opt.withDefault(Slots, defaults.maxConcurrentHandshakes),
+  /** Inbound handshakes in progress from one IP. Default 8. */
+  maxPendingHandshakesPerIp: Opt.withDefault(Slots, defaults.maxPendingHandshakesPerIp),
+  /** Inbound handshakes in progress from one network (IPv4 /24, IPv6 /64). Default 32. */
+  maxPendingHandshakesPerSubnet: Opt.withDefault(Slots, defaults.maxPendingHandshakesPerSubnet),
+  /** Concurrent inbound connections from one IP (handshaking or connected). Default 100. */
+  maxIncomingConnectionAttempts: Opt.withDefault(Slots, defaults.maxIncomingConnectionAttempts),
+  /** Concurrent inbound connections from one network (IPv4 /24, IPv6 /64). Default 64. */
+  maxIncomingConnectionsPerSubnet: Opt.withDefault(Slots, defaults.maxIncomingConnectionsPerSubnet),
+  /** An IP with no open connection may reconnect once per this window. Default 100 ms; at least 1 ms. */
+  incomingConnectionWindow: Opt.withDefault(Opt.Millis, defaults.incomingConnectionWindow),
+  /** Checked before the handshake, inbound and outbound. */
+  filterPeerByIp: Schema.optionalKey(Schema.declare((u): u is EndpointFilter => isFunction(u))),
+  /** Checked after the handshake, inbound and outbound. */
+  filterPeerById: Schema.optionalKey(Schema.declare((u): u is NodeIdFilter => isFunction(u))),
+  /** Messages buffered per peer when no descriptor says more. Default 32. */
+  peerQueueSize: Opt.withDefault(Slots, defaults.peerQueueSize)
+}).check(
+  positive("dialTimeout"),
+  positive("handshakeTimeout"),
+  positive("resolveTimeout"),
+  Opt.rule("incomingConnectionWindow", (o) => o.incomingConnectionWindow >= 1, "must be at least 1 ms")
+)
+
+/** Router options as callers write them; only `nodeInfo` is required. */
+export type OptionsInput = typeof OptionsInput.Encoded
+
+/** Router options, validated, defaults applied, durations in milliseconds. */
+export type Options = typeof OptionsInput.Type
+
+/** Decodes options; a bad one fails with {@link InvalidRouterOptions} naming it. */
+export const decodeOptions = (input: unknown): Result.Result<Options, InvalidRouterOptions> =>
+  Result.mapError(Opt.decode(OptionsInput, input), (p) => new InvalidRouterOptions({ option: p.option, message: `Router option ${p.option}: ${p.message}` }))
 
 // ---------------------------------------------------------------------------------------------
 // Errors

@@ -20,7 +20,7 @@ import * as RouterLayer from "../../src/layers/Router.ts"
 import * as AddressResolver from "../../src/layers/AddressResolver.ts"
 import * as NodeIdentity from "../../src/layers/NodeIdentity.ts"
 import { PeerManager, zero, type OptionsInput } from "../../src/services/PeerManager.ts"
-import { Router, type Options as RouterOptions } from "../../src/services/Router.ts"
+import { Router, type OptionsInput as RouterOptions } from "../../src/services/Router.ts"
 import {
   ConnectionClosed,
   DialError,

@@ -8,7 +8,7 @@ import * as Endpoint from "../../src/domain/Endpoint.ts"
 import * as ConnTracker from "../../src/domain/router/ConnTracker.ts"
 import * as PeerQueue from "../../src/layers/router/PeerQueue.ts"
 import { resolveOptions } from "../../src/layers/Router.ts"
-import { defaults, FilterRejected, type Options } from "../../src/services/Router.ts"
+import { defaults, FilterRejected, type OptionsInput as Options } from "../../src/services/Router.ts"
 import * as Assertions from "../../src/testing/Assertions.ts"
 import { settle, within } from "../../src/testing/Within.ts"
 import * as F from "./Router.fixtures.ts"
@@ -26,6 +26,8 @@ describe("Router options (SPEC §8.8 83)", () => {
     Effect.gen(function* () {
       const o = yield* resolve({})
       assert.deepStrictEqual(o, {
+        nodeInfo: base.nodeInfo,
+        channels: [],
         queueType: defaults.queueType,
         dialTimeout: defaults.dialTimeout,
         handshakeTimeout: defaults.handshakeTimeout,

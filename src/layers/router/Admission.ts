@@ -67,7 +67,7 @@ export interface Admission<E> {
  */
 export const admit = Effect.fnUntraced(function* <E>(state: State, conn: Connection, info: NodeInfo.NodeInfo, admission: Admission<E>) {
   const side = admission.direction === "incoming" ? "inbound" : "outbound"
-  const filterPeerById = state.input.filterPeerById
+  const filterPeerById = state.options.filterPeerById
   if (filterPeerById !== undefined) {
     const filtered = yield* Effect.exit(filterPeerById(info.nodeId))
     if (Exit.isFailure(filtered)) {

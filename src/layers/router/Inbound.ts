@@ -70,8 +70,8 @@ export const acceptLoop = Effect.fnUntraced(function* (state: State) {
       pending = PendingHandshakes.remove(pending, conn)
     })
     yield* Effect.gen(function* () {
-      if (state.input.filterPeerByIp !== undefined) {
-        const filtered = yield* Effect.exit(state.input.filterPeerByIp(conn.remoteEndpoint))
+      if (state.options.filterPeerByIp !== undefined) {
+        const filtered = yield* Effect.exit(state.options.filterPeerByIp(conn.remoteEndpoint))
         if (Exit.isFailure(filtered)) {
           count(refused("filtered"), 1)
           return yield* Effect.logInfo(`inbound connection from ${Endpoint.format(conn.remoteEndpoint)} filtered`, filtered.cause)

@@ -19,7 +19,7 @@ import type { State } from "./State.ts"
  * last endpoint's error.
  */
 const dial = Effect.fn("Router.dial")(function* (state: State, address: NodeAddress.NodeAddress) {
-  const { options, transport, input } = state
+  const { options, transport } = state
   const endpoints = yield* state.resolver.resolve(address).pipe(
     Effect.timeoutOrElse({
       duration: options.resolveTimeout,
@@ -29,8 +29,8 @@ const dial = Effect.fn("Router.dial")(function* (state: State, address: NodeAddr
   let lastError: unknown = new DialError({ endpoint: NodeAddress.format(address), reason: "unsupported_protocol", message: `no endpoint of ${NodeAddress.format(address)} uses a protocol of transport ${transport.name}` })
   for (const endpoint of endpoints) {
     if (!transport.protocols.includes(endpoint.protocol)) continue
-    if (input.filterPeerByIp !== undefined) {
-      const filtered = yield* Effect.exit(input.filterPeerByIp(endpoint))
+    if (options.filterPeerByIp !== undefined) {
+      const filtered = yield* Effect.exit(options.filterPeerByIp(endpoint))
       if (Exit.isFailure(filtered)) {
         lastError = filtered.cause
         continue

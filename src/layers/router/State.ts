@@ -18,11 +18,10 @@ import { PeerManager } from "../../services/PeerManager.ts"
 import type { Options, RoutedPeer } from "../../services/Router.ts"
 import { Transport, type Connection } from "../../services/Transport.ts"
 import * as RouterMetrics from "./Metrics.ts"
-import type { resolveOptions } from "./Options.ts"
 import type * as PeerQueue from "./PeerQueue.ts"
 
 /** The options after validation and defaults. */
-export type ResolvedOptions = Effect.Success<ReturnType<typeof resolveOptions>>
+export type ResolvedOptions = Options
 
 /** An open channel: its descriptor, the queue its `messages` stream reads, and its message counters. */
 export interface OpenChannel {
@@ -45,7 +44,6 @@ export interface PeerEntry extends RoutedPeer {
 
 /** The router's shared state and the services its fibers use. */
 export interface State {
-  readonly input: Options
   readonly options: ResolvedOptions
   readonly transport: Transport["Service"]
   readonly peerManager: PeerManager["Service"]
@@ -87,7 +85,7 @@ export const closeInbound = (inbound: Queue.Queue<Envelope.Inbound<unknown>, Cau
  * router that is gone (v0.36 closes the queues in OnStop too). Fails if a channel of the options
  * is invalid.
  */
-export const make = Effect.fnUntraced(function* (input: Options, options: ResolvedOptions) {
+export const make = Effect.fnUntraced(function* (options: ResolvedOptions) {
   const transport = yield* Transport
   const peerManager = yield* PeerManager
   const resolver = yield* AddressResolver
@@ -102,26 +100,25 @@ export const make = Effect.fnUntraced(function* (input: Options, options: Resolv
     })
   )
   const advertised = new Map<number, ChannelDescriptor.ChannelDescriptor>()
-  for (const d of input.channels ?? []) advertised.set(d.id, yield* Effect.fromResult(ChannelDescriptor.validate(d)))
+  for (const d of options.channels) advertised.set(d.id, yield* Effect.fromResult(ChannelDescriptor.validate(d)))
 
   const endpoints = yield* transport.endpoints
   const first = endpoints[0]
-  const listenAddr = input.nodeInfo.listenAddr ??
+  const listenAddr = options.nodeInfo.listenAddr ??
     (first !== undefined && first.ip !== "" ? `tcp://${first.ip.includes(":") ? `[${first.ip}]` : first.ip}:${first.port}` : "0.0.0.0:0")
   const nodeInfo = (): NodeInfo.NodeInfo =>
     NodeInfo.make({
       nodeId: key.nodeId,
       listenAddr,
-      network: input.nodeInfo.network,
-      moniker: input.nodeInfo.moniker,
+      network: options.nodeInfo.network,
+      moniker: options.nodeInfo.moniker,
       channels: [...advertised.keys()],
-      ...(input.nodeInfo.version === undefined ? {} : { version: input.nodeInfo.version }),
-      ...(input.nodeInfo.protocolVersion === undefined ? {} : { protocolVersion: input.nodeInfo.protocolVersion }),
-      ...(input.nodeInfo.other === undefined ? {} : { other: input.nodeInfo.other })
+      ...(options.nodeInfo.version === undefined ? {} : { version: options.nodeInfo.version }),
+      ...(options.nodeInfo.protocolVersion === undefined ? {} : { protocolVersion: options.nodeInfo.protocolVersion }),
+      ...(options.nodeInfo.other === undefined ? {} : { other: options.nodeInfo.other })
     })
 
   const state: State = {
-    input,
     options,
     transport,
     peerManager,
