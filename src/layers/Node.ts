@@ -187,6 +187,8 @@ export const layer = (config: Config) => {
   const transport = TcpTransport.layer({
     host: config.listen?.host ?? "127.0.0.1",
     port: config.listen?.port ?? 26656,
+    // The inbound bound runs from accept, in the transport: the same handshake_timeout as the router's.
+    ...(config.handshakeTimeout === undefined ? {} : { handshakeTimeout: config.handshakeTimeout }),
     ...(config.mconnection === undefined ? {} : { mconnection: config.mconnection })
   })
   return assemble(config, identity, base, transport, false)

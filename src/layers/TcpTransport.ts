@@ -7,12 +7,13 @@
  * @since 0.1.0
  */
 import * as Net from "node:net"
-import { Clock, Deferred, Duration, Effect, Exit, FiberSet, Layer, Metric, Option, Queue, Result, Schema, Scope, type Fiber } from "effect"
+import { Clock, Deferred, Duration, Effect, Exit, FiberSet, Layer, Metric, Option, Predicate, Queue, Result, Schema, Scope, type Fiber } from "effect"
 import * as ChannelDescriptor from "../domain/ChannelDescriptor.ts"
 import * as Endpoint from "../domain/Endpoint.ts"
 import { FlowMonitor } from "../domain/FlowMonitor.ts"
 import * as Ip from "../domain/Ip.ts"
 import * as ListenFailure from "../domain/ListenFailure.ts"
+import * as Opt from "../domain/Options.ts"
 import * as Metrics from "./Metrics.ts"
 import { NodeIdentity } from "../services/NodeIdentity.ts"
 import {
@@ -33,6 +34,7 @@ import { nodeCryptoAead, type FrameAeadFactory } from "../wire/FrameCipher.ts"
 import * as Handshake from "./Handshake.ts"
 import * as ByteStream from "./tcp/ByteStream.ts"
 import * as MConnection from "./tcp/MConnection.ts"
+import * as MConnectionConfig from "./tcp/MConnectionConfig.ts"
 import * as OpenFiles from "./tcp/OpenFiles.ts"
 import * as SecretConnection from "./tcp/SecretConnection.ts"
 
@@ -51,41 +53,47 @@ export const PROTOCOLS = ["mconn", "tcp"] as const
 /** CometBFT's P2P port, used when an endpoint gives none (not the RPC port, 26657). */
 export const DEFAULT_PORT = 26656
 
-/** Options of the TCP transport. */
-export interface Options {
+/** Defaults of the time bounds in {@link Options}, ms. */
+export const DEFAULT_HANDSHAKE_TIMEOUT = 20_000
+export const DEFAULT_EPHEMERAL_KEY_TIMEOUT = 3_000
+
+const positive = (field: "handshakeTimeout" | "ephemeralKeyTimeout") =>
+  Opt.rule<{ readonly [K in typeof field]: number }>(field, (o) => o[field] > 0, "must be positive")
+
+/** Options of the TCP transport, as one schema (`domain/Options.ts`); every field optional. */
+export const OptionsInput = Schema.Struct({
   /** Address to listen on. Default 127.0.0.1, port 0 (any free port). */
-  readonly host?: string
-  readonly port?: number
+  host: Opt.withDefault(Schema.String, "127.0.0.1"),
+  port: Opt.withDefault(Opt.Count(65535), 0),
   /** MConnection settings (CometBFT's `[p2p]` values by default). */
-  readonly mconnection?: Partial<MConnection.Config>
+  mconnection: Opt.withDefault(MConnectionConfig.ConfigInput, MConnectionConfig.defaults),
   /** Accepted sockets waiting for `accept` at most; more are closed at once. Default 64. */
-  readonly maxPendingConnections?: number
+  maxPendingConnections: Opt.withDefault(Opt.Between(1, 1_000_000), 64),
   /**
    * Inbound sockets open at once (any phase, from accept to close); more are closed at once.
    * Default: what the process's open-file limit (`ulimit -n`) leaves after the descriptors in use
    * and 64 kept for outbound dials, HTTP and the peer store, at most 1024. Keeping inbound sockets
    * below the limit keeps the node able to dial out and answer `/metrics` during a flood.
    */
-  readonly maxInboundSockets?: number
+  maxInboundSockets: Schema.optionalKey(Opt.Between(1, 1_000_000)),
   /** Frame cipher: "auto" (libsodium when installed, else node:crypto) or "node". Default "auto". */
-  readonly cipher?: "auto" | "node"
+  cipher: Opt.withDefault(Schema.Literals(["auto", "node"]), "auto"),
   /**
    * Bound on an inbound connection from the moment it is accepted until its handshake completes,
    * whatever it is waiting for (a slot, the peer's bytes): past it the socket is closed, and a
    * handshake in progress fails with `HandshakeTimeout`. Default 20 s (CometBFT's `handshake_timeout`).
    */
-  readonly handshakeTimeout?: Duration.Input
+  handshakeTimeout: Opt.withDefault(Opt.Millis, DEFAULT_HANDSHAKE_TIMEOUT),
   /**
    * Bound, from the moment a connection is opened (accepted or dialed), on the arrival of the
    * peer's ephemeral key, the first 35 bytes of the handshake: a peer that sends nothing, or
    * trickles, is dropped long before the whole handshake's bound. Default 3 s.
    */
-  readonly ephemeralKeyTimeout?: Duration.Input
-}
+  ephemeralKeyTimeout: Opt.withDefault(Opt.Millis, DEFAULT_EPHEMERAL_KEY_TIMEOUT)
+}).check(positive("handshakeTimeout"), positive("ephemeralKeyTimeout"))
 
-/** Defaults of the time bounds in {@link Options}, ms. */
-export const DEFAULT_HANDSHAKE_TIMEOUT = 20_000
-export const DEFAULT_EPHEMERAL_KEY_TIMEOUT = 3_000
+/** Options as callers write them; every field is optional. */
+export type Options = typeof OptionsInput.Encoded
 
 /**
  * The transport could not listen. `reason`: `in_use` (another process holds the port),
@@ -218,25 +226,26 @@ const checkDialEndpoint = (endpoint: Endpoint.Endpoint): Result.Result<{ host: s
 
 /** Builds a listening TCP transport in the current scope. */
 export const make = Effect.fn("TcpTransport.make")(function* (
-  options: Options = {}
+  input: Options = {}
 ): Effect.fn.Return<Transport["Service"], TransportListenError, NodeIdentity | Scope.Scope> {
   yield* NodeIdentity // the identity is used per handshake; required so layers wire it in
-  const config: MConnection.Config = { ...MConnection.defaults, ...options.mconnection }
-  const invalid = MConnection.validateConfig(config)
-  if (invalid !== undefined) return yield* new TransportListenError({ address: hostText(options.host ?? "127.0.0.1", options.port ?? 0), reason: "invalid_options", message: `invalid MConnection setting: ${invalid}` })
+  const decoded = Opt.decode(OptionsInput, input)
+  if (Result.isFailure(decoded)) {
+    const { option, message } = decoded.failure
+    const where = Predicate.hasProperty(input, "host") || Predicate.hasProperty(input, "port") ? hostText(String(input.host ?? "127.0.0.1"), Number(input.port ?? 0)) : "127.0.0.1:0"
+    return yield* new TransportListenError({ address: where, reason: "invalid_options", message: `invalid TCP transport option ${option}: ${message}` })
+  }
+  const options = decoded.success
+  const config: MConnection.Config = options.mconnection
   const aead = options.cipher === "node" ? nodeCryptoAead : defaultAead
-  const maxPending = options.maxPendingConnections ?? 64
+  const maxPending = options.maxPendingConnections
   const fdLimit = OpenFiles.softLimit()
   const maxInbound = options.maxInboundSockets ?? OpenFiles.inboundBudget(fdLimit, OpenFiles.openCount())
   if (options.maxInboundSockets === undefined && fdLimit !== undefined && maxInbound < 32) {
     yield* Effect.logWarning(`the open-file limit (ulimit -n) is ${fdLimit}: it leaves room for only ${maxInbound} inbound connections; raise it (e.g. ulimit -n 4096)`)
   }
-  const host = options.host ?? "127.0.0.1"
-  const handshakeTimeout = Duration.toMillis(Duration.fromInputUnsafe(options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT))
-  const ephemeralKeyTimeout = Duration.toMillis(Duration.fromInputUnsafe(options.ephemeralKeyTimeout ?? DEFAULT_EPHEMERAL_KEY_TIMEOUT))
-  if (!(handshakeTimeout > 0) || !(ephemeralKeyTimeout > 0)) {
-    return yield* new TransportListenError({ address: hostText(options.host ?? "127.0.0.1", options.port ?? 0), reason: "invalid_options", message: "handshakeTimeout and ephemeralKeyTimeout must be positive" })
-  }
+  const host = options.host
+  const { handshakeTimeout, ephemeralKeyTimeout } = options
   const clock = yield* Clock.Clock
   const context = yield* Effect.context<never>()
   // Every accepted socket has a watchdog from its accept: past the handshake bound, a socket whose
@@ -290,11 +299,11 @@ export const make = Effect.fn("TcpTransport.make")(function* (
   })
   yield* Effect.callback<void, TransportListenError>((resume) => {
     const onError = (e: NodeJS.ErrnoException) => {
-      const address = hostText(host, options.port ?? 0)
+      const address = hostText(host, options.port)
       resume(Effect.fail(new TransportListenError({ address, ...ListenFailure.describe(`tcp://${address}`, e) })))
     }
     server.once("error", onError)
-    server.listen({ host, port: options.port ?? 0 }, () => {
+    server.listen({ host, port: options.port }, () => {
       server.off("error", onError)
       resume(Effect.void)
     })

@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Stream } from "effect"
 import * as MemoryNetwork from "../../src/layers/MemoryNetwork.ts"
 import * as MemoryTransport from "../../src/layers/MemoryTransport.ts"
 import * as Node from "../../src/layers/Node.ts"
@@ -11,7 +11,15 @@ import * as NodeKey from "../../src/domain/NodeKey.ts"
 import { PeerManager } from "../../src/services/PeerManager.ts"
 import { Router } from "../../src/services/Router.ts"
 import { key } from "../../src/testing/Keys.ts"
-import { eventually } from "../../src/testing/Within.ts"
+import { RawPeer } from "../../src/testing/RawPeer.ts"
+import { eventually, within } from "../../src/testing/Within.ts"
+import * as Assertions from "../../src/testing/Assertions.ts"
+import { firstUp } from "../../src/testing/Assertions.ts"
+import * as ChannelDescriptor from "../../src/domain/ChannelDescriptor.ts"
+import * as Envelope from "../../src/domain/Envelope.ts"
+import { create } from "@bufbuild/protobuf"
+import { StringValueSchema } from "@bufbuild/protobuf/wkt"
+import { Transport } from "../../src/services/Transport.ts"
 
 const memoryAddress = (k: NodeKey.NodeKey) => NodeAddress.make({ protocol: MemoryTransport.PROTOCOL, nodeId: k.nodeId })
 
@@ -36,6 +44,18 @@ describe("Node", () => {
       assert.include([...(yield* nodes[0]!.router.nodeInfo).channels], 0x00)
     }).pipe(Effect.scoped))
 
+  it.live("handshake_timeout bounds inbound connections from accept, in the transport too (a silent socket is closed after 300 ms, not 20 s)", () =>
+    Effect.gen(function* () {
+      const ctx = yield* Layer.build(Node.layer({ home: mkdtempSync(join(tmpdir(), "p2p-node-")), network: "test", moniker: "timeout", listen: { host: "127.0.0.1", port: 0 }, handshakeTimeout: 300 }))
+      const [endpoint] = yield* Context.get(ctx, Transport).endpoints
+      const started = performance.now()
+      const silent = yield* Effect.promise(() => RawPeer.connect(endpoint!.port))
+      yield* within("3 seconds", "the node to close the silent connection", Effect.promise(() => silent.closed))
+      const ms = performance.now() - started
+      assert.isAbove(ms, 250)
+      assert.isBelow(ms, 2_000)
+    }).pipe(Effect.scoped))
+
   it.live("a TCP node keeps its key and known peers in its home directory across restarts", () =>
     Effect.gen(function* () {
       const home = mkdtempSync(join(tmpdir(), "p2p-node-"))
@@ -51,4 +71,33 @@ describe("Node", () => {
       assert.strictEqual(first.id, second.id)
       assert.deepStrictEqual(second.peers, [key(9).nodeId])
     }))
+
+  it.live("a channel opened after a TCP connection exists is not on that connection: its messages are dropped, the peer stays (our doing, not the peer's)", () =>
+    Effect.gen(function* () {
+      const late = ChannelDescriptor.make({ id: 0x77, messageType: StringValueSchema })
+      const shared = ChannelDescriptor.make({ id: 0x66, messageType: StringValueSchema })
+      const tcpNode = (moniker: string, persistentPeers: ReadonlyArray<NodeAddress.NodeAddress> = [], channels: ReadonlyArray<ChannelDescriptor.ChannelDescriptor> = []) =>
+        Effect.gen(function* () {
+          const ctx = yield* Layer.build(Node.layer({ home: mkdtempSync(join(tmpdir(), "p2p-node-")), network: "test", moniker, listen: { host: "127.0.0.1", port: 0 }, persistentPeers, pex: false, channels }))
+          const router = Context.get(ctx, Router)
+          const [endpoint] = yield* Context.get(ctx, Transport).endpoints
+          const info = yield* router.nodeInfo
+          return { router, peerManager: Context.get(ctx, PeerManager), address: NodeAddress.unsafeParse(`${info.nodeId}@127.0.0.1:${endpoint!.port}`), nodeId: info.nodeId }
+        })
+      const a = yield* tcpNode("a", [], [shared])
+      const updates = yield* a.peerManager.subscribe
+      // b declares the channel up front, so a learns that b serves it; a opens it only later.
+      const b = yield* tcpNode("b", [a.address], [shared, late])
+      yield* within("5 seconds", "b to come up at a", firstUp(updates, b.nodeId))
+      const [onA, onB] = [yield* a.router.openChannel(late), yield* b.router.openChannel(late)]
+      const inbox = yield* Assertions.probe(onB.messages)
+      const downs = yield* Assertions.probe(Stream.filter(updates, (u) => u.nodeId === b.nodeId && u.status === "down"))
+      for (let i = 0; i < 3; i++) yield* onA.send(Envelope.to(b.nodeId, create(StringValueSchema, { value: `late ${i}` })))
+      yield* Effect.sleep("300 millis")
+      yield* Assertions.empty(inbox, 0)
+      yield* Assertions.empty(downs, 0)
+      assert.include((yield* a.router.peers).map((p) => p.nodeId), b.nodeId)
+      assert.deepStrictEqual(yield* a.peerManager.bans, [])
+    }).pipe(Effect.scoped))
 })
+

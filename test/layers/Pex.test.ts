@@ -558,6 +558,19 @@ describe("PEX inbound peers and seed mode", () => {
       yield* Assertions.empty(inbox, 0)
       assert.strictEqual((yield* real.peerManager.scores).get(raw.nodeId) ?? 0, before)
     }).pipe(Effect.scoped))
+
+  it.effect("a peer coming back to a seed again and again is answered each time and never banned (letting it go is no misbehaviour)", () =>
+    Effect.gen(function* () {
+      const { real, raw, rawChannel, inbox, realUpdates } = yield* pair({ pex: { seedMode: true }, network: { peerManager: { ...TestNetwork.peerManagerDefaults, banAfterMisbehaviours: 2 } } })
+      for (let visit = 1; visit <= 4; visit++) {
+        // The raw node knows the seed and dials it again after each goodbye.
+        if (visit > 1) yield* awaitStatus(realUpdates, raw.nodeId, "up", 5_000)
+        yield* sendTo(rawChannel, real.nodeId, request())
+        assert.strictEqual((yield* nextMessage(inbox)).message.sum.case, "pexAddrs", `visit ${visit}`)
+        yield* awaitStatus(realUpdates, raw.nodeId, "down", 5_000)
+      }
+      assert.deepStrictEqual(yield* real.peerManager.bans, [])
+    }).pipe(Effect.scoped))
 })
 
 // ---------------------------------------------------------------------------------------------

@@ -99,7 +99,7 @@ export const openChannel = Effect.fn("Router.openChannel")(function* <Desc exten
     send,
     sendError: (error) =>
       error.ban === undefined
-        ? Effect.ignore(state.peerManager.errored(error.nodeId as NodeId.NodeId, error.fatal))
+        ? Effect.ignore(state.peerManager.errored(error.nodeId as NodeId.NodeId, error.fatal, error.misbehaviour ?? true))
         : state.peerManager.ban(error.nodeId, { duration: error.ban as Duration.Input, reason: error.message }).pipe(
           Effect.catch((e) => Effect.logWarning(`channel ${channelLabel(id)}: cannot ban ${error.nodeId}: ${e.message}`)),
           Effect.asVoid

@@ -8,7 +8,7 @@
  * @since 0.1.0
  */
 import { fromBinary } from "@bufbuild/protobuf"
-import { Effect, Exit, Metric, Queue } from "effect"
+import { Cause, Effect, Exit, Metric, Queue } from "effect"
 import * as MessageType from "../../domain/router/MessageType.ts"
 import type * as NodeInfo from "../../domain/NodeInfo.ts"
 import type { Connection } from "../../services/Transport.ts"
@@ -68,7 +68,16 @@ export const route = Effect.fn("Router.route")(function* (state: State, conn: Co
     const sendLoop = Effect.gen(function* () {
       while (true) {
         const item = yield* queue.take
-        yield* conn.send(item.channelId, item.data)
+        const sent = yield* conn.send(item.channelId, item.data).pipe(
+          Effect.as(true),
+          // A channel opened after this connection was made is not one of its channels: our doing,
+          // not the peer's, so the message is dropped and the connection goes on.
+          Effect.catchIf((e) => e._tag === "ConnectionError" && e.reason === "unknown_channel", () => Effect.succeed(false))
+        )
+        if (!sent) {
+          count(dropped.noChannel, 1)
+          continue
+        }
         const ch = channels.get(item.channelId)
         if (ch !== undefined) count(ch.sentMsgs, 1)
         count(perChannel(entry.sentBytes, Metrics.peerSendBytesTotal, id, item.channelId), item.data.length)
@@ -102,7 +111,9 @@ export const route = Effect.fn("Router.route")(function* (state: State, conn: Co
     })
     const exit = yield* Effect.exit(Effect.raceFirst(sendLoop, receiveLoop))
     if (Exit.isFailure(exit)) {
-      yield* Effect.logDebug(`peer ${id} route ended`, exit.cause)
+      // A defect is our bug, not the peer's doing: logged where an operator sees it.
+      if (Cause.hasDies(exit.cause)) yield* Effect.logError(`peer ${id}: the route ended with a defect; the connection is closed`, exit.cause)
+      else yield* Effect.logDebug(`peer ${id} route ended`, exit.cause)
       // A protocol violation (not a hang-up, an I/O error or a timeout) counts as misbehaviour.
       const error = Exit.findErrorOption(exit)
       if (error._tag === "Some" && error.value._tag === "ConnectionError" && !BENIGN_CONNECTION_ERRORS.has(error.value.reason)) {
