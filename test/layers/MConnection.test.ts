@@ -105,6 +105,29 @@ describe("MConnection: what the wire code throws", () => {
     }))
 })
 
+describe("MConnection: a write that throws", () => {
+  it.effect("an exception while flushing (in a microtask, outside any fiber) closes the connection with it instead of reaching the process", () =>
+    Effect.gen(function* () {
+      const bug = new RangeError("sealing failed")
+      const conn = yield* MConnection.make({
+        stream: { ...oneChunkStream(), read: Effect.never },
+        secret: {
+          remotePublicKey: new Uint8Array(32),
+          writer: { sealRange: () => { throw bug } } as unknown as SecretWriter,
+          reader: throwingReader(new TypeError("unused")),
+          inbox: { chunks: [] } as unknown as PlaintextInbox
+        } satisfies Secret,
+        channels: [ChannelDescriptor.make({ id: 0x00, messageType: MessageSchema })],
+        peerChannels: new Set([0x00]),
+        config: { ...MConnection.defaults },
+        remote: REMOTE
+      })
+      yield* conn.send(0x00, Uint8Array.of(1, 2, 3))
+      yield* conn.awaitClosed
+      assert.strictEqual(defectOf(yield* Effect.exit(conn.receive)), bug)
+    }))
+})
+
 describe("SecretConnection: the plaintext inbox", () => {
   it.effect("a frame that fails to open fails the read with ConnectionError decrypt", () =>
     Effect.gen(function* () {

@@ -176,17 +176,26 @@ export const make = Effect.fnUntraced(function* (options: {
    * without waiting for another fiber to be scheduled.
    */
   let flushScheduled = false
+  let flushDefect: { readonly error: unknown } | undefined
   const scheduleFlush = () => {
     if (flushScheduled) return
     flushScheduled = true
     queueMicrotask(() => {
       flushScheduled = false
-      if (!flush(clock.currentTimeMillisUnsafe()) && hasWork()) signal("sender")
+      // Outside any fiber: an exception here would reach the process. It goes to the send loop
+      // instead, which ends the connection with it (a wire error) or dies with it (a bug).
+      try {
+        if (!flush(clock.currentTimeMillisUnsafe()) && hasWork()) signal("sender")
+      } catch (e) {
+        flushDefect = { error: e }
+        signal("sender")
+      }
     })
   }
 
   const sendLoop = Effect.gen(function* () {
     while (closedWith === undefined) {
+      if (flushDefect !== undefined) return yield* Effect.die(flushDefect.error)
       if (rateLimited) {
         rateLimited = false
         yield* Effect.sleep(sendRate.delay(WRITE_BUFFER, yield* Clock.currentTimeMillis))
