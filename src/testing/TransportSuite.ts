@@ -1,5 +1,5 @@
 /**
- * The transport conformance suite (SPEC §8.10 and more): every `Transport` layer registers it and must
+ * The transport conformance suite (docs/ARCHITECTURE.md#transports and more): every `Transport` layer registers it and must
  * pass it unchanged. Tendermint runs the same table against every transport (`withTransports`).
  *
  * ```ts

@@ -1,5 +1,5 @@
 /**
- * PeerManager: add, dialing and admitting connections (SPEC §8.3–§8.5, scenarios 27–60) through
+ * PeerManager: add, dialing and admitting connections (docs/ARCHITECTURE.md#lifecycle–§8.5, scenarios 27–60) through
  * the effectful shell: dialNext waking and blocking under TestClock, retry timers, the jitter drawn
  * from `Random`, typed errors, and a few end-to-end scenarios. The decision rules themselves (dial
  * order, limits, upgrades, refusals, pruning) are tested as plain functions in
@@ -42,7 +42,7 @@ const rejection = <A, E extends { readonly _tag: string }>(effect: Effect.Effect
 /** Forks `dialNext`. */
 const forkDialNext = (pm: Manager) => Effect.forkChild(pm.dialNext)
 
-describe("PeerManager.add (SPEC §8.3)", () => {
+describe("PeerManager.add", () => {
   it.effect("29. an invalid address or our own fails with InvalidPeerAddress", () =>
     Effect.gen(function* () {
       const pm = yield* makePM()
@@ -63,7 +63,7 @@ describe("PeerManager.add (SPEC §8.3)", () => {
     }))
 })
 
-describe("PeerManager.dialNext / tryDialNext (SPEC §8.4)", () => {
+describe("PeerManager.dialNext / tryDialNext", () => {
   it.effect("31. dialNext returns an added peer, then waits while nothing is dialable", () =>
     Effect.gen(function* () {
       const pm = yield* makePM()
@@ -229,7 +229,7 @@ describe("PeerManager.dialNext / tryDialNext (SPEC §8.4)", () => {
     }))
 })
 
-describe("PeerManager.dialFailed / dialed / accepted (SPEC §8.5)", () => {
+describe("PeerManager.dialFailed / dialed / accepted", () => {
   it.effect("48. our own address cannot be added, dialed or accepted", () =>
     Effect.gen(function* () {
       const pm = yield* makePM()

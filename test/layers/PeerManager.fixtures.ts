@@ -10,12 +10,12 @@ import * as PeerStoreMemory from "../../src/layers/PeerStoreMemory.ts"
 import { zero, type OptionsInput, type PeerManager, type SubscriberLagged } from "../../src/services/PeerManager.ts"
 import { self } from "../domain/peermanager/fixtures.ts"
 
-// Node IDs and addresses of the SPEC's scenarios: one definition, shared with the pure-core tests.
+// Node IDs and addresses of the original's test scenarios: one definition, shared with the pure-core tests.
 export { a, b, c, d, e, mem, nodeId, self, tcp } from "../domain/peermanager/fixtures.ts"
 
 export type Manager = PeerManager["Service"]
 
-/** SPEC's "PM{…}": zero options plus `options`, over a fresh in-memory store. */
+/** the original's "PM{…}": zero options plus `options`, over a fresh in-memory store. */
 export const makePM = (options: OptionsInput = {}, selfId: NodeId.NodeId = self) =>
   PeerManagerLayer.make(selfId, { ...zero, ...options }).pipe(Effect.provide(PeerStoreMemory.layerMemory))
 

@@ -1,6 +1,6 @@
 /**
  * PeerManager: ready, eviction, disconnection, errors, subscriptions, advertising and scoring
- * (SPEC §8.6–§8.7, scenarios 61–82), and shutdown, through the effectful shell: what subscribers
+ * (docs/ARCHITECTURE.md#lifecycle–§8.7, scenarios 61–82), and shutdown, through the effectful shell: what subscribers
  * see, evictNext waking, the `Random` behind advertise, what reaches the store. The decisions alone
  * (eviction order, errored, report, advertise) are tested as plain functions in
  * test/domain/peermanager/.
@@ -42,7 +42,7 @@ const withRecords = (records: ReadonlyArray<PeerRecord.PeerRecord>, options: Opt
     return { pm, rows, stored }
   })
 
-describe("PeerManager ready / evict / disconnect / errored (SPEC §8.6)", () => {
+describe("PeerManager ready / evict / disconnect / errored", () => {
   it.effect("61. ready publishes up for a connected peer only", () =>
     Effect.gen(function* () {
       const pm = yield* makePM()
@@ -150,7 +150,7 @@ describe("PeerManager ready / evict / disconnect / errored (SPEC §8.6)", () => 
     }))
 })
 
-describe("PeerManager subscriptions (SPEC §8.6)", () => {
+describe("PeerManager subscriptions", () => {
   it.effect("70. only ready and disconnected publish: up then down, inbound and outbound", () =>
     Effect.gen(function* () {
       const pm = yield* makePM()
@@ -253,7 +253,7 @@ describe("PeerManager subscriptions (SPEC §8.6)", () => {
     }))
 })
 
-describe("PeerManager shutdown (SPEC §8.6 scenario 73)", () => {
+describe("PeerManager shutdown", () => {
   it.effect("73. closing the manager's scope interrupts blocked dialNext/evictNext and ends subscriptions", () =>
     Effect.gen(function* () {
       const scope = yield* Scope.make()
@@ -285,7 +285,7 @@ describe("PeerManager shutdown (SPEC §8.6 scenario 73)", () => {
     }))
 })
 
-describe("PeerManager advertise (SPEC §8.7)", () => {
+describe("PeerManager advertise", () => {
   const setup = Effect.gen(function* () {
     const pm = yield* makePM({ peerScores: { [a]: 3, [b]: 2, [c]: 1 } })
     for (const id of [a, b, c, d]) {
@@ -312,7 +312,7 @@ describe("PeerManager advertise (SPEC §8.7)", () => {
     }))
 })
 
-describe("PeerManager scoring (SPEC §8.7)", () => {
+describe("PeerManager scoring", () => {
   it.effect("reports re-rank peers at once, and the mutable score is stored", () =>
     Effect.gen(function* () {
       const { pm, stored } = yield* withRecords([PeerRecord.empty(a, { addresses: [PeerRecord.addressInfo(mem(a))] }), PeerRecord.empty(b, { addresses: [PeerRecord.addressInfo(mem(b))] })])

@@ -1,5 +1,5 @@
 /**
- * PeerManager options and construction (SPEC §8.2, scenarios 19–26), and `decodeOptions` errors
+ * PeerManager options and construction (docs/ARCHITECTURE.md#options, scenarios 19–26), and `decodeOptions` errors
  * naming each option.
  */
 import { assert, describe, it } from "@effect/vitest"
@@ -34,7 +34,7 @@ const openPM = (rows: Map<string, Uint8Array>, options: OptionsInput, selfId = s
 
 const scoresOf = (pm: PeerManager["Service"]) => Effect.map(pm.scores, (m) => Object.fromEntries([...m].map(([id, s]) => [id.slice(0, 1), s])))
 
-describe("PeerManager options (SPEC §8.2)", () => {
+describe("PeerManager options", () => {
   it("19. zero options are valid and switch every limit, delay and cap off", () => {
     const o = valid(zero)
     assert.deepStrictEqual(
@@ -152,7 +152,7 @@ describe("PeerManager options (SPEC §8.2)", () => {
   })
 })
 
-describe("PeerManager construction (SPEC §8.2)", () => {
+describe("PeerManager construction", () => {
   it.effect("24. make fails on invalid options with InvalidPeerManagerOptions", () =>
     Effect.gen(function* () {
       const err = yield* Effect.flip(makePM({ maxPeers: 3 }))

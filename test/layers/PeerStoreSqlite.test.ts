@@ -134,7 +134,7 @@ const roundTripSuite = (name: string, backend: () => Backend) =>
         assert.deepStrictEqual(sorted(yield* loadAll(b)), sorted([full, bare, best]))
       }))
 
-    it.effect("fixedScore and lastDisconnected are not stored (SPEC §3.3)", () =>
+    it.effect("fixedScore and lastDisconnected are not stored", () =>
       Effect.gen(function*() {
         const b = backend()
         yield* putAll(b, [{ ...bare, fixedScore: 7, lastDisconnected: 1_700_000_000_000 }])

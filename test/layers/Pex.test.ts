@@ -1,5 +1,5 @@
 /**
- * The PEX reactor (SPEC §8.12 scenarios 125-133 and 135, in CometBFT's wire form, WIRE §5) on
+ * The PEX reactor (docs/ARCHITECTURE.md#pex scenarios 125-133 and 135, in CometBFT's wire form, docs/PROTOCOL.md#pex-messages) on
  * in-memory test networks under `TestClock`. Misbehaviour is provoked from a "raw" node: a test node
  * without the reactor whose channel 0x00 sends crafted `tendermint.p2p.Message`s. A "sniffer" opens
  * channel 0x00 as `google.protobuf.Empty`, whose unknown fields keep the exact bytes that crossed the
@@ -130,7 +130,7 @@ const rawBytes = (m: Empty) => toHex(toBinary(EmptySchema, m))
 // Wire form
 // ---------------------------------------------------------------------------------------------
 
-describe("PEX wire form (WIRE §5)", () => {
+describe("PEX wire form (docs/PROTOCOL.md#pex-messages)", () => {
   it("the channel descriptor is CometBFT's", () => {
     const d = Pex.descriptor
     assert.deepStrictEqual(
@@ -274,7 +274,7 @@ describe("PEX pure pieces", () => {
 // Requests and answers
 // ---------------------------------------------------------------------------------------------
 
-describe("PEX requests and answers (SPEC §8.12)", () => {
+describe("PEX requests and answers", () => {
   it.effect("125. the node asks its new peer, and answers a peer it knows nothing else about with an empty list", () =>
     Effect.gen(function* () {
       const { real, rawChannel, inbox, pex } = yield* pair({ realDials: true })
@@ -386,7 +386,7 @@ describe("PEX requests and answers (SPEC §8.12)", () => {
       yield* awaitRequest(inbox)
     }).pipe(Effect.scoped))
 
-  it.effect("a stream of inbound requests does not postpone the node's own requests (SPEC §9.2.23)", () =>
+  it.effect("a stream of inbound requests does not postpone the node's own requests", () =>
     Effect.gen(function* () {
       const { network, real, raw, rawChannel, inbox } = yield* pair({ pex: { minRequestInterval: 0, requestIntervalMin: 2_000, requestIntervalMax: 2_000, peerRequestInterval: 2_000 } })
       const third = yield* network.addNode
@@ -577,7 +577,7 @@ describe("PEX inbound peers and seed mode", () => {
 // Discovery
 // ---------------------------------------------------------------------------------------------
 
-describe("PEX discovery (SPEC §8.12)", () => {
+describe("PEX discovery", () => {
   it.effect("126. four nodes in a chain, each knowing one neighbour, all learn the other three within 60 s", () =>
     Effect.gen(function* () {
       const network = yield* TestNetwork.make({ nodes: 4, channels: [Pex.descriptor], mesh: false })

@@ -1,6 +1,6 @@
 /**
  * Shared helpers for the Router suites: a scriptable fake `Transport` whose connections hand out
- * scripted handshake results (SPEC §8.9 94-99 "mocked transport"), keys and NodeInfos for fake
+ * scripted handshake results (docs/ARCHITECTURE.md#router 94-99 "mocked transport"), keys and NodeInfos for fake
  * peers, and a router node built over the fake transport.
  */
 import type { DescMessage } from "@bufbuild/protobuf"

@@ -1,5 +1,5 @@
 /**
- * SPEC §8.9 94-99: the Router over a fake transport whose connections hand out scripted handshake
+ * docs/ARCHITECTURE.md#router 94-99: the Router over a fake transport whose connections hand out scripted handshake
  * results — accepting, dialing, stalled and abandoned handshakes, the accept loop's end, parallel
  * dials, eviction — plus raw inbound bytes the router cannot decode.
  */
@@ -44,7 +44,7 @@ const refusedHandshakes = (peer: ReturnType<typeof F.key>): ReadonlyArray<readon
   ["a peer sharing no channel with us", F.presents(F.peerOf(peer, { channels: [3] }))]
 ]
 
-describe("Router accepting over a mocked transport (SPEC §8.9 94-96)", () => {
+describe("Router accepting over a mocked transport", () => {
   it.effect("94: a connection whose handshake presents a valid peer is routed and published up", () =>
     Effect.gen(function* () {
       const node = yield* nodeWithUpdates()
@@ -74,7 +74,7 @@ describe("Router accepting over a mocked transport (SPEC §8.9 94-96)", () => {
         yield* within(100, "the refused connection to close", conn.awaitClosed)
         yield* Assertions.empty(node.updates)
         assert.deepStrictEqual(yield* node.router.peers, [])
-        // An unknown inbound peer is not created, not even by `inactivate` (SPEC §8.9 100).
+        // An unknown inbound peer is not created, not even by `inactivate` (docs/ARCHITECTURE.md#router 100).
         assert.deepStrictEqual(yield* node.peerManager.peers, [])
       }).pipe(Effect.scoped))
   }
@@ -124,7 +124,7 @@ describe("Router accepting over a mocked transport (SPEC §8.9 94-96)", () => {
       assert.isTrue(conn.isClosed())
     }))
 
-  it.effect("a transient accept error does not stop the accept loop (SPEC §9.1.2)", () =>
+  it.effect("a transient accept error does not stop the accept loop", () =>
     Effect.gen(function* () {
       const node = yield* nodeWithUpdates()
       yield* node.transport.acceptFails(new AcceptError({ transport: "mock", message: "EMFILE: too many open files" }))
@@ -254,7 +254,7 @@ describe("Router and bans of networks", () => {
     }).pipe(Effect.scoped))
 })
 
-describe("Router per-IP admission of inbound connections (SPEC §4.5)", () => {
+describe("Router per-IP admission of inbound connections", () => {
   it.effect("connections beyond maxIncomingConnectionAttempts from one IP are closed without a handshake", () =>
     Effect.gen(function* () {
       const node = yield* nodeWithUpdates({ router: { maxIncomingConnectionAttempts: 1 } })
@@ -292,7 +292,7 @@ describe("Router per-IP admission of inbound connections (SPEC §4.5)", () => {
     }).pipe(Effect.scoped))
 })
 
-describe("Router dialing over a mocked transport (SPEC §8.9 97-98)", () => {
+describe("Router dialing over a mocked transport", () => {
   it.effect("97: a dialed peer with a valid handshake is routed (outgoing) and published up", () =>
     Effect.gen(function* () {
       const node = yield* nodeWithUpdates()
@@ -406,7 +406,7 @@ describe("Router dialing over a mocked transport (SPEC §8.9 97-98)", () => {
     }).pipe(Effect.scoped))
 })
 
-describe("Router eviction and peer errors over a mocked transport (SPEC §8.9 99)", () => {
+describe("Router eviction and peer errors over a mocked transport", () => {
   const connected = (extra: Parameters<typeof F.makeNode>[0] = {}) =>
     Effect.gen(function* () {
       const node = yield* nodeWithUpdates(extra)
@@ -473,7 +473,7 @@ describe("Router eviction and peer errors over a mocked transport (SPEC §8.9 99
       assert.isTrue(conn.isClosed())
     }).pipe(Effect.scoped))
 
-  it.effect("undecodable bytes from a peer are dropped and lower its score; the connection stays (SPEC §9.2.12)", () =>
+  it.effect("undecodable bytes from a peer are dropped and lower its score; the connection stays", () =>
     Effect.gen(function* () {
       const { conn, node, peer } = yield* connected()
       const ch = yield* node.router.openChannel(F.channel1)

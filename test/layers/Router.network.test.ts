@@ -1,5 +1,5 @@
 /**
- * SPEC §8.9 (88-91, 93, 100, 101) and §8.13 (136): the Router on in-memory test networks — unicast,
+ * docs/ARCHITECTURE.md#router (88-91, 93, 100, 101) and §8.13 (136): the Router on in-memory test networks — unicast,
  * broadcast, dropping rules, peer errors, channel compatibility — plus broadcast at scale,
  * backpressure from a reactor that stops reading, channel lifecycle, undecodable messages and a
  * clean shutdown. Skipped: 92 (Wrapper channels are not implemented; reactors use protobuf oneofs).
@@ -33,7 +33,7 @@ const isSuspended = <A, E>(fiber: Fiber.Fiber<A, E>) => Effect.map(settle(1), ()
 
 const probes = <A>(streams: ReadonlyArray<Stream.Stream<A, unknown>>) => Effect.forEach(streams, (s) => Assertions.probe(s))
 
-describe("Router on a memory network (SPEC §8.9)", () => {
+describe("Router on a memory network", () => {
   it.effect("88: eight nodes with echo reactors: unicast and broadcast come back from every peer; a fatal PeerError gives down then up (re-dial)", () =>
     Effect.gen(function* () {
       const net = yield* TestNetwork.make({ nodes: 8, channels: [ch1] })
@@ -52,7 +52,7 @@ describe("Router on a memory network (SPEC §8.9)", () => {
       yield* Assertions.receiveUnordered(inbox, peers.map((p) => msg(p.nodeId, "bar")))
       yield* Assertions.empty(inbox)
 
-      // Fatal: the peer is disconnected, then dialed again (SPEC's "Down then Up").
+      // Fatal: the peer is disconnected, then dialed again (the original's "Down then Up").
       yield* channels[local.index]!.sendError(new PeerError({ nodeId: peers[0]!.nodeId, message: "boom", fatal: true }))
       yield* Assertions.updates(updates, [[peers[0]!.nodeId, "down"], [peers[0]!.nodeId, "up"]], 2_000)
       // ...and it is routed again: the echo still works.
@@ -340,7 +340,7 @@ describe("Router at scale and under load", () => {
     }).pipe(Effect.scoped))
 })
 
-describe("Test network (SPEC §8.13 136) and shutdown", () => {
+describe("Test network and shutdown", () => {
   it.effect("136: meshing n nodes gives every node n-1 ups and every peer manager the others' addresses; removing a node gives a down on every other node", () =>
     Effect.gen(function* () {
       const n = 4

@@ -1,5 +1,5 @@
 /**
- * SPEC §8.8: the Router's construction and unit pieces — option resolution (83), the inbound IP
+ * docs/ARCHITECTURE.md#router: the Router's construction and unit pieces — option resolution (83), the inbound IP
  * filter (84), the per-IP connection tracker (85-87) — and the per-peer send queues.
  */
 import { assert, describe, it } from "@effect/vitest"
@@ -21,7 +21,7 @@ const resolve = (extra: Partial<Options>) => resolveOptions({ ...base, ...extra 
 /** Whether a forked fiber is still suspended once everything runnable has run. */
 const suspended = <A, E>(fiber: Fiber.Fiber<A, E>) => Effect.map(settle(1), () => fiber.pollUnsafe() === undefined)
 
-describe("Router options (SPEC §8.8 83)", () => {
+describe("Router options", () => {
   it.effect("no options resolve to the documented defaults (queue type \"priority\", the node's default)", () =>
     Effect.gen(function* () {
       const o = yield* resolve({})
@@ -86,7 +86,7 @@ describe("Router options (SPEC §8.8 83)", () => {
       }
     }))
 
-  it.effect("an incoming connection window below 1 ms is an error (SPEC §4.1)", () =>
+  it.effect("an incoming connection window below 1 ms is an error", () =>
     Effect.gen(function* () {
       const e = yield* Effect.flip(resolve({ incomingConnectionWindow: 0.5 }))
       assert.strictEqual(e.option, "incomingConnectionWindow")
@@ -112,7 +112,7 @@ describe("Router options (SPEC §8.8 83)", () => {
     }).pipe(Effect.scoped))
 })
 
-describe("Router inbound IP filter (SPEC §8.8 84)", () => {
+describe("Router inbound IP filter", () => {
   it.effect("a rejecting IP filter is called exactly once, with the remote endpoint, and the connection is never handshaken", () =>
     Effect.gen(function* () {
       const seen: Array<Endpoint.Endpoint> = []
@@ -150,7 +150,7 @@ describe("Router inbound IP filter (SPEC §8.8 84)", () => {
     }).pipe(Effect.scoped))
 })
 
-describe("ConnTracker (SPEC §8.8 85-87)", () => {
+describe("ConnTracker", () => {
   /** IPs with at least one open connection: the original's `Len()`. */
   const live = (t: ConnTracker.ConnTracker) => [...t.entries.values()].filter((e) => e.count > 0).length
   const ip = (n: number) => `127.0.${n >> 8}.${n & 0xff}`
@@ -273,7 +273,7 @@ describe("ConnTracker (SPEC §8.8 85-87)", () => {
   })
 })
 
-describe("PeerQueue (SPEC §4.2 queue types)", () => {
+describe("PeerQueue", () => {
   const item = (channelId: number, priority: number, n: number): PeerQueue.Outgoing => ({ channelId, priority, data: Uint8Array.of(n), messageType: "test_Message" })
   const drain = (q: PeerQueue.PeerQueue, n: number) =>
     Effect.forEach(Array.from({ length: n }), () => Effect.map(q.take, (i) => `${i.channelId}:${i.data[0]}`))

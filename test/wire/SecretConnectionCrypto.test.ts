@@ -165,7 +165,7 @@ describe("SecretConnection crypto: AuthSigMessage", () => {
   const nodePub = SC.ed25519PublicKey(nodeKey)
   const challenge = randomBytes(32)
 
-  it("round trips, is 103 bytes with the layout of WIRE §2.5, and verifies", () => {
+  it("round trips, is 103 bytes with the layout of docs/PROTOCOL.md#authsigmessage, and verifies", () => {
     const sig = SC.signEd25519(nodeKey, challenge)
     const msg = SC.encodeAuthSigMessage(nodePub, sig)
     assert.strictEqual(msg.length, SC.AUTH_SIG_MESSAGE_LENGTH)

@@ -1,5 +1,5 @@
 /**
- * What a node tells a peer that asks for addresses (SPEC §3.5 Advertise, §8.7 scenarios 74–76),
+ * What a node tells a peer that asks for addresses (docs/ARCHITECTURE.md#lifecycle Advertise, §8.7 scenarios 74–76),
  * with the randomness passed in so every pick is known.
  */
 import { assert, describe, it } from "@effect/vitest"
@@ -20,7 +20,7 @@ describe("Advertise.advertise", () => {
     assert.deepStrictEqual(text(Advertise.advertise(scored(), a, 100, always(0))), text([b, c, d].flatMap((id) => [tcp(id), mem(id)])))
   })
 
-  it("gives nothing for limit 0, not even our own address (74, SPEC §9.2.13)", () => {
+  it("gives nothing for limit 0, not even our own address (74, docs/ARCHITECTURE.md#fixed-problems-of-the-original)", () => {
     assert.deepStrictEqual(Advertise.advertise(scored({ selfAddress: `tcp://${self}@10.0.0.1:26656` }), d, 0, always(0)), [])
   })
 

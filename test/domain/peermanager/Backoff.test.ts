@@ -1,5 +1,5 @@
 /**
- * Retry delays after failed dials (SPEC §3.4, our exponential variant, §9.2.14): the arithmetic of
+ * Retry delays after failed dials (docs/ARCHITECTURE.md#retries-and-backoff, our exponential variant, §9.2.14): the arithmetic of
  * `Backoff.retryDelay` with the jitter passed in, and how `Dialing.retryTime` applies it.
  */
 import { assert, describe, it } from "@effect/vitest"

@@ -1,5 +1,5 @@
 /**
- * Decisions about connected peers as plain functions (SPEC §3.5 Accepted, Ready, Disconnected,
+ * Decisions about connected peers as plain functions (docs/ARCHITECTURE.md#lifecycle Accepted, Ready, Disconnected,
  * Errored, TryEvictNext; §8.5–8.6): admission and its refusals, grace, readiness, eviction.
  */
 import { assert, describe, it } from "@effect/vitest"

@@ -1,5 +1,5 @@
 /**
- * Outbound decisions as plain functions (SPEC §3.5 TryDialNext, DialFailed, Dialed; §8.4–8.5):
+ * Outbound decisions as plain functions (docs/ARCHITECTURE.md#lifecycle TryDialNext, DialFailed, Dialed; §8.4–8.5):
  * which address is dialed next, upgrade reservations, failures and admitting dialed connections.
  */
 import { assert, describe, it } from "@effect/vitest"

@@ -1,5 +1,5 @@
 /**
- * The known-peer set as plain functions (SPEC §3.5 Add, §3.6, §8.2–8.3): adding addresses, gossip
+ * The known-peer set as plain functions (docs/ARCHITECTURE.md#lifecycle Add, §3.6, §8.2–8.3): adding addresses, gossip
  * bounds, loading stored peers and the order in which a full store is pruned.
  */
 import { assert, describe, it } from "@effect/vitest"
@@ -108,7 +108,7 @@ describe("Peers.add", () => {
   })
 })
 
-describe("pruning a full store (SPEC §3.6)", () => {
+describe("pruning a full store", () => {
   it("adding a persistent peer prunes the lowest-scored one, and says so (28)", () => {
     const state = withAddresses(stateWith({ persistentPeers: [a, c], maxPeers: 2, maxConnected: 2 }), [mem(a), tcp(a), mem(b)])
     const out = Result.getOrThrow(Peers.add(state, mem(c)))

@@ -5,7 +5,7 @@
  * pure, it needs no fibers or clock: a run of 80 steps, checks included, takes a few milliseconds
  * (`PM_PURE_PROP_RUNS=20000` for a longer hunt).
  *
- * Not an invariant, by design (SPEC §3.5 Accepted): a peer may be dialing and connected at once,
+ * Not an invariant, by design (docs/ARCHITECTURE.md#lifecycle Accepted): a peer may be dialing and connected at once,
  * when it connects inbound while we dial it; the dial is then refused in `dialed`. So the check is
  * that such a peer is connected inbound.
  */

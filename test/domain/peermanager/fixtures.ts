@@ -1,5 +1,5 @@
 /**
- * The PeerManager's pure core as plain functions: node IDs and addresses of the SPEC's scenarios
+ * The PeerManager's pure core as plain functions: node IDs and addresses of the original's test scenarios
  * (§8 notation), states built from options the way the shell builds them, and a few drivers that
  * chain transitions and fail loudly when a step does not go the way a test assumes.
  */
@@ -27,14 +27,14 @@ export const c = nodeId("c")
 export const d = nodeId("d")
 export const e = nodeId("e")
 
-/** `memory:<id>`, the SPEC's default address of a peer. */
+/** `memory:<id>`, the original's default address of a peer. */
 export const mem = (id: string): NodeAddress.NodeAddress => NodeAddress.unsafeParse(`memory:${id}`)
 
 /** `tcp://<id>@host:port`. */
 export const tcp = (id: string, host = "localhost", port = 26656): NodeAddress.NodeAddress =>
   NodeAddress.unsafeParse(`tcp://${id}@${host}:${port}`)
 
-/** The policy the shell decides by for SPEC's "PM{…}": zero options plus `options`. */
+/** The policy the shell decides by for the original's "PM{…}": zero options plus `options`. */
 export const policy = (options: OptionsInput = {}): Policy => Result.getOrThrow(decodeOptions({ ...zero, ...options }))
 
 /** An empty state for `self` under `policy(options)`. */
