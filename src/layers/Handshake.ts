@@ -20,30 +20,12 @@ import {
   type Peer
 } from "../services/Transport.ts"
 
-/** The Transport error for a refusal of the shared checks. */
+/** The Transport error of each refusal of the shared checks: same name, same fields. */
+const errors = { InvalidPeerNodeInfo, PeerKeyMismatch, UnexpectedPeer, SelfConnection, IncompatiblePeer } as const
+
 const toError = (refusal: HandshakeCheck.Refusal): HandshakeError => {
-  switch (refusal._tag) {
-    case "InvalidPeerNodeInfo": {
-      const { _tag, ...fields } = refusal
-      return new InvalidPeerNodeInfo(fields)
-    }
-    case "PeerKeyMismatch": {
-      const { _tag, ...fields } = refusal
-      return new PeerKeyMismatch(fields)
-    }
-    case "UnexpectedPeer": {
-      const { _tag, ...fields } = refusal
-      return new UnexpectedPeer(fields)
-    }
-    case "SelfConnection": {
-      const { _tag, ...fields } = refusal
-      return new SelfConnection(fields)
-    }
-    case "IncompatiblePeer": {
-      const { _tag, ...fields } = refusal
-      return new IncompatiblePeer(fields)
-    }
-  }
+  const { _tag, ...fields } = refusal
+  return new errors[_tag](fields as never)
 }
 
 /** Checks an exchanged (authenticated) peer against our expectations (`HandshakeCheck.check`). */

@@ -140,6 +140,12 @@ const toPolicy = (o: typeof Fields.Type): Result.Result<Policy, Opt.Problem> => 
   })
 }
 
+/** A retry cap, when set, needs a first delay at or below it. */
+const retryCap = (p: Policy, option: "maxRetryTime" | "maxRetryTimePersistent"): Opt.Problem | undefined =>
+  p[option] > 0 && (p.minRetryTime === 0 || p.minRetryTime > p[option])
+    ? { option, message: `needs 0 < minRetryTime <= ${option}, got min ${p.minRetryTime} ms, max ${p[option]} ms` }
+    : undefined
+
 /** The rules between options (docs/ARCHITECTURE.md#options `Validate`, duplicates counted once), each naming the option to change. */
 const rules: ReadonlyArray<(p: Policy) => Opt.Problem | undefined> = [
   (p) => p.maxConnected > 0 && p.persistentPeers.size > p.maxConnected
@@ -149,12 +155,8 @@ const rules: ReadonlyArray<(p: Policy) => Opt.Problem | undefined> = [
   (p) => p.maxPeers > 0 && p.maxConnected + p.maxConnectedUpgrade > p.maxPeers
     ? { option: "maxPeers", message: `${p.maxPeers} is less than maxConnected + maxConnectedUpgrade (${p.maxConnected + p.maxConnectedUpgrade})` }
     : undefined,
-  (p) => p.maxRetryTime > 0 && (p.minRetryTime === 0 || p.minRetryTime > p.maxRetryTime)
-    ? { option: "maxRetryTime", message: `needs 0 < minRetryTime <= maxRetryTime, got min ${p.minRetryTime} ms, max ${p.maxRetryTime} ms` }
-    : undefined,
-  (p) => p.maxRetryTimePersistent > 0 && (p.minRetryTime === 0 || p.minRetryTime > p.maxRetryTimePersistent)
-    ? { option: "maxRetryTimePersistent", message: `needs 0 < minRetryTime <= maxRetryTimePersistent, got min ${p.minRetryTime} ms, max ${p.maxRetryTimePersistent} ms` }
-    : undefined,
+  (p) => retryCap(p, "maxRetryTime"),
+  (p) => retryCap(p, "maxRetryTimePersistent"),
   (p) => p.maxGracePeers > 0 && p.gracePeriod === 0 ? { option: "gracePeriod", message: `must be positive when maxGracePeers is ${p.maxGracePeers}` } : undefined,
   (p) => p.maxOutgoingConnections > 0 && p.maxConnected > 0 && p.maxOutgoingConnections > p.maxConnected
     ? { option: "maxOutgoingConnections", message: `${p.maxOutgoingConnections} is more than maxConnected ${p.maxConnected}` }

@@ -42,12 +42,13 @@ const throwingReader = (thrown: unknown) =>
     }
   }) as unknown as SecretReader
 
-const start = (thrown: unknown) =>
+/** An MConnection whose decryption throws `thrown` (and whose writes go through `sealRange`). */
+const start = (thrown: unknown, options: { readonly stream?: ByteStream; readonly sealRange?: () => Uint8Array } = {}) =>
   MConnection.make({
-    stream: oneChunkStream(),
+    stream: options.stream ?? oneChunkStream(),
     secret: {
       remotePublicKey: new Uint8Array(32),
-      writer: { sealRange: () => new Uint8Array(0) } as unknown as SecretWriter,
+      writer: { sealRange: options.sealRange ?? (() => new Uint8Array(0)) } as unknown as SecretWriter,
       reader: throwingReader(thrown),
       inbox: { chunks: [] } as unknown as PlaintextInbox
     } satisfies Secret,
@@ -109,18 +110,11 @@ describe("MConnection: a write that throws", () => {
   it.effect("an exception while flushing (in a microtask, outside any fiber) closes the connection with it instead of reaching the process", () =>
     Effect.gen(function* () {
       const bug = new RangeError("sealing failed")
-      const conn = yield* MConnection.make({
+      const conn = yield* start(new TypeError("unused"), {
         stream: { ...oneChunkStream(), read: Effect.never },
-        secret: {
-          remotePublicKey: new Uint8Array(32),
-          writer: { sealRange: () => { throw bug } } as unknown as SecretWriter,
-          reader: throwingReader(new TypeError("unused")),
-          inbox: { chunks: [] } as unknown as PlaintextInbox
-        } satisfies Secret,
-        channels: [ChannelDescriptor.make({ id: 0x00, messageType: MessageSchema })],
-        peerChannels: new Set([0x00]),
-        config: { ...MConnection.defaults },
-        remote: REMOTE
+        sealRange: () => {
+          throw bug
+        }
       })
       yield* conn.send(0x00, Uint8Array.of(1, 2, 3))
       yield* conn.awaitClosed
