@@ -65,25 +65,25 @@ export const route = Effect.fn("Router.route")(function* (state: State, conn: Co
     yield* peerManager.ready(id, entry.channels)
     if (state.evictRequested.delete(id)) return
     // Both loops run once per message: plain `Effect.gen` loops, no span per message.
-    const sendLoop = Effect.gen(function* () {
+    const sendMessages = Effect.gen(function* () {
       while (true) {
         const item = yield* queue.take
-        const sent = yield* conn.send(item.channelId, item.data).pipe(
-          Effect.as(true),
-          // A channel opened after this connection was made is not one of its channels: our doing,
-          // not the peer's, so the message is dropped and the connection goes on.
-          Effect.catchIf((e) => e._tag === "ConnectionError" && e.reason === "unknown_channel", () => Effect.succeed(false))
-        )
-        if (!sent) {
-          count(dropped.noChannel, 1)
-          continue
-        }
+        yield* conn.send(item.channelId, item.data)
         const ch = channels.get(item.channelId)
         if (ch !== undefined) count(ch.sentMsgs, 1)
         count(perChannel(entry.sentBytes, Metrics.peerSendBytesTotal, id, item.channelId), item.data.length)
         count(metrics.sendBytesByType(item.messageType), item.data.length)
       }
     })
+    // A channel opened after this connection was made is not one of its channels: our doing, not
+    // the peer's, so that message is dropped and sending goes on. Caught around the loop, not per
+    // message, to keep the per-message path as it is.
+    const sendLoop: typeof sendMessages = sendMessages.pipe(
+      Effect.catchIf((e) => e._tag === "ConnectionError" && e.reason === "unknown_channel", () => {
+        count(dropped.noChannel, 1)
+        return Effect.suspend(() => sendLoop)
+      })
+    )
     const receiveLoop = Effect.gen(function* () {
       while (true) {
         const m = yield* conn.receive
