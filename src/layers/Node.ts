@@ -12,7 +12,7 @@
  * @since 0.1.0
  */
 import { join } from "node:path"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Metric } from "effect"
 import type * as ChannelDescriptor from "../domain/ChannelDescriptor.ts"
 import * as NodeAddress from "../domain/NodeAddress.ts"
 import type * as NodeId from "../domain/NodeId.ts"
@@ -127,7 +127,7 @@ const peerManagerOptions = (config: Config): PeerManagerOptions => {
 }
 
 /** Inbound peers a full node admits at once for a grace period (PeerManager `maxGracePeers`). */
-export const GRACE_PEERS = 8
+export const GRACE_PEERS = 32
 /** How long such a peer stays: time to ask for addresses and receive them. */
 export const GRACE_PERIOD = 3_000
 /** An outbound connection shorter than this backs its address off (PeerManager `minConnectionDuration`). */
@@ -196,12 +196,15 @@ export const layer = (config: Config) => {
 
 /**
  * The same node over a `MemoryNetwork` (tests, simulations): memory transport, in-memory peer
- * store (SQLite under `home` if one is given), and the given key or a random one.
+ * store (SQLite under `home` if one is given), and the given key or a random one. Its metrics go
+ * to a registry of its own (`Metric.MetricRegistry`), so nodes sharing a process keep theirs apart.
  */
 export const layerMemory = (network: MemoryNetworkService, config: Config) => {
   const identity = config.nodeKey !== undefined ? NodeIdentity.layer(config.nodeKey) : NodeIdentity.layerRandom
   const store = config.home === undefined ? PeerStoreMemory.layerMemory : PeerStoreSqlite.layerSqlite(join(config.home, "data", "peerstore.db"), config.peerStore)
   const base = Layer.mergeAll(store, AddressResolver.layerStatic({}))
   const transport = MemoryTransport.layer.pipe(Layer.provide(Layer.succeed(MemoryNetwork, network)))
-  return assemble(config, identity, base, transport, true)
+  // Metrics are per process; many nodes in one process would share (and remove) each other's
+  // series. Each memory node gets its own registry, released with the node.
+  return assemble(config, identity, base, transport, true).pipe(Layer.provide(Layer.sync(Metric.MetricRegistry, () => new Map())))
 }

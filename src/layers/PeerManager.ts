@@ -237,6 +237,7 @@ export const make = Effect.fn("PeerManager.make")(function* (
         if (Result.isFailure(outcome)) return yield* new InvalidPeerAddress(outcome.failure)
         return yield* commit(outcome.success)
       })),
+    addAll: (addresses, options) => transition((s, now) => Peers.addAll(s, addresses, now, options?.source)),
     dialNext,
     tryDialNext,
     dialFailed: (address) =>
@@ -284,7 +285,8 @@ export const make = Effect.fn("PeerManager.make")(function* (
     peers: Effect.sync(() => State.ranked(state).map((p) => statusOf(state, p))),
     scores: Effect.sync(() => new Map(State.ranked(state).map((p) => [p.id, PeerRecord.score(p)] as const))),
     addresses: (nodeId) => Effect.sync(() => state.peers.get(nodeId)?.addresses.map((a) => a.address) ?? []),
-    isFull: Effect.sync(() => Connections.isFull(state))
+    isFull: Effect.sync(() => Connections.isFull(state)),
+    onGrace: (nodeId) => Effect.sync(() => state.grace.has(nodeId))
   })
 })
 

@@ -258,16 +258,20 @@ export const make = Effect.fn("Pex.make")(function* (input: OptionsInput = {}) {
 
   const onRequest = Effect.fn("Pex.onRequest")(function* (nodeId: NodeId.NodeId) {
     const p = stateOf(nodeId)
-    if (options.seedMode && (yield* directionOf(nodeId, p)) === "incoming") {
+    // A seed answers its inbound peers once and lets them go; so does a full node a peer it
+    // admitted only on grace, so the slot serves the next stranded node.
+    const seed = options.seedMode && (yield* directionOf(nodeId, p)) === "incoming"
+    if (seed || (yield* peerManager.onGrace(nodeId))) {
       if (p.answeredAsSeed) return
       p.answeredAsSeed = true
       yield* answer(nodeId)
       // A fatal PeerError that is not misbehaviour disconnects without a strike or a score change
-      // (a peer coming back to the seed is not banned). The delay lets the answer leave before the
-      // connection closes (CometBFT's FlushStop).
+      // (a returning peer is not banned). The delay lets the answer leave before the connection
+      // closes (CometBFT's FlushStop).
+      const why = seed ? "PEX seed" : "full node, admitted on grace"
       yield* FiberSet.run(fibers, Effect.andThen(
-        Effect.sleep(options.seedDisconnectDelay),
-        channel.sendError(new PeerError({ nodeId, message: `PEX seed: answered ${nodeId}, disconnecting`, fatal: true, misbehaviour: false }))
+        Effect.sleep(seed ? options.seedDisconnectDelay : options.graceDisconnectDelay),
+        channel.sendError(new PeerError({ nodeId, message: `${why}: answered ${nodeId}, disconnecting`, fatal: true, misbehaviour: false }))
       ))
       return
     }
@@ -298,8 +302,11 @@ export const make = Effect.fn("Pex.make")(function* (input: OptionsInput = {}) {
     }
     counters.responsesReceived++
     counters.addressesReceived += addrs.length
-    let added = 0
-    for (const entry of parsed) if (entry._tag === "Address" && (yield* addAddress(entry.address, nodeId))) added++
+    const addresses = parsed.flatMap((entry) => (entry._tag === "Address" ? [entry.address] : []))
+    const kept = yield* peerManager.addAll(addresses, { source: nodeId }).pipe(
+      Effect.catch((e) => Effect.as(Effect.logWarning(`PEX: cannot store the addresses ${nodeId} sent: ${e.message}`), [] as ReadonlyArray<boolean>))
+    )
+    const added = kept.filter(Boolean).length
     counters.addressesAdded += added
     const stored = (yield* peerManager.peers).length
     interval = nextRequestInterval(

@@ -244,6 +244,12 @@ export class PeerManager extends Context.Service<
      * added to a peer we already reached, and are the first pruned when the store is full.
      */
     readonly add: (address: NodeAddress.NodeAddress, options?: { readonly source?: NodeId.NodeId }) => Effect.Effect<boolean, InvalidPeerAddress | PeerStoreError>
+    /**
+     * Adds many addresses in one transition (a PEX answer), each as `add` would, in order; `true`
+     * for each one new and kept. Invalid addresses, and our own, are skipped (`false`). One write
+     * of the changed records, one wake-up of the dialer.
+     */
+    readonly addAll: (addresses: ReadonlyArray<NodeAddress.NodeAddress>, options?: { readonly source?: NodeId.NodeId }) => Effect.Effect<ReadonlyArray<boolean>, PeerStoreError>
     /** Waits until some address may be dialed, marks its peer dialing and returns it. */
     readonly dialNext: Effect.Effect<NodeAddress.NodeAddress>
     /** The next dialable address now, if any (marks its peer dialing). */
@@ -299,6 +305,11 @@ export class PeerManager extends Context.Service<
     readonly subscribe: Effect.Effect<Stream.Stream<PeerUpdate.PeerUpdate, SubscriberLagged>, never, Scope.Scope>
     /** `up` if the peer is ready, else `down`. */
     readonly status: (nodeId: NodeId.NodeId) => Effect.Effect<"up" | "down">
+    /**
+     * Whether the peer was admitted only on grace: the node was full, and it stays for
+     * `gracePeriod` to learn addresses. PEX lets it go as soon as it has answered it.
+     */
+    readonly onGrace: (nodeId: NodeId.NodeId) => Effect.Effect<boolean>
     /** Every known peer, best first. */
     readonly peers: Effect.Effect<ReadonlyArray<PeerStatus>>
     /** Every known peer's score. */

@@ -72,6 +72,10 @@ export const descriptor: ChannelDescriptor.ChannelDescriptor<typeof MessageSchem
  *   send timeout); the answer is dropped after it.
  * - `seedMode` false: answer an inbound peer's first request, then disconnect it (CometBFT seeds).
  * - `seedDisconnectDelay` 2 s: in seed mode, how long to let the answer drain before disconnecting.
+ * - `graceDisconnectDelay` 500 ms: a peer a full node admitted only on grace (so it can learn
+ *   addresses instead of being turned away knowing no one) is let go this long after its first
+ *   request is answered, freeing the grace slot for the next one; a well-behaved goodbye, as a
+ *   seed's.
  * - `memoryAddresses` false: the node is on a `MemoryNetwork`, so a `{id, 0.0.0.0, 0}` entry is the
  *   address `memory:<id>` (and `memory:` addresses are advertised that way) rather than an entry
  *   to skip. `Node.layerMemory` and `TestNetwork` set it.
@@ -89,6 +93,7 @@ export const defaults = {
   sendTimeout: 10_000,
   seedMode: false,
   seedDisconnectDelay: 2_000,
+  graceDisconnectDelay: 500,
   memoryAddresses: false
 } as const
 
@@ -110,6 +115,7 @@ export const OptionsInput = Schema.Struct({
   sendTimeout: Opt.withDefault(Opt.Millis, defaults.sendTimeout),
   seedMode: Opt.withDefault(Schema.Boolean, defaults.seedMode),
   seedDisconnectDelay: Opt.withDefault(Opt.Millis, defaults.seedDisconnectDelay),
+  graceDisconnectDelay: Opt.withDefault(Opt.Millis, defaults.graceDisconnectDelay),
   memoryAddresses: Opt.withDefault(Schema.Boolean, defaults.memoryAddresses)
 }).check(
   Opt.rule("requestIntervalMin", (o) => o.requestIntervalMin > 0, "must be positive"),

@@ -10,7 +10,7 @@ import type * as NodeId from "../NodeId.ts"
 import * as PeerRecord from "../PeerRecord.ts"
 import type { AddressRefusal } from "./Policy.ts"
 import * as Bans from "./Bans.ts"
-import { Draft, addressGroup, ranked, type Outcome, type State } from "./State.ts"
+import { Draft, addressGroup, rankedIds, type Outcome, type State } from "./State.ts"
 
 /** A new record for `id` with its configured persistence and fixed score. */
 export const newPeer = (state: State, id: NodeId.NodeId): PeerRecord.PeerRecord =>
@@ -24,13 +24,14 @@ export const newPeer = (state: State, id: NodeId.NodeId): PeerRecord.PeerRecord 
  */
 export const prune = (draft: Draft): void => {
   const max = draft.base.options.maxPeers
-  if (max === 0 || draft.state.peers.size <= max) return
-  const list = ranked(draft.state)
+  if (max === 0 || draft.peerCount() <= max) return
+  // Walk the ranking from the worst end; a full store usually needs one deletion, found near it.
+  const s = draft.state
+  const ids = [...rankedIds(s)]
   for (const unprovenOnly of [true, false]) {
-    for (let i = list.length - 1; i >= 0 && draft.state.peers.size > max; i--) {
-      const peer = list[i]!
-      const s = draft.state
-      if (!s.peers.has(peer.id) || peer.persistent || s.dialing.has(peer.id) || s.connected.has(peer.id)) continue
+    for (let i = ids.length - 1; i >= 0 && draft.peerCount() > max; i--) {
+      const peer = draft.peer(ids[i]!)
+      if (peer === undefined || peer.persistent || s.dialing.has(peer.id) || s.connected.has(peer.id)) continue
       if (unprovenOnly && (PeerRecord.reached(peer) || PeerRecord.score(peer) > 0)) continue
       draft.deletePeer(peer.id)
     }
@@ -48,32 +49,46 @@ export const prune = (draft: Draft): void => {
  * peers (`maxPeersPerSource`, `maxPeersPerGroup`).
  */
 export const add = (state: State, address: NodeAddress.NodeAddress, now = 0, source?: NodeId.NodeId): Result.Result<Outcome<boolean>, AddressRefusal> => {
-  const valid = NodeAddress.validate(address)
-  if (Result.isFailure(valid)) return Result.fail({ address: NodeAddress.format(address), message: valid.failure.message })
-  const id = address.nodeId as NodeId.NodeId
-  if (id === state.self) return Result.fail({ address: NodeAddress.format(address), message: `cannot add our own address ${NodeAddress.format(address)}` })
   const draft = new Draft(state)
-  const peer = draft.peer(id) ?? newPeer(state, id)
-  if (Bans.nodeBan(state, id, now) !== undefined || Bans.ipBan(state, address.hostname, now) !== undefined) return Result.succeed(draft.done(false))
-  if (PeerRecord.findAddress(peer, address) !== undefined || peer.inactive || peer.addresses.length >= state.options.maxAddressesPerPeer) {
-    return Result.succeed(draft.done(false))
-  }
-  const known = draft.peer(id) !== undefined
+  const kept = addTo(draft, address, now, source)
+  return typeof kept === "boolean" ? Result.succeed(draft.done(kept)) : Result.fail(kept)
+}
+
+/**
+ * Adds many addresses in one transition (a PEX answer), each as {@link add} would, in order: one
+ * write of the changed records and one wake-up instead of one per address. An invalid address, or
+ * our own, is not added (`false`).
+ */
+export const addAll = (state: State, addresses: ReadonlyArray<NodeAddress.NodeAddress>, now = 0, source?: NodeId.NodeId): Outcome<ReadonlyArray<boolean>> => {
+  const draft = new Draft(state)
+  return draft.done(addresses.map((address) => addTo(draft, address, now, source) === true))
+}
+
+const addTo = (draft: Draft, address: NodeAddress.NodeAddress, now: number, source: NodeId.NodeId | undefined): boolean | AddressRefusal => {
+  const state = draft.state
+  const valid = NodeAddress.validate(address)
+  if (Result.isFailure(valid)) return { address: NodeAddress.format(address), message: valid.failure.message }
+  const id = address.nodeId as NodeId.NodeId
+  if (id === state.self) return { address: NodeAddress.format(address), message: `cannot add our own address ${NodeAddress.format(address)}` }
+  const known = draft.peer(id)
+  const peer = known ?? newPeer(state, id)
+  if (Bans.nodeBan(state, id, now) !== undefined || Bans.ipBan(state, address.hostname, now) !== undefined) return false
+  if (PeerRecord.findAddress(peer, address) !== undefined || peer.inactive || peer.addresses.length >= state.options.maxAddressesPerPeer) return false
   if (source !== undefined && source !== id) {
-    if (known && PeerRecord.reached(peer)) return Result.succeed(draft.done(false))
-    if (!known) {
+    if (known !== undefined && PeerRecord.reached(peer)) return false
+    if (known === undefined) {
       const o = state.options
-      if (o.maxPeersPerSource > 0 && (state.gossipBySource.get(source) ?? 0) >= o.maxPeersPerSource) return Result.succeed(draft.done(false))
+      if (o.maxPeersPerSource > 0 && (state.gossipBySource.get(source) ?? 0) >= o.maxPeersPerSource) return false
       const group = addressGroup(address)
-      if (o.maxPeersPerGroup > 0 && group !== undefined && (state.gossipByGroup.get(group) ?? 0) >= o.maxPeersPerGroup) return Result.succeed(draft.done(false))
+      if (o.maxPeersPerGroup > 0 && group !== undefined && (state.gossipByGroup.get(group) ?? 0) >= o.maxPeersPerGroup) return false
     }
   }
-  const learnedFrom = !known && source !== undefined && source !== id ? { source } : {}
+  const learnedFrom = known === undefined && source !== undefined && source !== id ? { source } : {}
   draft.setPeer({ ...peer, ...learnedFrom, addresses: [...peer.addresses, PeerRecord.addressInfo(address)] })
   prune(draft)
   const kept = draft.peer(id) !== undefined
   if (kept) draft.wakeDial()
-  return Result.succeed(draft.done(kept))
+  return kept
 }
 
 /**

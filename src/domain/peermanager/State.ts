@@ -70,6 +70,10 @@ export const addressKey = (a: NodeAddress.NodeAddress): string => JSON.stringify
 /** Key of one peer's address in `retryAt`. */
 export const retryKey = (id: NodeId.NodeId, a: NodeAddress.NodeAddress): string => `${id}|${addressKey(a)}`
 
+/** Whether two records of a peer list the same addresses (in the same order). */
+const sameAddresses = (a: PeerRecord.PeerRecord, b: PeerRecord.PeerRecord): boolean =>
+  a.addresses.length === b.addresses.length && a.addresses.every((x, i) => x.address === b.addresses[i]!.address || addressKey(x.address) === addressKey(b.addresses[i]!.address))
+
 /** A state with no peers. */
 export const empty = (self: NodeId.NodeId, options: Policy): State => ({
   self,
@@ -91,21 +95,51 @@ export const empty = (self: NodeId.NodeId, options: Policy): State => ({
   gossipByGroup: new Map()
 })
 
-const rankCache = new WeakMap<ReadonlyMap<NodeId.NodeId, PeerRecord.PeerRecord>, ReadonlyArray<PeerRecord.PeerRecord>>()
+/** Best first: higher score, then lower node ID (so the order is deterministic). */
+const before = (a: PeerRecord.PeerRecord, sa: number, b: PeerRecord.PeerRecord, sb: number): boolean => sa > sb || (sa === sb && a.id < b.id)
 
 /**
- * Peers best first: by score, ties by node ID so the order is deterministic. Cached per peer map:
- * committed states never mutate their map, and a {@link Draft} drops the cache entry of its working
- * map whenever it changes it, so the cache can never be stale (docs/ARCHITECTURE.md#fixed-problems-of-the-original).
+ * The ranking of a peer map, as node IDs best first. Committed states never mutate their map; a
+ * {@link Draft} keeps its working map's ranking up to date as it writes (a binary-search insert
+ * when a peer arrives or its score moves, nothing when a write leaves the score alone), so a
+ * transition costs O(log n) comparisons instead of a sort, and the ranking is never stale.
  */
-export const ranked = (state: State): ReadonlyArray<PeerRecord.PeerRecord> => {
-  const cached = rankCache.get(state.peers)
+const rankIds = new WeakMap<ReadonlyMap<NodeId.NodeId, PeerRecord.PeerRecord>, Array<NodeId.NodeId>>()
+const rankRecords = new WeakMap<ReadonlyMap<NodeId.NodeId, PeerRecord.PeerRecord>, ReadonlyArray<PeerRecord.PeerRecord>>()
+
+const sortedIds = (peers: ReadonlyMap<NodeId.NodeId, PeerRecord.PeerRecord>): Array<NodeId.NodeId> => {
+  const cached = rankIds.get(peers)
   if (cached !== undefined) return cached
-  const list = [...state.peers.values()]
+  const ids = [...peers.values()]
     .map((p) => [PeerRecord.score(p), p] as const)
     .sort((a, b) => b[0] - a[0] || (a[1].id < b[1].id ? -1 : a[1].id > b[1].id ? 1 : 0))
-    .map(([, p]) => p)
-  rankCache.set(state.peers, list)
+    .map(([, p]) => p.id)
+  rankIds.set(peers, ids)
+  return ids
+}
+
+/** Where `p` (scoring `score`) goes in `ids`, ranked by `peers`. */
+const insertionPoint = (ids: ReadonlyArray<NodeId.NodeId>, peers: ReadonlyMap<NodeId.NodeId, PeerRecord.PeerRecord>, p: PeerRecord.PeerRecord, score: number): number => {
+  let low = 0
+  let high = ids.length
+  while (low < high) {
+    const mid = (low + high) >>> 1
+    const other = peers.get(ids[mid]!)!
+    if (before(other, PeerRecord.score(other), p, score)) low = mid + 1
+    else high = mid
+  }
+  return low
+}
+
+/** Node IDs best first (see {@link ranked}); the array is shared: do not change it. */
+export const rankedIds = (state: State): ReadonlyArray<NodeId.NodeId> => sortedIds(state.peers)
+
+/** Peers best first: by score, ties by node ID (docs/ARCHITECTURE.md#scores-and-ranking). */
+export const ranked = (state: State): ReadonlyArray<PeerRecord.PeerRecord> => {
+  const cached = rankRecords.get(state.peers)
+  if (cached !== undefined) return cached
+  const list = sortedIds(state.peers).map((id) => state.peers.get(id)!)
+  rankRecords.set(state.peers, list)
   return list
 }
 
@@ -222,6 +256,11 @@ export class Draft {
     return (this.peers ?? this.base.peers).get(id)
   }
 
+  /** How many peers the working state knows. */
+  peerCount(): number {
+    return (this.peers ?? this.base.peers).size
+  }
+
   /** Moves the gossip counts from the record `before` to `after` (either may be absent). */
   private countGossip(before: PeerRecord.PeerRecord | undefined, after: PeerRecord.PeerRecord | undefined): void {
     const from = before === undefined ? undefined : gossipOf(before)
@@ -244,15 +283,35 @@ export class Draft {
     }
   }
 
+  /** The working peer map, with its ranking carried over (a copy this draft may change). */
+  private workingPeers(): Map<NodeId.NodeId, PeerRecord.PeerRecord> {
+    if (this.peers !== undefined) return this.peers
+    this.peers = new Map(this.base.peers)
+    const ids = rankIds.get(this.base.peers)
+    if (ids !== undefined) rankIds.set(this.peers, [...ids])
+    return this.peers
+  }
+
   /** Stores a record in memory and, unless `ephemeral`, queues it for the disk. */
   setPeer(p: PeerRecord.PeerRecord, ephemeral = false): void {
-    this.countGossip(this.peer(p.id), p)
-    this.peers ??= new Map(this.base.peers)
-    this.peers.set(p.id, p)
-    // The working map is mutated in place: drop any ranking cached for it mid-transition.
-    rankCache.delete(this.peers)
-    this.owners ??= new Map(this.base.owners)
-    for (const a of p.addresses) this.owners.set(addressKey(a.address), p.id)
+    const previous = this.peer(p.id)
+    this.countGossip(previous, p)
+    const peers = this.workingPeers()
+    // The working map is mutated in place: keep its ranking in step, and drop the records view.
+    const ids = rankIds.get(peers)
+    const score = PeerRecord.score(p)
+    if (ids !== undefined && (previous === undefined || PeerRecord.score(previous) !== score)) {
+      if (previous !== undefined) ids.splice(ids.indexOf(p.id), 1)
+      peers.delete(p.id)
+      ids.splice(insertionPoint(ids, peers, p, score), 0, p.id)
+    }
+    peers.set(p.id, p)
+    rankRecords.delete(peers)
+    // Owners change only with the addresses; most writes (dial results, scores) keep them.
+    if (previous === undefined || !sameAddresses(previous, p)) {
+      this.owners ??= new Map(this.base.owners)
+      for (const a of p.addresses) this.owners.set(addressKey(a.address), p.id)
+    }
     if (!ephemeral) {
       this.persisted.set(p.id, p)
       this.removed.delete(p.id)
@@ -265,9 +324,11 @@ export class Draft {
     const p = this.peer(id)
     if (p === undefined) return
     this.countGossip(p, undefined)
-    this.peers ??= new Map(this.base.peers)
-    this.peers.delete(id)
-    rankCache.delete(this.peers)
+    const peers = this.workingPeers()
+    const ids = rankIds.get(peers)
+    if (ids !== undefined) ids.splice(ids.indexOf(id), 1)
+    peers.delete(id)
+    rankRecords.delete(peers)
     this.owners ??= new Map(this.base.owners)
     for (const a of p.addresses) if (this.owners.get(addressKey(a.address)) === id) this.owners.delete(addressKey(a.address))
     this.retry ??= new Map(this.base.retryAt)
