@@ -23,7 +23,7 @@ import { PeerManager, type OptionsInput as PeerManagerOptions } from "../service
 import * as PexService from "../services/Pex.ts"
 import type { OptionsInput as RouterOptions } from "../services/Router.ts"
 import { Router } from "../services/Router.ts"
-import type { PeerStore } from "../services/PeerStore.ts"
+import { PeerStore } from "../services/PeerStore.ts"
 import { Transport } from "../services/Transport.ts"
 import { MemoryNetwork, type Service as MemoryNetworkService } from "./MemoryNetwork.ts"
 import * as MemoryTransport from "./MemoryTransport.ts"
@@ -194,14 +194,27 @@ export const layer = (config: Config) => {
   return assemble(config, identity, base, transport, false)
 }
 
+/** Options of a memory node beyond its `Config`. */
+export interface MemoryOptions {
+  /**
+   * The peer store to use instead of a fresh one (e.g. one that outlives the node, so a restarted
+   * node finds its peers again, as `Simulation.restart` does).
+   */
+  readonly peerStore?: PeerStore["Service"]
+}
+
 /**
  * The same node over a `MemoryNetwork` (tests, simulations): memory transport, in-memory peer
  * store (SQLite under `home` if one is given), and the given key or a random one. Its metrics go
  * to a registry of its own (`Metric.MetricRegistry`), so nodes sharing a process keep theirs apart.
  */
-export const layerMemory = (network: MemoryNetworkService, config: Config) => {
+export const layerMemory = (network: MemoryNetworkService, config: Config, options: MemoryOptions = {}) => {
   const identity = config.nodeKey !== undefined ? NodeIdentity.layer(config.nodeKey) : NodeIdentity.layerRandom
-  const store = config.home === undefined ? PeerStoreMemory.layerMemory : PeerStoreSqlite.layerSqlite(join(config.home, "data", "peerstore.db"), config.peerStore)
+  const store = options.peerStore !== undefined
+    ? Layer.succeed(PeerStore, options.peerStore)
+    : config.home === undefined
+    ? PeerStoreMemory.layerMemory
+    : PeerStoreSqlite.layerSqlite(join(config.home, "data", "peerstore.db"), config.peerStore)
   const base = Layer.mergeAll(store, AddressResolver.layerStatic({}))
   const transport = MemoryTransport.layer.pipe(Layer.provide(Layer.succeed(MemoryNetwork, network)))
   // Metrics are per process; many nodes in one process would share (and remove) each other's
