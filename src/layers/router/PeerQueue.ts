@@ -24,6 +24,8 @@ export interface PeerQueue {
   /** Waits for an item; fails with `Closed` once the queue is closed. */
   readonly take: Effect.Effect<Outgoing, Closed>
   readonly size: () => number
+  /** Messages it holds at most: `offer` waits once `size()` reaches it. */
+  readonly capacity: number
   /** Payload bytes queued (for `p2p_peer_pending_send_bytes`). */
   readonly bytes: () => number
   readonly close: Effect.Effect<void>
@@ -68,6 +70,7 @@ const fifo = (capacity: number): Effect.Effect<PeerQueue> =>
         })
       }),
       size: () => Queue.sizeUnsafe(q) + batch.length - index,
+      capacity,
       bytes: () => bytes,
       // `Queue.fail` alone would leave senders waiting for room suspended forever: nobody takes from
       // a dead peer's queue. Shutting down after failing releases them with `false`, drops what is
@@ -138,6 +141,7 @@ const priority = (capacity: number): Effect.Effect<PeerQueue> =>
       offer,
       take,
       size: () => count,
+      capacity,
       bytes: () => bytes,
       close: Effect.sync(() => {
         if (closed) return
