@@ -286,7 +286,7 @@ const startNode = Effect.fn("Testnet.startNode")(function* (index: number, optio
 export const runTestnet = (input: TestnetOptions): Effect.Effect<TestnetResult, ConfigError | TestnetError> =>
   Effect.gen(function* () {
     const options = yield* Effect.fromResult(validateOptions(input))
-    const network = yield* MemoryNetwork.make()
+    const network = yield* Effect.orDie(MemoryNetwork.make()) // default options always decode
     const running = yield* Effect.forEach(Array.from({ length: options.nodes }, (_, i) => i), (i) => startNode(i, options, network), { concurrency: 8 })
     const bootstrap = running[0]!
     for (const r of running.slice(1)) {

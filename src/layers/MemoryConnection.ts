@@ -1,17 +1,25 @@
 /**
- * An in-process connection pair (docs/ARCHITECTURE.md#memory-transport): two bounded queues crossed between the ends, one shared
- * closer, and a handshake that proves key possession by signing the peer's random challenge, so tests
- * exercise the same checks as TCP.
+ * An in-process connection pair (docs/ARCHITECTURE.md#memory-transport): two directions crossed
+ * between the ends, one shared closer, and a handshake that proves key possession by signing the
+ * peer's random challenge, so tests exercise the same checks as TCP.
+ *
+ * Each direction runs over a `Wire`, the network's view of the directed link it crosses. On a
+ * perfect link a message goes straight into the receiver's queue. Otherwise it is held in flight
+ * with the time it arrives (latency, jitter, retransmissions of losses, queueing behind earlier
+ * messages at the link's bandwidth; never before a message sent earlier, as on a stream) and a
+ * delivery fiber owned by the network hands it over on time; while the link is cut nothing is
+ * delivered, and `kick` resumes it. Backpressure covers both: a sender waits while `bufferSize`
+ * messages are in flight or unread.
  *
  * @since 0.1.0
  */
 import { randomBytes } from "node:crypto"
-import { Clock, Deferred, Effect, Queue, Result } from "effect"
+import { Cause, Clock, Deferred, Effect, Exit, Queue, Result } from "effect"
 import * as Endpoint from "../domain/Endpoint.ts"
 import { FlowMonitor } from "../domain/FlowMonitor.ts"
 import * as NodeInfo from "../domain/NodeInfo.ts"
 import * as NodeKey from "../domain/NodeKey.ts"
-import type { Pair } from "../services/MemoryNetwork.ts"
+import type { LinkConditions, Pair } from "../services/MemoryNetwork.ts"
 import * as Handshake from "./Handshake.ts"
 import {
   ConnectionClosed,
@@ -28,11 +36,37 @@ type Hello = { readonly _tag: "Hello"; readonly nodeInfo: Uint8Array; readonly p
 type Auth = { readonly _tag: "Auth"; readonly signature: Uint8Array }
 type HandshakeRecord = Hello | Auth
 
-/** What one direction of the pair carries. */
-interface Direction {
-  readonly messages: Queue.Queue<Received, ConnectionClosed>
-  readonly handshake: Queue.Queue<HandshakeRecord, ConnectionClosed>
+/** The network's view of the directed link a direction crosses. */
+export interface Wire {
+  /** True while the link is perfect and flowing: messages skip the in-flight stage. */
+  readonly ideal: () => boolean
+  /** True unless the link is cut, stalled or an end is paused. */
+  readonly flows: () => boolean
+  readonly conditions: () => LinkConditions
+  /** The network's seeded generator, in [0, 1). */
+  readonly random: () => number
+  /** Runs a delivery fiber owned by the network. */
+  readonly fork: (effect: Effect.Effect<void>) => void
 }
+
+/** A pair the network can resume once a cut link flows again. */
+export interface WiredPair extends Pair {
+  /** Restarts delivery of what is held in flight (after a heal, an unstall, a resume). */
+  readonly kick: () => void
+}
+
+/** A message or handshake record on its way, and when it arrives (`undefined` until the link lets it through). */
+interface InFlight {
+  readonly message: Received | undefined
+  readonly record: HandshakeRecord | undefined
+  readonly size: number
+  at: number | undefined
+}
+
+/** Bytes a handshake record counts for on a link with limited bandwidth. */
+const RECORD_SIZE = 256
+/** Retransmission timeouts double up to this (TCP's maximum RTO is 60 s as well). */
+const MAX_RETRANSMIT = 60_000
 
 const DOMAIN = new TextEncoder().encode("effect-p2p/memory-handshake/v1")
 
@@ -45,33 +79,136 @@ const signedBytes = (challenge: Uint8Array) => {
 
 export type { Pair } from "../services/MemoryNetwork.ts"
 
-/** Creates a connection pair between two endpoints, each direction buffering `bufferSize` messages. */
-export const makePair = Effect.fn("MemoryConnection.makePair")(function* (dialerEndpoint: Endpoint.Endpoint, acceptorEndpoint: Endpoint.Endpoint, bufferSize: number): Effect.fn.Return<Pair> {
-  const makeDirection = Effect.gen(function* () {
-    return {
-      messages: yield* Queue.bounded<Received, ConnectionClosed>(bufferSize),
-      handshake: yield* Queue.bounded<HandshakeRecord, ConnectionClosed>(4)
-    } satisfies Direction
-  })
-  const toAcceptor = yield* makeDirection
-  const toDialer = yield* makeDirection
+/** One direction: the receiver's queues, what is in flight to them, and the sender's wait for room. */
+class Direction {
+  readonly inflight: Array<InFlight | undefined> = []
+  head = 0
+  pumping = false
+  /** When the link finishes sending what is queued on it (bandwidth). */
+  linkFreeAt = 0
+  /** Arrival time of the last message scheduled (a stream never reorders). */
+  lastAt = 0
+  room: Deferred.Deferred<void> | undefined = undefined
+  readonly wire: Wire
+  readonly messages: Queue.Queue<Received, ConnectionClosed>
+  readonly handshake: Queue.Queue<HandshakeRecord, ConnectionClosed>
+  constructor(wire: Wire, messages: Queue.Queue<Received, ConnectionClosed>, handshake: Queue.Queue<HandshakeRecord, ConnectionClosed>) {
+    this.wire = wire
+    this.messages = messages
+    this.handshake = handshake
+  }
+
+  inFlight() {
+    return this.inflight.length - this.head
+  }
+
+  /** Wakes a sender waiting for room. */
+  signalRoom() {
+    const room = this.room
+    if (room !== undefined) {
+      this.room = undefined
+      Deferred.doneUnsafe(room, Exit.void)
+    }
+  }
+
+  waitRoom(): Effect.Effect<void> {
+    this.room ??= Deferred.makeUnsafe<void>()
+    return Deferred.await(this.room)
+  }
+
+  /** Arrival time of an item leaving now, from the link's current conditions. */
+  schedule(item: InFlight, now: number) {
+    const c = this.wire.conditions()
+    let t = now
+    if (c.bandwidth > 0) {
+      t = Math.max(t, this.linkFreeAt) + (item.size * 1000) / c.bandwidth
+      this.linkFreeAt = t
+    }
+    t += c.latency
+    if (c.jitter > 0) t += this.wire.random() * c.jitter
+    if (c.loss > 0) {
+      for (let rto = c.retransmitAfter; this.wire.random() < c.loss; rto = Math.min(rto * 2, MAX_RETRANSMIT)) t += rto
+    }
+    // Whole milliseconds, as the clock counts them.
+    t = Math.max(Math.ceil(t), this.lastAt)
+    this.lastAt = t
+    item.at = t
+  }
+
+  deliver(item: InFlight) {
+    if (item.message !== undefined) Queue.offerUnsafe(this.messages, item.message)
+    else Queue.offerUnsafe(this.handshake, item.record!)
+  }
+}
+
+/** Creates a connection pair between two endpoints, each direction over its wire, buffering `bufferSize` messages. */
+export const makePair = Effect.fn("MemoryConnection.makePair")(function* (
+  dialerEndpoint: Endpoint.Endpoint,
+  acceptorEndpoint: Endpoint.Endpoint,
+  bufferSize: number,
+  wires: { readonly toAcceptor: Wire; readonly toDialer: Wire; readonly onClose?: () => void }
+): Effect.fn.Return<WiredPair> {
+  const makeDirection = (wire: Wire) =>
+    Effect.gen(function* () {
+      // The gate below keeps messages in flight plus unread at `bufferSize`, so offers never find the queue full.
+      return new Direction(wire, yield* Queue.bounded<Received, ConnectionClosed>(bufferSize), yield* Queue.bounded<HandshakeRecord, ConnectionClosed>(4))
+    })
+  const toAcceptor = yield* makeDirection(wires.toAcceptor)
+  const toDialer = yield* makeDirection(wires.toDialer)
   const closed = yield* Deferred.make<void>()
   const clock = yield* Clock.Clock
   const created = clock.currentTimeMillisUnsafe()
   let isClosed = false
 
-  const close = Effect.suspend(() => {
-    if (isClosed) return Effect.void
+  const close = Effect.sync(() => {
+    if (isClosed) return
     isClosed = true
-    const err = (d: Endpoint.Endpoint) => new ConnectionClosed({ remote: Endpoint.format(d), message: `connection to ${Endpoint.format(d)} is closed` })
-    return Effect.all([
-      Queue.fail(toAcceptor.messages, err(acceptorEndpoint)),
-      Queue.fail(toAcceptor.handshake, err(acceptorEndpoint)),
-      Queue.fail(toDialer.messages, err(dialerEndpoint)),
-      Queue.fail(toDialer.handshake, err(dialerEndpoint)),
-      Deferred.succeed(closed, undefined)
-    ], { discard: true })
+    for (const [d, remote] of [[toAcceptor, acceptorEndpoint], [toDialer, dialerEndpoint]] as const) {
+      const text = Endpoint.format(remote)
+      const error = new ConnectionClosed({ remote: text, message: `connection to ${text} is closed` })
+      d.inflight.length = 0
+      d.head = 0
+      Queue.failCauseUnsafe(d.messages, Cause.fail(error))
+      Queue.failCauseUnsafe(d.handshake, Cause.fail(error))
+      d.signalRoom()
+    }
+    Deferred.doneUnsafe(closed, Exit.void)
+    wires.onClose?.()
   })
+
+  /** Hands over, in order and on time, what is in flight on `d`; stops while the link is cut. */
+  const pump = (d: Direction): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      while (!isClosed && d.head < d.inflight.length) {
+        if (!d.wire.flows()) break
+        const item = d.inflight[d.head]!
+        const now = clock.currentTimeMillisUnsafe()
+        if (item.at === undefined) d.schedule(item, now)
+        if (item.at! > now) return Effect.andThen(Effect.sleep(item.at! - now), pump(d))
+        d.inflight[d.head++] = undefined
+        d.deliver(item)
+      }
+      if (d.head === d.inflight.length) {
+        d.inflight.length = 0
+        d.head = 0
+      }
+      d.pumping = false
+      return Effect.void
+    })
+
+  const startPump = (d: Direction) => {
+    if (d.pumping || isClosed || d.head === d.inflight.length || !d.wire.flows()) return
+    d.pumping = true
+    d.wire.fork(pump(d))
+  }
+
+  /** Sends an item on `d`: straight to the receiver on a perfect idle link, else in flight. */
+  const put = (d: Direction, item: InFlight) => {
+    if (d.head === d.inflight.length && d.wire.ideal()) return d.deliver(item)
+    if (d.wire.flows()) d.schedule(item, clock.currentTimeMillisUnsafe())
+    d.inflight.push(item)
+    startPump(d)
+  }
 
   const end = (local: Endpoint.Endpoint, remote: Endpoint.Endpoint, outbound: Direction, inbound: Direction): Connection => {
     const remoteText = Endpoint.format(remote)
@@ -86,10 +223,28 @@ export const makePair = Effect.fn("MemoryConnection.makePair")(function* (dialer
       return item
     }
 
+    const sendRecord = (record: HandshakeRecord) =>
+      Effect.suspend(() => {
+        if (isClosed) return Effect.fail(closedError())
+        put(outbound, { message: undefined, record, size: RECORD_SIZE, at: undefined })
+        return Effect.void
+      })
+
+    const send = (channelId: number, data: Uint8Array): Effect.Effect<void, ConnectionClosed> =>
+      Effect.suspend(() => {
+        if (isClosed) return Effect.fail(closedError())
+        if (Queue.sizeUnsafe(outbound.messages) + outbound.inFlight() >= bufferSize) {
+          return Effect.andThen(outbound.waitRoom(), send(channelId, data))
+        }
+        sent.update(data.length, clock.currentTimeMillisUnsafe())
+        put(outbound, { message: { channelId, data }, record: undefined, size: data.length, at: undefined })
+        return Effect.void
+      })
+
     const exchange = Effect.fn("MemoryConnection.exchange")(function* (options: HandshakeOptions): Effect.fn.Return<Peer, ConnectionClosed | HandshakeAuthFailed | InvalidPeerNodeInfo> {
       yield* failIfClosed
       const challenge = new Uint8Array(randomBytes(32))
-      yield* Queue.offer(outbound.handshake, {
+      yield* sendRecord({
         _tag: "Hello",
         nodeInfo: NodeInfo.encode(options.nodeInfo),
         publicKey: options.nodeKey.publicKey,
@@ -103,7 +258,7 @@ export const makePair = Effect.fn("MemoryConnection.makePair")(function* (dialer
       if (Result.isFailure(info)) {
         return yield* new InvalidPeerNodeInfo({ remote: remoteText, nodeId: "", reason: info.failure.reason, message: `handshake with ${remoteText}: ${info.failure.message}` })
       }
-      yield* Queue.offer(outbound.handshake, { _tag: "Auth", signature: NodeKey.sign(options.nodeKey, signedBytes(hello.challenge)) })
+      yield* sendRecord({ _tag: "Auth", signature: NodeKey.sign(options.nodeKey, signedBytes(hello.challenge)) })
       const auth = yield* Queue.take(inbound.handshake)
       if (auth._tag !== "Auth" || !NodeKey.verify(hello.publicKey, signedBytes(challenge), auth.signature)) {
         return yield* new HandshakeAuthFailed({ remote: remoteText, message: `${remoteText} could not prove it holds the key it presented` })
@@ -115,14 +270,7 @@ export const makePair = Effect.fn("MemoryConnection.makePair")(function* (dialer
       localEndpoint: local,
       remoteEndpoint: remote,
       handshake: (options) => Handshake.run(remoteText, options, exchange(options)),
-      send: (channelId, data) =>
-        Effect.suspend(() => {
-          if (isClosed) return Effect.fail(closedError())
-          sent.update(data.length, clock.currentTimeMillisUnsafe())
-          return Queue.offerUnsafe(outbound.messages, { channelId, data })
-            ? Effect.void
-            : Effect.flatMap(Queue.offer(outbound.messages, { channelId, data }), (ok) => (ok ? Effect.void : Effect.fail(closedError())))
-        }),
+      send,
       receive: Effect.suspend(() => {
         if (isClosed) return Effect.fail(closedError())
         // Take everything buffered at once and hand it out one by one: one wake-up per batch.
@@ -130,6 +278,7 @@ export const makePair = Effect.fn("MemoryConnection.makePair")(function* (dialer
         return Effect.map(Queue.takeAll(inbound.messages), (batch) => {
           pending = batch
           pendingIndex = 1
+          inbound.signalRoom()
           return delivered(batch[0])
         })
       }),
@@ -146,6 +295,10 @@ export const makePair = Effect.fn("MemoryConnection.makePair")(function* (dialer
     dialer: end(dialerEndpoint, acceptorEndpoint, toAcceptor, toDialer),
     acceptor: end(acceptorEndpoint, dialerEndpoint, toDialer, toAcceptor),
     close,
-    isClosed: () => isClosed
+    isClosed: () => isClosed,
+    kick: () => {
+      startPump(toAcceptor)
+      startPump(toDialer)
+    }
   }
 })

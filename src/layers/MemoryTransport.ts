@@ -62,7 +62,7 @@ export const make: Effect.Effect<Transport["Service"], DuplicateNode, MemoryNetw
     connect: (from) =>
       Effect.gen(function* () {
         if (closed) return yield* dialError(local, "unknown_peer", `no node ${key.nodeId} on the memory network`)
-        const pair = yield* MemoryConnection.makePair(from, local, network.bufferSize)
+        const pair = yield* network.open(from, local)
         const p: Pending = { pair, accepted: yield* Deferred.make<void, DialError>() }
         pending.add(p)
         yield* Queue.offer(acceptQueue, p)

@@ -41,7 +41,8 @@ export const defaults = {
   maxIncomingConnectionAttempts: 100,
   maxIncomingConnectionsPerSubnet: 64,
   incomingConnectionWindow: 100,
-  peerQueueSize: 32
+  peerQueueSize: 32,
+  broadcastTimeout: 1_000
 } as const
 
 const isFunction = (u: unknown): u is never => typeof u === "function"
@@ -99,7 +100,14 @@ export const OptionsInput = Schema.Struct({
   /** Checked after the handshake, inbound and outbound. */
   filterPeerById: Schema.optionalKey(Schema.declare((u): u is NodeIdFilter => isFunction(u))),
   /** Messages buffered per peer when no descriptor says more. Default 32. */
-  peerQueueSize: Opt.withDefault(Slots, defaults.peerQueueSize)
+  peerQueueSize: Opt.withDefault(Slots, defaults.peerQueueSize),
+  /**
+   * How long a broadcast waits for room in a peer's full queue before that peer's copy is dropped
+   * (`p2p_peer_queue_dropped_msgs{reason="queue_full"}`) and the peer is skipped by later broadcasts
+   * until its queue is half empty. Peers with room get the message at once, whatever the others do,
+   * and full queues are waited for together: one slow peer never holds the rest back. Default 1 s.
+   */
+  broadcastTimeout: Opt.withDefault(Opt.Millis, defaults.broadcastTimeout)
 }).check(
   positive("dialTimeout"),
   positive("handshakeTimeout"),

@@ -8,5 +8,6 @@
 export * as Assertions from "./Assertions.ts"
 export * as Keys from "./Keys.ts"
 export * as RawPeer from "./RawPeer.ts"
+export * as Simulation from "./Simulation.ts"
 export * as TestNetwork from "./TestNetwork.ts"
 export * as Within from "./Within.ts"

@@ -39,7 +39,8 @@ describe("Router options", () => {
         maxIncomingConnectionAttempts: defaults.maxIncomingConnectionAttempts,
         maxIncomingConnectionsPerSubnet: defaults.maxIncomingConnectionsPerSubnet,
         incomingConnectionWindow: defaults.incomingConnectionWindow,
-        peerQueueSize: defaults.peerQueueSize
+        peerQueueSize: defaults.peerQueueSize,
+        broadcastTimeout: defaults.broadcastTimeout
       })
       assert.strictEqual(o.queueType, "priority")
     }))

@@ -38,6 +38,7 @@ export const openChannel = Effect.fn("Router.openChannel")(function* <Desc exten
   }
   const inbound = yield* Queue.bounded<Envelope.Inbound<unknown>, Cause.Done>(descriptor.recvBufferCapacity)
   const attrs = { chID: channelLabel(id) }
+  const queueFull = Metric.withAttributes(Metrics.peerQueueDroppedMsgs, { reason: "queue_full" })
   const opened: OpenChannel = {
     descriptor,
     inbound,
@@ -64,6 +65,43 @@ export const openChannel = Effect.fn("Router.openChannel")(function* <Desc exten
         if (!ok) count(dropped.closed, 1)
       }))
 
+  // A broadcast puts the message in every queue with room at once; queues that are full are waited
+  // for together, each up to `broadcastTimeout`. A peer that runs out that time misses the message
+  // and is skipped by later broadcasts (its copies dropped) until its queue is half empty again, so
+  // a stalled peer costs the broadcaster one timeout, not one per message.
+  const congested = new WeakSet<PeerEntry>()
+  const broadcast = (data: Uint8Array, messageType: string): Effect.Effect<void> => {
+    let now: Array<PeerEntry> | undefined
+    let wait: Array<PeerEntry> | undefined
+    for (const entry of peers.values()) {
+      if (!entry.channels.has(id)) {
+        count(dropped.noChannel, 1)
+        continue
+      }
+      const size = entry.queue.size()
+      if (size < entry.queue.capacity && (!congested.has(entry) || size <= entry.queue.capacity / 2)) {
+        congested.delete(entry)
+        ;(now ??= []).push(entry)
+      } else if (congested.has(entry)) {
+        count(queueFull, 1)
+      } else {
+        ;(wait ??= []).push(entry)
+      }
+    }
+    const immediate = now === undefined ? Effect.void : Effect.forEach(now, (entry) => enqueue(entry, data, messageType), { discard: true })
+    if (wait === undefined) return immediate
+    return Effect.andThen(
+      immediate,
+      Effect.forEach(wait, (entry) =>
+        Effect.flatMap(Effect.timeoutOption(enqueue(entry, data, messageType), state.options.broadcastTimeout), (done) =>
+          Effect.sync(() => {
+            if (done._tag === "Some") return
+            congested.add(entry)
+            count(queueFull, 1)
+          })), { concurrency: "unbounded", discard: true })
+    )
+  }
+
   const send = (envelope: Envelope.Outbound<MessageShape<Desc>>): Effect.Effect<void> =>
     Effect.suspend(() => {
       let data: Uint8Array
@@ -74,14 +112,7 @@ export const openChannel = Effect.fn("Router.openChannel")(function* <Desc exten
         return Effect.logWarning(`channel ${channelLabel(id)}: cannot encode message: ${(e as Error).message}`)
       }
       const messageType = MessageType.label(descriptor.messageType, envelope.message)
-      if (envelope.broadcast === true) {
-        const targets: Array<PeerEntry> = []
-        for (const entry of peers.values()) {
-          if (entry.channels.has(id)) targets.push(entry)
-          else count(dropped.noChannel, 1)
-        }
-        return Effect.forEach(targets, (entry) => enqueue(entry, data, messageType), { discard: true })
-      }
+      if (envelope.broadcast === true) return broadcast(data, messageType)
       const entry = peers.get(envelope.to)
       if (entry === undefined) {
         count(dropped.unknownPeer, 1)
