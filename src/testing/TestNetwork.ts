@@ -79,6 +79,12 @@ export interface Options<A = never, E = never> {
   readonly nodes: number
   /** Messages buffered per connection direction. Default 16. */
   readonly bufferSize?: number
+  /**
+   * Options of the memory network (`bufferSize`, `seed`, keepalive `pingInterval`/`pongTimeout`,
+   * `eventLogSize`). Shape links while the test runs with `network.link(a, b).set(...)`,
+   * `partition`, `pause`: see docs/SIMULATION.md.
+   */
+  readonly network?: MemoryNetwork.OptionsInput
   /** PeerManager options for every node, over the test defaults (fast retries, no limits). */
   readonly peerManager?: OptionsInput
   /** Router options for every node, over the test defaults (network "test", fifo queues). */
@@ -137,7 +143,7 @@ export interface TestNetwork<A = never> {
 
 /** Builds (and by default meshes) a network whose nodes live until the caller's scope closes. */
 export const make = Effect.fn("TestNetwork.make")(function* <A = never, E = never>(options: Options<A, E>): Effect.fn.Return<TestNetwork<A>, unknown, Scope.Scope> {
-  const network = yield* MemoryNetwork.make(options.bufferSize === undefined ? {} : { bufferSize: options.bufferSize })
+  const network = yield* MemoryNetwork.make({ ...options.network, ...(options.bufferSize === undefined ? {} : { bufferSize: options.bufferSize }) })
   const nodes: Array<TestNode<A>> = []
   const outer = yield* Effect.scope
   const seed = options.seed ?? 1

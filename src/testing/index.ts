@@ -7,6 +7,7 @@
  */
 export * as Assertions from "./Assertions.ts"
 export * as Keys from "./Keys.ts"
+export * as MemoryNetwork from "../layers/MemoryNetwork.ts"
 export * as RawPeer from "./RawPeer.ts"
 export * as Simulation from "./Simulation.ts"
 export * as TestNetwork from "./TestNetwork.ts"
