@@ -174,6 +174,7 @@ export const make = (input: OptionsInput = {}): Effect.Effect<Service, InvalidNe
           }
         })
         t = { pair, dialer: a, acceptor: b, created: clock.currentTimeMillisUnsafe(), generation: 0, keepalive: false }
+        recordNow(a, `connection to ${b} opened`)
         if (!pair.isClosed()) {
           tracked.add(t)
           if (faults() > 0) consider(t)
