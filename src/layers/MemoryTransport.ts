@@ -63,6 +63,11 @@ export const make: Effect.Effect<Transport["Service"], DuplicateNode, MemoryNetw
       Effect.gen(function* () {
         if (closed) return yield* dialError(local, "unknown_peer", `no node ${key.nodeId} on the memory network`)
         const pair = yield* network.open(from, local)
+        // Opening can wait across a cut; the node may have gone meanwhile.
+        if (closed) {
+          yield* pair.close
+          return yield* dialError(local, "refused", `${key.nodeId} stopped accepting`)
+        }
         const p: Pending = { pair, accepted: yield* Deferred.make<void, DialError>() }
         pending.add(p)
         yield* Queue.offer(acceptQueue, p)
