@@ -98,8 +98,13 @@ class Direction {
     this.handshake = handshake
   }
 
-  inFlight() {
-    return this.inflight.length - this.head
+  /** What the receiver took from the queue in one go and has not handed out yet. */
+  batch: ReadonlyArray<Received> = []
+  batchIndex = 0
+
+  /** Messages in flight or unread: the sender waits while this is `bufferSize`. */
+  occupancy() {
+    return Queue.sizeUnsafe(this.messages) + this.inflight.length - this.head + this.batch.length - this.batchIndex
   }
 
   /** Wakes a sender waiting for room. */
@@ -168,6 +173,8 @@ export const makePair = Effect.fn("MemoryConnection.makePair")(function* (
       const error = new ConnectionClosed({ remote: text, message: `connection to ${text} is closed` })
       d.inflight.length = 0
       d.head = 0
+      d.batch = []
+      d.batchIndex = 0
       Queue.failCauseUnsafe(d.messages, Cause.fail(error))
       Queue.failCauseUnsafe(d.handshake, Cause.fail(error))
       d.signalRoom()
@@ -214,8 +221,6 @@ export const makePair = Effect.fn("MemoryConnection.makePair")(function* (
     const remoteText = Endpoint.format(remote)
     const closedError = () => new ConnectionClosed({ remote: remoteText, message: `connection to ${remoteText} is closed` })
     const failIfClosed = Effect.suspend(() => (isClosed ? Effect.fail(closedError()) : Effect.void))
-    let pending: ReadonlyArray<Received> = []
-    let pendingIndex = 0
     const sent = new FlowMonitor(created)
     const received = new FlowMonitor(created)
     const delivered = (item: Received) => {
@@ -233,7 +238,7 @@ export const makePair = Effect.fn("MemoryConnection.makePair")(function* (
     const send = (channelId: number, data: Uint8Array): Effect.Effect<void, ConnectionClosed> =>
       Effect.suspend(() => {
         if (isClosed) return Effect.fail(closedError())
-        if (Queue.sizeUnsafe(outbound.messages) + outbound.inFlight() >= bufferSize) {
+        if (outbound.occupancy() >= bufferSize) {
           return Effect.andThen(outbound.waitRoom(), send(channelId, data))
         }
         sent.update(data.length, clock.currentTimeMillisUnsafe())
@@ -273,11 +278,16 @@ export const makePair = Effect.fn("MemoryConnection.makePair")(function* (
       send,
       receive: Effect.suspend(() => {
         if (isClosed) return Effect.fail(closedError())
-        // Take everything buffered at once and hand it out one by one: one wake-up per batch.
-        if (pending.length > pendingIndex) return Effect.succeed(delivered(pending[pendingIndex++]!))
+        // Take everything buffered at once and hand it out one by one: one wake-up per batch. A
+        // message counts against the sender's buffer until it is handed out.
+        if (inbound.batch.length > inbound.batchIndex) {
+          const item = inbound.batch[inbound.batchIndex++]!
+          inbound.signalRoom()
+          return Effect.succeed(delivered(item))
+        }
         return Effect.map(Queue.takeAll(inbound.messages), (batch) => {
-          pending = batch
-          pendingIndex = 1
+          inbound.batch = batch
+          inbound.batchIndex = 1
           inbound.signalRoom()
           return delivered(batch[0])
         })

@@ -258,6 +258,22 @@ describe("MemoryNetwork links", () => {
       assert.isUndefined(atB.fiber.pollUnsafe())
     }).pipe(Effect.scoped))
 
+  it.effect("backpressure counts what the receiver took in a batch but has not handed out yet", () =>
+    Effect.gen(function* () {
+      const { ab, ba } = yield* setup({ bufferSize: 2 })
+      yield* ab.send(1, Uint8Array.of(0))
+      yield* ab.send(1, Uint8Array.of(1))
+      // The receiver takes both from the queue at once and hands out the first: one is still unread.
+      assert.strictEqual((yield* ba.receive).data[0], 0)
+      yield* ab.send(1, Uint8Array.of(2))
+      const fourth = yield* Effect.forkChild(ab.send(1, Uint8Array.of(3)))
+      for (let i = 0; i < 5; i++) yield* Effect.yieldNow
+      assert.isUndefined(fourth.pollUnsafe(), "two unread (one in the receiver's batch, one queued): the fourth send waits")
+      assert.strictEqual((yield* ba.receive).data[0], 1)
+      yield* joinNow(fourth)
+      assert.deepStrictEqual([(yield* ba.receive).data[0], (yield* ba.receive).data[0]], [2, 3])
+    }).pipe(Effect.scoped))
+
   describe("keepalive", () => {
     const cuts: ReadonlyArray<readonly [string, (network: MemoryNetwork.Service) => Effect.Effect<void, unknown>]> = [
       ["a stalled link", (network) => network.link(a, b).set({ stalled: true })],
