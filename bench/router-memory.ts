@@ -1,12 +1,22 @@
 /**
  * router-memory: 1 KiB messages from one node's reactor to another's through two routers over the
  * memory transport, against the same count through a bare bounded Effect Queue (offer/take between
- * two fibers). Then broadcast from a hub to 1, 10 and 100 peers: deliveries per second should not
- * fall as peers grow (the message is encoded once and each delivery costs the same).
+ * two fibers).
+ *
+ * Then broadcast from a hub to 10, 100 and 1,000 peers (a star: the hub connected to every peer,
+ * the peers to nothing else), under the live clock. Each peer counts what it receives; a case ends
+ * when every peer has every message. `us_per_delivery` is wall time over deliveries (peers ×
+ * messages); the `baseline` is the 10-peer figure and `ratio` = us_per_delivery(n) /
+ * us_per_delivery(10): it should stay near 1 as peers grow (the message is encoded once and each
+ * delivery costs the same); above 1, a delivery costs more with more peers. A peer whose queue
+ * stays full longer than the Router's `broadcastTimeout` misses messages: then `dropped` (the
+ * deliveries that never came, counted once no delivery has arrived for a few seconds) is not 0,
+ * `min_received` says how many the worst peer got, and the rate counts delivered messages only.
+ * `setup_s` is building the nodes and connecting the star.
  */
 import { create } from "@bufbuild/protobuf"
 import { BytesValueSchema } from "@bufbuild/protobuf/wkt"
-import { Effect, Fiber, Queue, Stream } from "effect"
+import { Deferred, Effect, Exit, Fiber, Queue, Stream } from "effect"
 import * as ChannelDescriptor from "../src/domain/ChannelDescriptor.ts"
 import * as Envelope from "../src/domain/Envelope.ts"
 import * as TestNetwork from "../src/testing/TestNetwork.ts"
@@ -41,17 +51,56 @@ const unicast = Effect.scoped(Effect.gen(function* () {
   return N / seconds(start)
 }))
 
+/** No delivery for this long (several `broadcastTimeout`s): whatever has not arrived was dropped. */
+const STALL_MS = 5_000
+/** Hub-to-peer connections made at once while building the star. */
+const CONNECT_CONCURRENCY = 16
+
 const broadcast = (peers: number, messages: number) =>
   Effect.scoped(Effect.gen(function* () {
+    const setupStart = process.hrtime.bigint()
     const net = yield* TestNetwork.make({ nodes: peers + 1, channels: [descriptor], mesh: false, bufferSize: 64 })
     const hub = net.nodes[0]!
-    for (const leaf of net.nodes.slice(1)) yield* net.connect(hub, leaf)
+    yield* Effect.forEach(net.nodes.slice(1), (leaf) => net.connect(hub, leaf), { concurrency: CONNECT_CONCURRENCY, discard: true })
+    const hubPeers = (yield* hub.router.peers).length
+    if (hubPeers !== peers) return yield* Effect.die(new Error(`hub routes ${hubPeers} peers, not ${peers}`))
     const channels = yield* net.openChannel(descriptor)
+    const setup = seconds(setupStart)
+    const expected = peers * messages
+    const received = new Array<number>(peers).fill(0)
+    let total = 0
+    const all = yield* Deferred.make<void>()
+    yield* Effect.forEach(channels.slice(1), (ch, i) =>
+      Effect.forkChild(Stream.runForEachArray(ch.messages, (batch) =>
+        Effect.sync(() => {
+          received[i]! += batch.length
+          total += batch.length
+          if (total === expected) Deferred.doneUnsafe(all, Exit.void)
+        }))), { discard: true })
     const start = process.hrtime.bigint()
-    const consumers = yield* Effect.forEach(channels.slice(1), (ch) => Effect.forkChild(Stream.runDrain(Stream.take(ch.messages, messages))))
+    // Every broadcast is bounded: a peer whose queue stays full past broadcastTimeout is skipped.
     for (let i = 0; i < messages; i++) yield* channels[0]!.send(Envelope.broadcast(message))
-    yield* Effect.forEach(consumers, Fiber.join, { discard: true })
-    return (peers * messages) / seconds(start)
+    // Bounded wait: done when every delivery has arrived, or given up after STALL_MS without one.
+    let elapsed = 0
+    let seen = -1
+    let lastProgress = 0
+    while (true) {
+      const done = yield* Effect.timeoutOption(Deferred.await(all), 100)
+      const now = seconds(start)
+      if (done._tag === "Some") {
+        elapsed = now
+        break
+      }
+      if (total !== seen) {
+        seen = total
+        lastProgress = now
+      } else if ((now - lastProgress) * 1000 >= STALL_MS) {
+        elapsed = lastProgress
+        break
+      }
+    }
+    const dropped = received.reduce((sum, r) => sum + Math.max(0, messages - r), 0)
+    return { rate: elapsed > 0 ? total / elapsed : 0, dropped, minReceived: Math.min(...received), setup }
   }))
 
 const main = Effect.gen(function* () {
@@ -59,19 +108,24 @@ const main = Effect.gen(function* () {
   const base = yield* baseline
   const ours = yield* unicast
   console.log(JSON.stringify({ name: "router-memory", messages: N, size: 1024, msgs_per_s: Math.round(ours), baseline: Math.round(base), ratio: +(ours / base).toFixed(3) }))
-  const results: Array<number> = []
-  for (const peers of [1, 10, 100]) {
-    const messages = Math.max(200, Math.floor(N / peers / 2))
-    const rate = yield* broadcast(peers, messages)
-    results.push(rate)
+  let first: number | undefined
+  for (const peers of [10, 100, 1000]) {
+    // About the same number of deliveries (peers × messages) in every case.
+    const messages = Math.max(50, Math.floor(N / peers / 2))
+    const r = yield* broadcast(peers, messages)
+    const usPerDelivery = 1e6 / r.rate
+    first ??= usPerDelivery
     console.log(JSON.stringify({
       name: "router-memory-broadcast",
       peers,
       messages,
-      deliveries_per_s: Math.round(rate),
-      us_per_delivery: +(1e6 / rate).toFixed(2),
-      baseline: Math.round(results[0]!),
-      ratio: +(rate / results[0]!).toFixed(3)
+      deliveries_per_s: Math.round(r.rate),
+      us_per_delivery: +usPerDelivery.toFixed(2),
+      dropped: r.dropped,
+      min_received: r.minReceived,
+      setup_s: +r.setup.toFixed(2),
+      baseline: +first.toFixed(2),
+      ratio: +(usPerDelivery / first).toFixed(3)
     }))
   }
 })
