@@ -75,24 +75,25 @@ export const make = Effect.fn("PeerManager.make")(function* (
     }
   }
 
+  // The gauges follow the state after every commit, but only a value that changed is written: a
+  // metric update costs more than most transitions. They are written to the registry of the
+  // context the manager was built in (a memory node's own, in simulations).
+  const metricsContext = yield* Effect.context<never>()
+  const bansOfNodes = Metric.withAttributes(Metrics.bans, { kind: "node" })
+  const bansOfNetworks = Metric.withAttributes(Metrics.bans, { kind: "network" })
+  const gauges = { stored: -1, incoming: -1, outgoing: -1, banNodes: -1, banNetworks: -1 }
+  const setGauge = (key: keyof typeof gauges, metric: Metric.Metric<number, unknown>, value: number) => {
+    if (gauges[key] === value) return
+    gauges[key] = value
+    metric.updateUnsafe(value, metricsContext)
+  }
   // Peers on grace are about to go: they are not counted as connected here.
-  const recordMetrics = Effect.suspend(() => {
-    let incoming = 0
-    let outgoing = 0
-    for (const [id, d] of state.connected) {
-      if (state.grace.has(id)) continue
-      if (d === "incoming") incoming++
-      else outgoing++
-    }
-    return Effect.all([
-      Metric.update(Metrics.peersStored, state.peers.size),
-      Metric.update(Metrics.peersConnectedIncoming, incoming),
-      Metric.update(Metrics.peersConnectedOutgoing, outgoing),
-      recordBanMetrics
-    ], { discard: true })
-  })
-
-  const recordBanMetrics = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+  const recordMetrics = (now: number) => {
+    const counts = State.connectionCounts(state)
+    setGauge("stored", Metrics.peersStored, state.peers.size)
+    setGauge("incoming", Metrics.peersConnectedIncoming, counts.incomingNotOnGrace)
+    setGauge("outgoing", Metrics.peersConnectedOutgoing, counts.outgoingNotOnGrace)
+    if (state.bans.size === 0 && gauges.banNodes === 0 && gauges.banNetworks === 0) return
     let nodes = 0
     let networks = 0
     for (const b of state.bans.values()) {
@@ -100,11 +101,9 @@ export const make = Effect.fn("PeerManager.make")(function* (
       if (b.subject._tag === "Node") nodes++
       else networks++
     }
-    return Effect.all([
-      Metric.update(Metric.withAttributes(Metrics.bans, { kind: "node" }), nodes),
-      Metric.update(Metric.withAttributes(Metrics.bans, { kind: "network" }), networks)
-    ], { discard: true })
-  })
+    setGauge("banNodes", bansOfNodes, nodes)
+    setGauge("banNetworks", bansOfNetworks, networks)
+  }
 
   /** Counts and logs a ban the manager made on its own (repeated misbehaviour or failed handshakes). */
   const announceBan = (b: Ban.Ban | undefined) =>
@@ -123,33 +122,52 @@ export const make = Effect.fn("PeerManager.make")(function* (
     return { subject: parsed, since: now, until: Number.isFinite(ms) ? now + ms : Number.POSITIVE_INFINITY, reason } satisfies Ban.Ban
   })
 
+  /** The rows an outcome writes, in order: peers, removals, bans, ban removals. */
+  const write = (outcome: State.Outcome<unknown>): Effect.Effect<void, PeerStoreError> =>
+    Effect.gen(function* () {
+      for (const p of outcome.persist) yield* store.put(p)
+      for (const id of outcome.remove) yield* store.remove(id)
+      for (const b of outcome.persistBans) yield* store.putBan(b)
+      for (const key of outcome.removeBans) yield* store.removeBan(key)
+    })
+
+  /** After the state moved: publish, wake, update the gauges. */
+  const announce = (outcome: State.Outcome<unknown>, now: number) => {
+    publish(outcome.updates)
+    if (outcome.wakeDial) dialSignal.fireUnsafe()
+    if (outcome.wakeEvict) evictSignal.fireUnsafe()
+    recordMetrics(now)
+  }
+
   /**
    * Writes the outcome's rows, then commits it. When a write fails, the state stays as it was
    * (memory never moves ahead of disk) except for releases: dials that ended and upgrade
    * reservations given up, so no slot leaks. A connection whose record could not be written is
-   * therefore not admitted, matching the error the caller gets (it closes the connection).
+   * therefore not admitted, matching the error the caller gets (it closes the connection). An
+   * outcome that writes nothing (most dial and evict decisions) commits without suspending.
+   * Call it under the lock, from inside an effect.
    */
-  const commit = <A>(outcome: State.Outcome<A>): Effect.Effect<A, PeerStoreError> =>
-    Effect.gen(function* () {
-      const before = state
-      const written = yield* Effect.exit(Effect.gen(function* () {
-        for (const p of outcome.persist) yield* store.put(p)
-        for (const id of outcome.remove) yield* store.remove(id)
-        for (const b of outcome.persistBans) yield* store.putBan(b)
-        for (const key of outcome.removeBans) yield* store.removeBan(key)
-      }))
+  const commit = <A>(outcome: State.Outcome<A>, now: number): Effect.Effect<A, PeerStoreError> => {
+    if (outcome.persist.length === 0 && outcome.remove.length === 0 && outcome.persistBans.length === 0 && outcome.removeBans.length === 0) {
+      state = outcome.state
+      announce(outcome, now)
+      return Effect.succeed(outcome.value)
+    }
+    const before = state
+    return Effect.flatMap(Effect.exit(write(outcome)), (written) => {
       state = written._tag === "Success" ? outcome.state : releasesOnly(before, outcome.state)
-      publish(outcome.updates)
-      if (outcome.wakeDial) yield* dialSignal.fire
-      if (outcome.wakeEvict) yield* evictSignal.fire
-      yield* recordMetrics
-      if (written._tag === "Failure") return yield* Effect.failCause(written.cause)
-      return outcome.value
+      announce(outcome, now)
+      return written._tag === "Failure" ? Effect.failCause(written.cause) : Effect.succeed(outcome.value)
     })
+  }
+
+  /** The caller's `Clock` time, read without an effect of its own. */
+  const withNow = <A, E>(f: (now: number) => Effect.Effect<A, E>): Effect.Effect<A, E> =>
+    Effect.withFiber((fiber) => f(fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()))
 
   /** Runs a transition under the lock with the current time. */
   const transition = <A>(f: (s: State.State, now: number) => State.Outcome<A>): Effect.Effect<A, PeerStoreError> =>
-    lock.withPermit(Effect.flatMap(Clock.currentTimeMillis, (now) => commit(f(state, now))))
+    lock.withPermit(withNow((now) => commit(f(state, now), now)))
 
   /** Like `transition` for outcomes that write nothing. */
   const transitionPure = <A>(f: (s: State.State, now: number) => State.Outcome<A>): Effect.Effect<A> =>
@@ -163,35 +181,36 @@ export const make = Effect.fn("PeerManager.make")(function* (
 
   const tryDialNext = transitionPure((s, now) => Dialing.tryDialNext(s, now))
 
-  const dialNext: Effect.Effect<NodeAddress.NodeAddress> = Effect.gen(function* () {
-    while (true) {
-      if (closed) return yield* Effect.interrupt
-      const step = yield* lock.withPermit(Effect.gen(function* () {
-        const now = yield* Clock.currentTimeMillis
-        const address = yield* Effect.orDie(commit(Dialing.tryDialNext(state, now)))
-        return { address, signal: dialSignal.get(), wakeAt: address === undefined ? Dialing.nextWakeAt(state, now) : undefined, now }
-      }))
-      if (step.address !== undefined) return step.address
-      const wait = Deferred.await(step.signal)
-      yield* step.wakeAt === undefined ? wait : Effect.raceFirst(wait, Effect.sleep(Math.max(1, Math.ceil(step.wakeAt - step.now))))
-    }
-  })
+  /**
+   * A loop in the caller's fiber: under the lock, the `try` transition; when it yields nothing,
+   * the current signal and the next deadline, then a wait for whichever comes first (just the
+   * signal when there is no deadline).
+   */
+  const waitLoop = <A>(signal: Signal.Signal, attempt: (s: State.State, now: number) => State.Outcome<A | undefined>, deadline: (s: State.State, now: number) => number | undefined): Effect.Effect<A> => {
+    type Step = { readonly value: A | undefined; readonly signal: Deferred.Deferred<void>; readonly wakeAt: number | undefined; readonly now: number }
+    const step: Effect.Effect<Step> = lock.withPermit(withNow((now) =>
+      Effect.map(Effect.orDie(commit(attempt(state, now), now)), (value): Step => ({
+        value,
+        signal: signal.get(),
+        wakeAt: value === undefined ? deadline(state, now) : undefined,
+        now
+      }))))
+    const loop: Effect.Effect<A> = Effect.suspend(() => {
+      if (closed) return Effect.interrupt
+      return Effect.flatMap(step, (s) => {
+        if (s.value !== undefined) return Effect.succeed(s.value)
+        const wait = Deferred.await(s.signal)
+        return Effect.andThen(s.wakeAt === undefined ? wait : Effect.raceFirst(wait, Effect.sleep(Math.max(1, Math.ceil(s.wakeAt - s.now)))), loop)
+      })
+    })
+    return loop
+  }
+
+  const dialNext: Effect.Effect<NodeAddress.NodeAddress> = waitLoop(dialSignal, Dialing.tryDialNext, Dialing.nextWakeAt)
 
   const tryEvictNext = transitionPure((s, now) => Connections.tryEvictNext(s, now))
 
-  const evictNext: Effect.Effect<NodeId.NodeId> = Effect.gen(function* () {
-    while (true) {
-      if (closed) return yield* Effect.interrupt
-      const step = yield* lock.withPermit(Effect.gen(function* () {
-        const now = yield* Clock.currentTimeMillis
-        const id = yield* Effect.orDie(commit(Connections.tryEvictNext(state, now)))
-        return { id, signal: evictSignal.get(), wakeAt: id === undefined ? Connections.nextEvictAt(state) : undefined, now }
-      }))
-      if (step.id !== undefined) return step.id
-      const wait = Deferred.await(step.signal)
-      yield* step.wakeAt === undefined ? wait : Effect.raceFirst(wait, Effect.sleep(Math.max(1, Math.ceil(step.wakeAt - step.now))))
-    }
-  })
+  const evictNext: Effect.Effect<NodeId.NodeId> = waitLoop(evictSignal, Connections.tryEvictNext, (s) => Connections.nextEvictAt(s))
 
   const statusOf = (s: State.State, p: PeerRecord.PeerRecord): PeerStatus => ({
     nodeId: p.id,
@@ -220,22 +239,21 @@ export const make = Effect.fn("PeerManager.make")(function* (
   // Closing the manager ends every subscription's stream and stops every waiting dialNext and
   // evictNext (nothing keeps running after close).
   yield* Effect.addFinalizer(() =>
-    Effect.gen(function* () {
+    Effect.sync(() => {
       closed = true
       for (const q of subscribers) Queue.endUnsafe(q)
       subscribers.clear()
-      yield* dialSignal.fire
-      yield* evictSignal.fire
+      dialSignal.fireUnsafe()
+      evictSignal.fireUnsafe()
     })
   )
 
   return PeerManager.of({
     options,
     add: (address, options) =>
-      lock.withPermit(Effect.gen(function* () {
-        const outcome = Peers.add(state, address, yield* Clock.currentTimeMillis, options?.source)
-        if (Result.isFailure(outcome)) return yield* new InvalidPeerAddress(outcome.failure)
-        return yield* commit(outcome.success)
+      lock.withPermit(withNow((now): Effect.Effect<boolean, InvalidPeerAddress | PeerStoreError> => {
+        const outcome = Peers.add(state, address, now, options?.source)
+        return Result.isFailure(outcome) ? Effect.fail(new InvalidPeerAddress(outcome.failure)) : commit(outcome.success, now)
       })),
     addAll: (addresses, options) => transition((s, now) => Peers.addAll(s, addresses, now, options?.source)),
     dialNext,
@@ -283,6 +301,7 @@ export const make = Effect.fn("PeerManager.make")(function* (
     subscribe,
     status: (nodeId) => Effect.sync(() => (state.ready.has(nodeId) ? "up" : "down")),
     peers: Effect.sync(() => State.ranked(state).map((p) => statusOf(state, p))),
+    peerCount: Effect.sync(() => state.peers.size),
     scores: Effect.sync(() => new Map(State.ranked(state).map((p) => [p.id, PeerRecord.score(p)] as const))),
     addresses: (nodeId) => Effect.sync(() => state.peers.get(nodeId)?.addresses.map((a) => a.address) ?? []),
     isFull: Effect.sync(() => Connections.isFull(state)),

@@ -31,17 +31,18 @@ export const makeMemory = (rows?: Map<string, Uint8Array>, banRows?: Map<string,
       load: Effect.suspend(() => decodeRows("memory", Array.from(store, ([id, info]) => ({ id, info })))).pipe(
         Effect.withSpan("PeerStore.load")
       ),
-      put: Effect.fn("PeerStore.put")((peer: PeerRecord.PeerRecord) =>
+      // The writes carry no span of their own: the PeerManager writes through them on most
+      // transitions, and in a simulation of many nodes a span per row costs more than the row.
+      put: (peer: PeerRecord.PeerRecord) =>
         Effect.try({
           try: () => void store.set(peer.id, PeerRecord.encode(peer)),
           // Only a record that breaks its own type (say, a fractional score) fails to encode.
           catch: (e) => new PeerStoreError({ path: "memory", operation: "put", message: `cannot encode peer ${peer.id}: ${e instanceof Error ? e.message : String(e)}` })
-        })
-      ),
-      remove: Effect.fn("PeerStore.remove")((id: NodeId.NodeId) => Effect.sync(() => void store.delete(id))),
+        }),
+      remove: (id: NodeId.NodeId) => Effect.sync(() => void store.delete(id)),
       loadBans: Effect.suspend(() => decodeBans("memory", Array.from(bans, ([subject, info]) => ({ subject, info })))),
-      putBan: Effect.fn("PeerStore.putBan")((ban: Ban.Ban) => Effect.sync(() => void bans.set(Ban.key(ban.subject), Ban.encode(ban)))),
-      removeBan: Effect.fn("PeerStore.removeBan")((key: string) => Effect.sync(() => void bans.delete(key)))
+      putBan: (ban: Ban.Ban) => Effect.sync(() => void bans.set(Ban.key(ban.subject), Ban.encode(ban))),
+      removeBan: (key: string) => Effect.sync(() => void bans.delete(key))
     })
   })
 

@@ -308,7 +308,7 @@ export const make = Effect.fn("Pex.make")(function* (input: OptionsInput = {}) {
     )
     const added = kept.filter(Boolean).length
     counters.addressesAdded += added
-    const stored = (yield* peerManager.peers).length
+    const stored = yield* peerManager.peerCount
     interval = nextRequestInterval(
       { added, totalPeers: counters.addressesAdded, available: available(), storeRatio: storeRatio(stored, peerManager.options.maxPeers) },
       options

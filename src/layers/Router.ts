@@ -16,7 +16,8 @@
  *   PeerManager (`evictNext`) and closes their queue and connection, which ends their route. It
  *   writes `evictRequested` for peers admitted but not yet routed.
  * - metrics flush (`RouterMetrics.flushLoop`, `router/Metrics.ts`), one, forked here: pushes the
- *   batched counts to the metrics every second; the last flush is a finalizer of the state.
+ *   batched counts to the metrics a second after something was counted (an idle router does not
+ *   wake); the last flush is a finalizer of the state.
  * - connection fibers, one per connection, in `state.fibers` (a `FiberSet`, so they are
  *   interrupted when the router stops): `Router.inbound` (`router/Inbound.ts`; admission checks
  *   and a pending-handshake slot first, it alone touches the per-IP tracker and the slots) and

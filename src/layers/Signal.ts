@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Deferred, Effect } from "effect"
+import { Deferred, Effect, Exit } from "effect"
 
 /** A replaceable signal. */
 export interface Signal {
@@ -13,17 +13,21 @@ export interface Signal {
   readonly get: () => Deferred.Deferred<void>
   /** Wakes everyone waiting on the current signal. */
   readonly fire: Effect.Effect<void>
+  /** `fire`, run at once (for callers already inside an effect). */
+  readonly fireUnsafe: () => void
 }
 
 /** A new signal. */
 export const make: Effect.Effect<Signal> = Effect.gen(function* () {
   let current = yield* Deferred.make<void>()
+  const fireUnsafe = () => {
+    const fired = current
+    current = Deferred.makeUnsafe<void>()
+    Deferred.doneUnsafe(fired, Exit.void)
+  }
   return {
     get: () => current,
-    fire: Effect.suspend(() => {
-      const fired = current
-      current = Deferred.makeUnsafe<void>()
-      return Effect.asVoid(Deferred.succeed(fired, undefined))
-    })
+    fire: Effect.sync(fireUnsafe),
+    fireUnsafe
   }
 })

@@ -312,6 +312,8 @@ export class PeerManager extends Context.Service<
     readonly onGrace: (nodeId: NodeId.NodeId) => Effect.Effect<boolean>
     /** Every known peer, best first. */
     readonly peers: Effect.Effect<ReadonlyArray<PeerStatus>>
+    /** How many peers are known (the length of `peers`, without building it). */
+    readonly peerCount: Effect.Effect<number>
     /** Every known peer's score. */
     readonly scores: Effect.Effect<ReadonlyMap<NodeId.NodeId, PeerScore.PeerScore>>
     /** The addresses known for a peer. */

@@ -11,7 +11,7 @@ import * as PeerRecord from "../PeerRecord.ts"
 import * as Bans from "./Bans.ts"
 import type { Rejection } from "./Policy.ts"
 import * as Backoff from "./Backoff.ts"
-import { Draft, addressKey, countedConnections, countedDials, directionCount, isDirectionExempt, isUncounted, isUnconditional, ranked, retryKey, scoreOf, type Outcome, type State } from "./State.ts"
+import { Draft, addressKey, connectionCounts, countedConnections, countedDials, directionCount, isUncounted, isUnconditional, ranked, retryKey, scoreOf, type Outcome, type State } from "./State.ts"
 
 /** When `address` of `peer` may be dialed again (`Infinity`: never; `0` or less: now). */
 export const retryTime = (state: State, peer: PeerRecord.PeerRecord, info: PeerRecord.AddressInfo): number => {
@@ -32,13 +32,38 @@ const inCooldown = (state: State, peer: PeerRecord.PeerRecord, now: number) =>
  */
 const mayDial = (state: State): boolean => {
   const o = state.options
-  if (o.maxConnected > 0 && countedConnections(state) + countedDials(state) >= o.maxConnected + o.maxConnectedUpgrade) return false
-  if (o.maxOutgoingConnections > 0) {
-    let outgoing = countedDials(state)
-    for (const [id, d] of state.connected) if (d === "outgoing" && !isUnconditional(state, id)) outgoing++
-    if (outgoing >= o.maxOutgoingConnections) return false
-  }
+  if (o.maxConnected === 0 && o.maxOutgoingConnections === 0) return true
+  const counts = connectionCounts(state)
+  const dials = countedDials(state)
+  if (o.maxConnected > 0 && counts.counted + dials >= o.maxConnected + o.maxConnectedUpgrade) return false
+  if (o.maxOutgoingConnections > 0 && counts.outgoing + dials >= o.maxOutgoingConnections) return false
   return true
+}
+
+/**
+ * The peers the limits let us dial now, best first: every peer; only the direction-exempt ones
+ * (persistent and unconditional) once `maxOutgoingPeers` is reached; only unconditional ones once
+ * the connection limits are; none at all. Narrowing the walk to the exempt peers (a handful of
+ * configured ones) keeps a node that has all the peers it may dial from walking its whole address
+ * book at every wake-up.
+ */
+const dialPool = (state: State): ReadonlyArray<PeerRecord.PeerRecord> => {
+  const o = state.options
+  const general = mayDial(state)
+  if (!general && o.unconditionalPeers.size === 0) return []
+  if (general && (o.maxOutgoingPeers === undefined || directionCount(state, "outgoing") < o.maxOutgoingPeers)) return ranked(state)
+  const pool: Array<PeerRecord.PeerRecord> = []
+  for (const id of o.unconditionalPeers) {
+    const p = state.peers.get(id)
+    if (p !== undefined) pool.push(p)
+  }
+  if (general) {
+    for (const id of o.persistentPeers) {
+      const p = state.peers.get(id)
+      if (p !== undefined && !o.unconditionalPeers.has(id)) pool.push(p)
+    }
+  }
+  return pool.length < 2 ? pool : pool.map((p) => [PeerRecord.score(p), p] as const).sort((x, y) => y[0] - x[0] || (x[1].id < y[1].id ? -1 : 1)).map(([, p]) => p)
 }
 
 /**
@@ -66,13 +91,9 @@ export const findUpgradeCandidate = (state: State, id: NodeId.NodeId, score: num
  */
 export const tryDialNext = (state: State, now: number): Outcome<NodeAddress.NodeAddress | undefined> => {
   const o = state.options
-  const general = mayDial(state)
-  const ordinaryOutgoing = o.maxOutgoingPeers === undefined || directionCount(state, "outgoing") < o.maxOutgoingPeers
-  if (!general && o.unconditionalPeers.size === 0) return new Draft(state).done(undefined)
-  for (const peer of ranked(state)) {
+  for (const peer of dialPool(state)) {
     if (state.dialing.has(peer.id) || state.connected.has(peer.id) || peer.inactive || inCooldown(state, peer, now)) continue
     const unconditional = isUnconditional(state, peer.id)
-    if (!unconditional && (!general || (!ordinaryOutgoing && !isDirectionExempt(state, peer.id)))) continue
     if (Bans.nodeBan(state, peer.id, now) !== undefined) continue
     for (const info of peer.addresses) {
       if (retryTime(state, peer, info) > now) continue
@@ -92,10 +113,14 @@ export const tryDialNext = (state: State, now: number): Outcome<NodeAddress.Node
   return new Draft(state).done(undefined)
 }
 
-/** The earliest future time at which a frozen candidate becomes dialable (retry delay or cooldown). */
+/**
+ * The earliest future time at which a frozen candidate the limits let us dial becomes dialable
+ * (retry delay or cooldown). Candidates the limits hold back are not waited for: what frees a
+ * slot (a disconnect, a failed or refused dial) wakes the dialer anyway.
+ */
 export const nextWakeAt = (state: State, now: number): number | undefined => {
   let earliest = Number.POSITIVE_INFINITY
-  for (const peer of state.peers.values()) {
+  for (const peer of dialPool(state)) {
     if (state.dialing.has(peer.id) || state.connected.has(peer.id) || peer.inactive) continue
     const cooldownEnd = peer.lastDisconnected === undefined ? 0 : peer.lastDisconnected + state.options.disconnectCooldownPeriod
     for (const info of peer.addresses) {

@@ -154,26 +154,91 @@ export const isUncounted = (state: State, id: NodeId.NodeId): boolean => state.o
 export const isDirectionExempt = (state: State, id: NodeId.NodeId): boolean =>
   state.options.unconditionalPeers.has(id) || state.options.persistentPeers.has(id)
 
+/** What the limits and the gauges count among the connected peers (see {@link connectionCounts}). */
+export interface ConnectionCounts {
+  /** Connected peers that count against `maxConnected`: all but unconditional ones and those on grace. */
+  readonly counted: number
+  /** Outgoing connections of peers that are not unconditional (`maxOutgoingConnections`). */
+  readonly outgoing: number
+  /** Connected peers per direction that count against `maxIncomingPeers`/`maxOutgoingPeers`: not exempt, not uncounted. */
+  readonly incomingLimited: number
+  readonly outgoingLimited: number
+  /** Connected peers per direction, those on grace left out (the gauges). */
+  readonly incomingNotOnGrace: number
+  readonly outgoingNotOnGrace: number
+}
+
+interface CachedCounts extends ConnectionCounts {
+  readonly grace: ReadonlyMap<NodeId.NodeId, number>
+  readonly options: Policy
+}
+
+const countsCache = new WeakMap<ReadonlyMap<NodeId.NodeId, Direction>, CachedCounts>()
+
+/**
+ * The connection counts of a state, computed once per connected map (committed states never
+ * mutate theirs, and a draft makes a new one when it connects or disconnects), so the limits are
+ * O(1) for every decision between two connection events.
+ */
+export const connectionCounts = (state: State): ConnectionCounts => {
+  const cached = countsCache.get(state.connected)
+  if (cached !== undefined && cached.grace === state.grace && cached.options === state.options) return cached
+  let counted = 0
+  let outgoing = 0
+  let incomingLimited = 0
+  let outgoingLimited = 0
+  let incomingNotOnGrace = 0
+  let outgoingNotOnGrace = 0
+  const { unconditionalPeers, persistentPeers } = state.options
+  for (const [id, d] of state.connected) {
+    const unconditional = unconditionalPeers.has(id)
+    const onGrace = state.grace.has(id)
+    if (!unconditional && !onGrace) counted++
+    if (d === "outgoing" && !unconditional) outgoing++
+    const limited = !unconditional && !onGrace && !persistentPeers.has(id)
+    if (d === "incoming") {
+      if (limited) incomingLimited++
+      if (!onGrace) incomingNotOnGrace++
+    } else {
+      if (limited) outgoingLimited++
+      if (!onGrace) outgoingNotOnGrace++
+    }
+  }
+  const counts: CachedCounts = { counted, outgoing, incomingLimited, outgoingLimited, incomingNotOnGrace, outgoingNotOnGrace, grace: state.grace, options: state.options }
+  countsCache.set(state.connected, counts)
+  return counts
+}
+
 /** Connected peers that count against `maxConnected` (all but unconditional ones and those on grace). */
-export const countedConnections = (state: State): number => {
-  let n = state.connected.size - state.grace.size
-  for (const id of state.options.unconditionalPeers) if (state.connected.has(id) && !state.grace.has(id)) n--
+export const countedConnections = (state: State): number => connectionCounts(state).counted
+
+/** How many of `ids` are in `set`, walking the smaller of the two. */
+const overlap = (ids: ReadonlySet<NodeId.NodeId>, set: ReadonlySet<NodeId.NodeId>): number => {
+  let n = 0
+  if (ids.size <= set.size) {
+    for (const id of ids) if (set.has(id)) n++
+  } else {
+    for (const id of set) if (ids.has(id)) n++
+  }
   return n
 }
 
 /** Dials in flight that count against the limits (all but those to unconditional peers). */
-export const countedDials = (state: State): number => {
-  let n = state.dialing.size
-  for (const id of state.options.unconditionalPeers) if (state.dialing.has(id)) n--
+export const countedDials = (state: State): number => state.dialing.size - overlap(state.dialing, state.options.unconditionalPeers)
+
+/** Dials in flight to peers that are not direction-exempt (neither unconditional nor persistent). */
+const limitedDials = (state: State): number => {
+  const { unconditionalPeers, persistentPeers } = state.options
+  if (unconditionalPeers.size === 0 && persistentPeers.size === 0) return state.dialing.size
+  let n = state.dialing.size - overlap(state.dialing, unconditionalPeers)
+  for (const id of persistentPeers) if (state.dialing.has(id) && !unconditionalPeers.has(id)) n--
   return n
 }
 
 /** Peers in one direction that count against `maxIncomingPeers`/`maxOutgoingPeers` (outgoing includes dials). */
 export const directionCount = (state: State, direction: "incoming" | "outgoing"): number => {
-  let n = 0
-  for (const [id, d] of state.connected) if (d === direction && !isDirectionExempt(state, id) && !isUncounted(state, id)) n++
-  if (direction === "outgoing") for (const id of state.dialing) if (!isDirectionExempt(state, id)) n++
-  return n
+  const counts = connectionCounts(state)
+  return direction === "incoming" ? counts.incomingLimited : counts.outgoingLimited + limitedDials(state)
 }
 
 /** The score of a known peer, or 0. */

@@ -61,6 +61,8 @@ export const route = Effect.fn("Router.route")(function* (state: State, conn: Co
   return yield* Effect.gen(function* () {
     peers.set(id, entry)
     state.admittedPeers.delete(id)
+    // Its pending-bytes gauge appears at the next flush.
+    metrics.touch()
     yield* Metric.update(Metrics.peers, peers.size)
     yield* peerManager.ready(id, entry.channels)
     if (state.evictRequested.delete(id)) return
