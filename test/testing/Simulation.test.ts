@@ -121,6 +121,24 @@ describe("Simulation", () => {
       yield* sim.eventually(5 * 60_000 + JITTER + DIAL_TIMEOUT + 1_000, "n0 and n1 connected again", sim.connected(0, 1), "1 second")
     }).pipe(Effect.scoped), 60_000)
 
+  it.effect("an address that keeps refusing is retried with growing back-off while the other addresses are dialed", () =>
+    Effect.gen(function* () {
+      // n0 admits no inbound peer at all (CometBFT's max_num_inbound_peers = 0). n4 knows n0 first.
+      const sim = yield* Simulation.make({
+        nodes: 5,
+        network,
+        node: (i) => (i === 0 ? { maxInboundPeers: 0 } : i === 4 ? { bootstrapPeers: [0, 1, 2, 3] } : { bootstrapPeers: [1] })
+      })
+      yield* sim.eventually("10 seconds", "n4 connected to n1, n2 and n3", Effect.map(sim.snapshot(4), (s) => s.outbound === 3))
+      yield* sim.run("10 minutes")
+      const dials = (yield* sim.events(4)).filter((e) => e.includes("connection to n0 opened")).length
+      // Each refusal ends an outbound connection within minConnectionDuration (10 s), which counts as a
+      // failed dial: 250 ms × 2^(k-1) + jitter apart, so at most about log2(10 min / 250 ms) + 1 tries.
+      assert.isAtLeast(dials, 2, "n0 is retried")
+      assert.isAtMost(dials, 13, `n0 was dialed ${dials} times in 10 minutes`)
+      assert.strictEqual((yield* sim.snapshot(4)).outbound, 3)
+    }).pipe(Effect.scoped))
+
   it.effect("a stalled or lossy link to one peer does not hold back broadcasts to the others", () =>
     Effect.gen(function* () {
       const channel = stringChannel(0x30)
@@ -181,6 +199,28 @@ describe("Simulation", () => {
       const again = yield* scenario(7)
       assert.isAbove(first.length, 30)
       assert.deepStrictEqual(again, first)
+    }))
+
+  it.effect("closing the simulation's scope stops every node, delivery and keepalive timer", () =>
+    Effect.gen(function* () {
+      const channel = stringChannel(0x30)
+      const network$ = yield* Effect.scoped(Effect.gen(function* () {
+        const sim = yield* Simulation.make({ nodes: 3, network, node: () => ({ channels: [channel] }) })
+        const channels = yield* Effect.forEach(sim.nodes, (n) => Effect.flatMap(n.router, (r) => r.openChannel(channel)))
+        // n1 and n2 learn of each other at their second PEX request to n0 (11 s apart at least).
+        yield* sim.eventually("30 seconds", "a full mesh", mesh(sim, 2))
+        // A keepalive timer pending on a stalled link, and messages in flight on a slow one.
+        yield* sim.link(0, 1).set({ stalled: true })
+        yield* sim.link(0, 2).set({ latency: "5 seconds" })
+        for (let i = 0; i < 5; i++) yield* channels[0]!.send(Envelope.broadcast(str(`m${i}`)))
+        yield* sim.run("1 second")
+        assert.isAbove(yield* sim.network.connections, 0)
+        return sim.network
+      }))
+      const events = (yield* network$.events()).length
+      yield* TestClock.adjust("1 hour")
+      assert.strictEqual(yield* network$.connections, 0, "every connection closed with its node")
+      assert.strictEqual((yield* network$.events()).length, events, "nothing ran after the scope closed (no node dialed, nothing delivered)")
     }))
 
   it.effect("a wait that runs out reports every node", () =>

@@ -12,7 +12,8 @@ import * as Ban from "../Ban.ts"
 import * as Bans from "./Bans.ts"
 import { findUpgradeCandidate, recordFailure } from "./Dialing.ts"
 import { newPeer } from "./Peers.ts"
-import { Draft, countedConnections, directionCount, isDirectionExempt, isUncounted, isUnconditional, ranked, retryKey, type Outcome, type State } from "./State.ts"
+import * as Index from "./Index.ts"
+import { Draft, countedConnections, directionCount, indexOf, isDirectionExempt, isUncounted, isUnconditional, retryKey, type Outcome, type State } from "./State.ts"
 
 /**
  * Whether every connection slot is taken (unconditional peers take none). "Unlimited"
@@ -93,10 +94,12 @@ export const disconnected = (state: State, id: NodeId.NodeId, now: number, jitte
   const wasReady = state.ready.has(id)
   const known = draft.peer(id)
   const o = state.options
-  if (known !== undefined && o.minConnectionDuration > 0 && state.connected.get(id) === "outgoing" && known.lastConnected !== undefined && now - known.lastConnected < o.minConnectionDuration) {
+  if (known !== undefined && o.minConnectionDuration > 0 && state.connected.get(id) === "outgoing" && known.lastConnected !== undefined) {
     const used = known.addresses.find((a) => a.lastDialSuccess === known.lastConnected)
     // In memory only: a disconnect must always apply, so it writes nothing that could fail.
-    if (used !== undefined) recordFailure(draft, known, used.address, now, jitter, true)
+    if (used !== undefined && now - known.lastConnected < o.minConnectionDuration) recordFailure(draft, known, used.address, now, jitter, true)
+    // A connection that lasted proves the address: its past failures are forgiven now (not at the dial).
+    else if (used !== undefined && used.dialFailures > 0) draft.setPeer(PeerRecord.updateAddress(known, used.address, (a) => ({ ...a, dialFailures: 0 })), true)
   }
   draft.setGrace(id, undefined)
   draft.disconnect(id)
@@ -196,16 +199,16 @@ export const tryEvictNext = (state: State, now: number): Outcome<NodeId.NodeId |
   }
   const o = state.options
   if (o.maxConnected === 0 || countedConnections(state) - state.evicting.size <= o.maxConnected) return draft.done(undefined)
-  const list = ranked(state)
-  for (let i = list.length - 1; i >= 0; i--) {
-    const id = list[i]!.id
+  // Worst first over the connected peers only (the index skips the others).
+  let worst: NodeId.NodeId | undefined
+  Index.forEachReverse(indexOf(state).rank, (node) => {
+    const id = node.id
     // Unconditional peers and peers on grace take no slot, so evicting one would not make room.
-    if (state.connected.has(id) && !state.evicting.has(id) && !isUnconditional(state, id) && !state.grace.has(id)) {
-      draft.add("evicting", id)
-      return draft.done(id)
-    }
-  }
-  return draft.done(undefined)
+    if (state.connected.has(id) && !state.evicting.has(id) && !isUnconditional(state, id) && !state.grace.has(id)) worst = id
+    return worst !== undefined
+  }, true)
+  if (worst !== undefined) draft.add("evicting", worst)
+  return draft.done(worst)
 }
 
 /** When the earliest grace ends (the evictor's next deadline), if any peer is on grace. */

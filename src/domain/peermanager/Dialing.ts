@@ -11,17 +11,29 @@ import * as PeerRecord from "../PeerRecord.ts"
 import * as Bans from "./Bans.ts"
 import type { Rejection } from "./Policy.ts"
 import * as Backoff from "./Backoff.ts"
-import { Draft, addressKey, connectionCounts, countedConnections, countedDials, directionCount, isUncounted, isUnconditional, ranked, retryKey, scoreOf, type Outcome, type State } from "./State.ts"
+import * as Index from "./Index.ts"
+import {
+  Draft,
+  addressKey,
+  connectionCounts,
+  countedConnections,
+  countedDials,
+  directionCount,
+  findAddress,
+  indexOf,
+  isUncounted,
+  isUnconditional,
+  retryKey,
+  scoreOf,
+  unchanged,
+  updateAddress,
+  type Outcome,
+  type State
+} from "./State.ts"
 
 /** When `address` of `peer` may be dialed again (`Infinity`: never; `0` or less: now). */
-export const retryTime = (state: State, peer: PeerRecord.PeerRecord, info: PeerRecord.AddressInfo): number => {
-  if (info.dialFailures === 0 || info.lastDialFailure === undefined) return 0
-  const stored = state.retryAt.get(retryKey(peer.id, info.address))
-  if (stored !== undefined) return stored
-  // Loaded from disk: no jitter sample survives a restart, so use the delay without jitter.
-  const delay = Backoff.retryDelay(state.options, info.dialFailures, peer.persistent, 0)
-  return delay === undefined ? Number.POSITIVE_INFINITY : info.lastDialFailure + delay
-}
+export const retryTime = (state: State, peer: PeerRecord.PeerRecord, info: PeerRecord.AddressInfo): number =>
+  Index.retryTimeOf(state.retryAt, state.options, peer, info)
 
 const inCooldown = (state: State, peer: PeerRecord.PeerRecord, now: number) =>
   peer.lastDisconnected !== undefined && now - peer.lastDisconnected < state.options.disconnectCooldownPeriod
@@ -41,17 +53,17 @@ const mayDial = (state: State): boolean => {
 }
 
 /**
- * The peers the limits let us dial now, best first: every peer; only the direction-exempt ones
- * (persistent and unconditional) once `maxOutgoingPeers` is reached; only unconditional ones once
- * the connection limits are; none at all. Narrowing the walk to the exempt peers (a handful of
- * configured ones) keeps a node that has all the peers it may dial from walking its whole address
+ * The peers the limits let us dial now: `"all"`; only the direction-exempt ones (persistent and
+ * unconditional, best first) once `maxOutgoingPeers` is reached; only unconditional ones once the
+ * connection limits are; none at all. Narrowing the walk to the exempt peers (a handful of
+ * configured ones) keeps a node that has all the peers it may dial from looking at its address
  * book at every wake-up.
  */
-const dialPool = (state: State): ReadonlyArray<PeerRecord.PeerRecord> => {
+const dialPool = (state: State): "all" | ReadonlyArray<PeerRecord.PeerRecord> => {
   const o = state.options
   const general = mayDial(state)
   if (!general && o.unconditionalPeers.size === 0) return []
-  if (general && (o.maxOutgoingPeers === undefined || directionCount(state, "outgoing") < o.maxOutgoingPeers)) return ranked(state)
+  if (general && (o.maxOutgoingPeers === undefined || directionCount(state, "outgoing") < o.maxOutgoingPeers)) return "all"
   const pool: Array<PeerRecord.PeerRecord> = []
   for (const id of o.unconditionalPeers) {
     const p = state.peers.get(id)
@@ -68,19 +80,49 @@ const dialPool = (state: State): ReadonlyArray<PeerRecord.PeerRecord> => {
 
 /**
  * A connected peer scoring strictly below `score` that nobody has claimed yet, worst first; or the
- * peer already reserved for `id`.
+ * peer already reserved for `id`. `index`: of `state`, or of a state with the same connected peers
+ * and scores (a transition passes its base's).
  */
-export const findUpgradeCandidate = (state: State, id: NodeId.NodeId, score: number): NodeId.NodeId | undefined => {
+export const findUpgradeCandidate = (state: State, id: NodeId.NodeId, score: number, index: Index.Index = indexOf(state)): NodeId.NodeId | undefined => {
   for (const [from, to] of state.upgrading) if (to === id) return from
-  const list = ranked(state)
-  for (let i = list.length - 1; i >= 0; i--) {
-    const candidate = list[i]!
-    if (candidate.id === id) continue
-    if (PeerRecord.score(candidate) >= score) return undefined
-    if (!state.connected.has(candidate.id) || state.evict.has(candidate.id) || state.evicting.has(candidate.id) || state.upgrading.has(candidate.id)) continue
+  let found: NodeId.NodeId | undefined
+  // Worst first over the connected peers only: the ranking is by score, so the first one scoring
+  // `score` or more ends the search as a walk over every peer would.
+  Index.forEachReverse(index.rank, (node) => {
+    const candidate = node.id
+    if (candidate === id) return false
+    if (node.score >= score) return true
+    if (!state.connected.has(candidate) || state.evict.has(candidate) || state.evicting.has(candidate) || state.upgrading.has(candidate)) return false
     // Replacing a peer that takes no slot would free nothing.
-    if (isUncounted(state, candidate.id)) continue
-    return candidate.id
+    if (isUncounted(state, candidate)) return false
+    found = candidate
+    return true
+  }, true)
+  return found
+}
+
+/**
+ * `peer`'s first dialable address now, marking it dialing (and reserving an upgrade when full): an
+ * outcome, or `undefined` to try the next peer.
+ */
+const tryPeer = (state: State, peer: PeerRecord.PeerRecord, now: number): Outcome<NodeAddress.NodeAddress | undefined> | undefined => {
+  const o = state.options
+  if (state.dialing.has(peer.id) || state.connected.has(peer.id) || peer.inactive || inCooldown(state, peer, now)) return undefined
+  const unconditional = isUnconditional(state, peer.id)
+  if (Bans.nodeBan(state, peer.id, now) !== undefined) return undefined
+  for (const info of peer.addresses) {
+    if (retryTime(state, peer, info) > now) continue
+    if (Bans.ipBan(state, info.address.hostname, now) !== undefined) continue
+    const owner = state.owners.get(addressKey(info.address))
+    if (owner !== undefined && owner !== peer.id && (state.connected.has(owner) || state.dialing.has(owner))) continue
+    const draft = new Draft(state)
+    if (!unconditional && o.maxConnected > 0 && countedConnections(state) >= o.maxConnected) {
+      const candidate = findUpgradeCandidate(state, peer.id, PeerRecord.score(peer))
+      if (candidate === undefined) return draft.done(undefined) // no lower-ranked peer left to replace
+      draft.setUpgrade(candidate, peer.id)
+    }
+    draft.add("dialing", peer.id)
+    return draft.done(info.address)
   }
   return undefined
 }
@@ -88,29 +130,15 @@ export const findUpgradeCandidate = (state: State, id: NodeId.NodeId, score: num
 /**
  * The best dialable address now, marking its peer dialing (and reserving an upgrade when full).
  * Unconditional peers are dialed whatever the limits; persistent ones whatever `maxOutgoingPeers`.
+ * With every peer in the pool, the walk follows the index: best first, skipping whole subtrees of
+ * peers that are connected, dialing, inactive or not dialable before `now`.
  */
 export const tryDialNext = (state: State, now: number): Outcome<NodeAddress.NodeAddress | undefined> => {
-  const o = state.options
-  for (const peer of dialPool(state)) {
-    if (state.dialing.has(peer.id) || state.connected.has(peer.id) || peer.inactive || inCooldown(state, peer, now)) continue
-    const unconditional = isUnconditional(state, peer.id)
-    if (Bans.nodeBan(state, peer.id, now) !== undefined) continue
-    for (const info of peer.addresses) {
-      if (retryTime(state, peer, info) > now) continue
-      if (Bans.ipBan(state, info.address.hostname, now) !== undefined) continue
-      const owner = state.owners.get(addressKey(info.address))
-      if (owner !== undefined && owner !== peer.id && (state.connected.has(owner) || state.dialing.has(owner))) continue
-      const draft = new Draft(state)
-      if (!unconditional && o.maxConnected > 0 && countedConnections(state) >= o.maxConnected) {
-        const candidate = findUpgradeCandidate(state, peer.id, PeerRecord.score(peer))
-        if (candidate === undefined) return draft.done(undefined) // no lower-ranked peer left to replace
-        draft.setUpgrade(candidate, peer.id)
-      }
-      draft.add("dialing", peer.id)
-      return draft.done(info.address)
-    }
-  }
-  return new Draft(state).done(undefined)
+  const pool = dialPool(state)
+  let outcome: Outcome<NodeAddress.NodeAddress | undefined> | undefined
+  if (pool === "all") Index.forEachReady(indexOf(state).rank, now, (node) => (outcome = tryPeer(state, node.record, now)) !== undefined)
+  else for (const peer of pool) if ((outcome = tryPeer(state, peer, now)) !== undefined) break
+  return outcome ?? unchanged(state, undefined)
 }
 
 /**
@@ -119,8 +147,10 @@ export const tryDialNext = (state: State, now: number): Outcome<NodeAddress.Node
  * slot (a disconnect, a failed or refused dial) wakes the dialer anyway.
  */
 export const nextWakeAt = (state: State, now: number): number | undefined => {
+  const pool = dialPool(state)
+  if (pool === "all") return Index.nextTimeAfter(indexOf(state), now)
   let earliest = Number.POSITIVE_INFINITY
-  for (const peer of dialPool(state)) {
+  for (const peer of pool) {
     if (state.dialing.has(peer.id) || state.connected.has(peer.id) || peer.inactive) continue
     const cooldownEnd = peer.lastDisconnected === undefined ? 0 : peer.lastDisconnected + state.options.disconnectCooldownPeriod
     for (const info of peer.addresses) {
@@ -137,10 +167,10 @@ export const nextWakeAt = (state: State, now: number): number | undefined => {
  * only, written with the peer's next change (for transitions that must not fail on a write).
  */
 export const recordFailure = (draft: Draft, peer: PeerRecord.PeerRecord, address: NodeAddress.NodeAddress, now: number, jitter: number, ephemeral = false): void => {
-  const info = PeerRecord.findAddress(peer, address)
+  const info = findAddress(peer, address)
   if (info === undefined) return
   const failures = info.dialFailures + 1
-  draft.setPeer(PeerRecord.updateAddress(peer, address, (a) => ({ ...a, lastDialFailure: now, dialFailures: failures })), ephemeral)
+  draft.setPeer(updateAddress(peer, address, (a) => ({ ...a, lastDialFailure: now, dialFailures: failures })), ephemeral)
   const delay = Backoff.retryDelay(draft.base.options, failures, peer.persistent, jitter)
   draft.setRetry(retryKey(peer.id, address), delay === undefined ? Number.POSITIVE_INFINITY : now + delay)
 }
@@ -191,13 +221,18 @@ export const dialed = (state: State, address: NodeAddress.NodeAddress, now: numb
   const peer = draft.peer(id)
   if (peer === undefined) return reject(draft, id, "unknown_peer", `peer ${id} was removed while dialing`)
   let next: PeerRecord.PeerRecord = { ...peer, inactive: false, lastConnected: now }
-  if (PeerRecord.findAddress(next, address) !== undefined) {
-    next = PeerRecord.updateAddress(next, address, (a) => ({ ...a, dialFailures: 0, lastDialSuccess: now }))
+  if (findAddress(next, address) !== undefined) {
+    // With `minConnectionDuration`, past failures are forgiven only once the connection has lasted
+    // that long (`Connections.disconnected`): a peer that accepts and at once turns us away must
+    // not reset its back-off with every dial.
+    const forgive = draft.base.options.minConnectionDuration === 0
+    next = updateAddress(next, address, (a) => ({ ...a, dialFailures: forgive ? 0 : a.dialFailures, lastDialSuccess: now }))
     draft.setRetry(retryKey(id, address), undefined)
   }
   draft.setPeer(next)
   if (upgradeFrom !== undefined && o.maxConnected > 0 && counted >= o.maxConnected) {
-    const lower = findUpgradeCandidate(draft.state, upgradeFrom, scoreOf(state, upgradeFrom))
+    // The base's index: the connected peers and their scores are the draft's (only `id` changed).
+    const lower = findUpgradeCandidate(draft.state, upgradeFrom, scoreOf(state, upgradeFrom), indexOf(state))
     draft.add("evict", lower ?? upgradeFrom)
     draft.wakeEvict()
   }

@@ -11,6 +11,8 @@ import type * as NodeAddress from "../NodeAddress.ts"
 import type * as NodeId from "../NodeId.ts"
 import * as PeerRecord from "../PeerRecord.ts"
 import type * as PeerUpdate from "../PeerUpdate.ts"
+import * as Index from "./Index.ts"
+import { PersistentMap } from "./PersistentMap.ts"
 import type { Direction, Policy } from "./Policy.ts"
 
 /** The whole state of a PeerManager. */
@@ -65,83 +67,85 @@ export interface Strike {
 }
 
 /** A structural key for an address: distinct addresses never share one (unlike the URL text). */
-export const addressKey = (a: NodeAddress.NodeAddress): string => JSON.stringify([a.protocol, a.nodeId, a.hostname, a.port, a.path])
+export const addressKey: (a: NodeAddress.NodeAddress) => string = Index.addressKey
 
 /** Key of one peer's address in `retryAt`. */
-export const retryKey = (id: NodeId.NodeId, a: NodeAddress.NodeAddress): string => `${id}|${addressKey(a)}`
+export const retryKey: (id: NodeId.NodeId, a: NodeAddress.NodeAddress) => string = Index.retryKey
+
+/** Whether two addresses are equal (as `Equal.equals` compares them, field by field, without allocating). */
+export const sameAddress = (x: NodeAddress.NodeAddress, y: NodeAddress.NodeAddress): boolean =>
+  x === y || (x.nodeId === y.nodeId && x.protocol === y.protocol && x.hostname === y.hostname && x.port === y.port && x.path === y.path)
+
+/** The entry of a peer's address, if it lists it. */
+export const findAddress = (peer: PeerRecord.PeerRecord, address: NodeAddress.NodeAddress): PeerRecord.AddressInfo | undefined =>
+  peer.addresses.find((a) => sameAddress(a.address, address))
+
+/** A copy of a peer with the entry of `address` replaced by `f(entry)` (no change when it does not list it). */
+export const updateAddress = (peer: PeerRecord.PeerRecord, address: NodeAddress.NodeAddress, f: (a: PeerRecord.AddressInfo) => PeerRecord.AddressInfo): PeerRecord.PeerRecord => ({
+  ...peer,
+  addresses: peer.addresses.map((a) => (sameAddress(a.address, address) ? f(a) : a))
+})
 
 /** Whether two records of a peer list the same addresses (in the same order). */
 const sameAddresses = (a: PeerRecord.PeerRecord, b: PeerRecord.PeerRecord): boolean =>
-  a.addresses.length === b.addresses.length && a.addresses.every((x, i) => x.address === b.addresses[i]!.address || addressKey(x.address) === addressKey(b.addresses[i]!.address))
+  a.addresses.length === b.addresses.length && a.addresses.every((x, i) => sameAddress(x.address, b.addresses[i]!.address))
 
 /** A state with no peers. */
-export const empty = (self: NodeId.NodeId, options: Policy): State => ({
-  self,
-  options,
-  peers: new Map(),
-  owners: new Map(),
-  dialing: new Set(),
-  connected: new Map(),
-  ready: new Set(),
-  evict: new Set(),
-  evicting: new Set(),
-  upgrading: new Map(),
-  grace: new Map(),
-  retryAt: new Map(),
-  bans: new Map(),
-  strikes: new Map(),
-  connectedIps: new Map(),
-  gossipBySource: new Map(),
-  gossipByGroup: new Map()
-})
-
-/** Best first: higher score, then lower node ID (so the order is deterministic). */
-const before = (a: PeerRecord.PeerRecord, sa: number, b: PeerRecord.PeerRecord, sb: number): boolean => sa > sb || (sa === sb && a.id < b.id)
+export const empty = (self: NodeId.NodeId, options: Policy): State => {
+  const state: State = {
+    self,
+    options,
+    peers: PersistentMap.empty(),
+    owners: PersistentMap.empty(),
+    dialing: new Set(),
+    connected: new Map(),
+    ready: new Set(),
+    evict: new Set(),
+    evicting: new Set(),
+    upgrading: new Map(),
+    grace: new Map(),
+    retryAt: PersistentMap.empty(),
+    bans: new Map(),
+    strikes: new Map(),
+    connectedIps: new Map(),
+    gossipBySource: new Map(),
+    gossipByGroup: new Map()
+  }
+  indexes.set(state, Index.emptyIndex)
+  return state
+}
 
 /**
- * The ranking of a peer map, as node IDs best first. Committed states never mutate their map; a
- * {@link Draft} keeps its working map's ranking up to date as it writes (a binary-search insert
- * when a peer arrives or its score moves, nothing when a write leaves the score alone), so a
- * transition costs O(log n) comparisons instead of a sort, and the ranking is never stale.
+ * The index of each state (`domain/peermanager/Index.ts`). States never change, so neither does
+ * their index: a {@link Draft} derives its outcome's from its base's, and a state made any other
+ * way gets one built when first asked.
  */
-const rankIds = new WeakMap<ReadonlyMap<NodeId.NodeId, PeerRecord.PeerRecord>, Array<NodeId.NodeId>>()
-const rankRecords = new WeakMap<ReadonlyMap<NodeId.NodeId, PeerRecord.PeerRecord>, ReadonlyArray<PeerRecord.PeerRecord>>()
+const indexes = new WeakMap<State, Index.Index>()
 
-const sortedIds = (peers: ReadonlyMap<NodeId.NodeId, PeerRecord.PeerRecord>): Array<NodeId.NodeId> => {
-  const cached = rankIds.get(peers)
-  if (cached !== undefined) return cached
-  const ids = [...peers.values()]
-    .map((p) => [PeerRecord.score(p), p] as const)
-    .sort((a, b) => b[0] - a[0] || (a[1].id < b[1].id ? -1 : a[1].id > b[1].id ? 1 : 0))
-    .map(([, p]) => p.id)
-  rankIds.set(peers, ids)
-  return ids
-}
-
-/** Where `p` (scoring `score`) goes in `ids`, ranked by `peers`. */
-const insertionPoint = (ids: ReadonlyArray<NodeId.NodeId>, peers: ReadonlyMap<NodeId.NodeId, PeerRecord.PeerRecord>, p: PeerRecord.PeerRecord, score: number): number => {
-  let low = 0
-  let high = ids.length
-  while (low < high) {
-    const mid = (low + high) >>> 1
-    const other = peers.get(ids[mid]!)!
-    if (before(other, PeerRecord.score(other), p, score)) low = mid + 1
-    else high = mid
+/** The index of a state. */
+export const indexOf = (state: State): Index.Index => {
+  let index = indexes.get(state)
+  if (index === undefined) {
+    index = Index.build(state)
+    indexes.set(state, index)
   }
-  return low
+  return index
 }
 
-/** Node IDs best first (see {@link ranked}); the array is shared: do not change it. */
-export const rankedIds = (state: State): ReadonlyArray<NodeId.NodeId> => sortedIds(state.peers)
+const rankedRecords = new WeakMap<State, ReadonlyArray<PeerRecord.PeerRecord>>()
 
-/** Peers best first: by score, ties by node ID (docs/ARCHITECTURE.md#scores-and-ranking). */
+/** Peers best first: by score, ties by node ID (docs/ARCHITECTURE.md#scores-and-ranking). O(n): decisions walk {@link indexOf} instead. */
 export const ranked = (state: State): ReadonlyArray<PeerRecord.PeerRecord> => {
-  const cached = rankRecords.get(state.peers)
-  if (cached !== undefined) return cached
-  const list = sortedIds(state.peers).map((id) => state.peers.get(id)!)
-  rankRecords.set(state.peers, list)
+  let list = rankedRecords.get(state)
+  if (list === undefined) {
+    list = Index.records(indexOf(state))
+    rankedRecords.set(state, list)
+  }
   return list
 }
+
+/** Node IDs best first (see {@link ranked}). */
+export const rankedIds = (state: State): ReadonlyArray<NodeId.NodeId> => ranked(state).map((p) => p.id)
 
 /** Whether a peer is outside every connection limit (an unconditional peer). */
 export const isUnconditional = (state: State, id: NodeId.NodeId): boolean => state.options.unconditionalPeers.has(id)
@@ -267,16 +271,17 @@ export interface Outcome<A = void> {
 
 /**
  * A local, mutable working copy used inside one transition: collections are copied on first write,
- * so the input state is never touched.
+ * so the input state is never touched. The large ones (peers, address owners, retry times) are
+ * persistent maps, written in O(log n); the index follows the peers the transition touches.
  */
 export class Draft {
-  private peers: Map<NodeId.NodeId, PeerRecord.PeerRecord> | undefined
-  private owners: Map<string, NodeId.NodeId> | undefined
+  private peers: PersistentMap<NodeId.NodeId, PeerRecord.PeerRecord> | undefined
+  private owners: PersistentMap<string, NodeId.NodeId> | undefined
   private sets: Partial<Record<"dialing" | "ready" | "evict" | "evicting", Set<NodeId.NodeId>>> = {}
   private connectedMap: Map<NodeId.NodeId, Direction> | undefined
   private upgradingMap: Map<NodeId.NodeId, NodeId.NodeId> | undefined
   private graceMap: Map<NodeId.NodeId, number> | undefined
-  private retry: Map<string, number> | undefined
+  private retry: PersistentMap<string, number> | undefined
   private banMap: Map<string, Ban.Ban> | undefined
   private ipMap: Map<NodeId.NodeId, string> | undefined
   private bySource: Map<NodeId.NodeId, number> | undefined
@@ -287,6 +292,10 @@ export class Draft {
   private readonly persisted = new Map<NodeId.NodeId, PeerRecord.PeerRecord>()
   private readonly removed = new Set<NodeId.NodeId>()
   private readonly published: Array<PeerUpdate.PeerUpdate> = []
+  /** Peers whose index entry may be stale: their record, dial mark, connection or retry times changed. */
+  private readonly touched = new Set<NodeId.NodeId>()
+  /** The index as of the last {@link index} call (the base's until then). */
+  private workingIndex: Index.Index | undefined
   private dial = false
   private evictFlag = false
   readonly base: State
@@ -315,6 +324,14 @@ export class Draft {
       gossipBySource: this.bySource ?? this.base.gossipBySource,
       gossipByGroup: this.byGroup ?? this.base.gossipByGroup
     }
+  }
+
+  /** The index of the current state (for decisions taken in the middle of a transition). */
+  index(current?: State): Index.Index {
+    const index = this.workingIndex ?? indexOf(this.base)
+    this.workingIndex = this.touched.size === 0 ? index : Index.refresh(index, this.touched, current ?? this.state)
+    this.touched.clear()
+    return this.workingIndex
   }
 
   peer(id: NodeId.NodeId): PeerRecord.PeerRecord | undefined {
@@ -348,34 +365,29 @@ export class Draft {
     }
   }
 
-  /** The working peer map, with its ranking carried over (a copy this draft may change). */
-  private workingPeers(): Map<NodeId.NodeId, PeerRecord.PeerRecord> {
-    if (this.peers !== undefined) return this.peers
-    this.peers = new Map(this.base.peers)
-    const ids = rankIds.get(this.base.peers)
-    if (ids !== undefined) rankIds.set(this.peers, [...ids])
-    return this.peers
+  private workingPeers(): PersistentMap<NodeId.NodeId, PeerRecord.PeerRecord> {
+    return (this.peers ??= PersistentMap.from(this.base.peers))
+  }
+
+  private workingOwners(): PersistentMap<string, NodeId.NodeId> {
+    return (this.owners ??= PersistentMap.from(this.base.owners))
+  }
+
+  private workingRetry(): PersistentMap<string, number> {
+    return (this.retry ??= PersistentMap.from(this.base.retryAt))
   }
 
   /** Stores a record in memory and, unless `ephemeral`, queues it for the disk. */
   setPeer(p: PeerRecord.PeerRecord, ephemeral = false): void {
     const previous = this.peer(p.id)
     this.countGossip(previous, p)
-    const peers = this.workingPeers()
-    // The working map is mutated in place: keep its ranking in step, and drop the records view.
-    const ids = rankIds.get(peers)
-    const score = PeerRecord.score(p)
-    if (ids !== undefined && (previous === undefined || PeerRecord.score(previous) !== score)) {
-      if (previous !== undefined) ids.splice(ids.indexOf(p.id), 1)
-      peers.delete(p.id)
-      ids.splice(insertionPoint(ids, peers, p, score), 0, p.id)
-    }
-    peers.set(p.id, p)
-    rankRecords.delete(peers)
+    this.peers = this.workingPeers().with(p.id, p)
+    this.touched.add(p.id)
     // Owners change only with the addresses; most writes (dial results, scores) keep them.
     if (previous === undefined || !sameAddresses(previous, p)) {
-      this.owners ??= new Map(this.base.owners)
-      for (const a of p.addresses) this.owners.set(addressKey(a.address), p.id)
+      let owners = this.workingOwners()
+      for (const a of p.addresses) owners = owners.with(addressKey(a.address), p.id)
+      this.owners = owners
     }
     if (!ephemeral) {
       this.persisted.set(p.id, p)
@@ -389,15 +401,14 @@ export class Draft {
     const p = this.peer(id)
     if (p === undefined) return
     this.countGossip(p, undefined)
-    const peers = this.workingPeers()
-    const ids = rankIds.get(peers)
-    if (ids !== undefined) ids.splice(ids.indexOf(id), 1)
-    peers.delete(id)
-    rankRecords.delete(peers)
-    this.owners ??= new Map(this.base.owners)
-    for (const a of p.addresses) if (this.owners.get(addressKey(a.address)) === id) this.owners.delete(addressKey(a.address))
-    this.retry ??= new Map(this.base.retryAt)
-    for (const a of p.addresses) this.retry.delete(retryKey(id, a.address))
+    this.peers = this.workingPeers().without(id)
+    this.touched.add(id)
+    let owners = this.workingOwners()
+    for (const a of p.addresses) if (owners.get(addressKey(a.address)) === id) owners = owners.without(addressKey(a.address))
+    this.owners = owners
+    let retry = this.workingRetry()
+    for (const a of p.addresses) retry = retry.without(retryKey(id, a.address))
+    this.retry = retry
     this.persisted.delete(id)
     this.removed.add(id)
   }
@@ -408,15 +419,19 @@ export class Draft {
 
   add(name: "dialing" | "ready" | "evict" | "evicting", id: NodeId.NodeId): void {
     this.set(name).add(id)
+    if (name === "dialing") this.touched.add(id)
   }
 
   delete(name: "dialing" | "ready" | "evict" | "evicting", id: NodeId.NodeId): void {
-    if (this.state[name].has(id)) this.set(name).delete(id)
+    if (!(this.sets[name] ?? this.base[name]).has(id)) return
+    this.set(name).delete(id)
+    if (name === "dialing") this.touched.add(id)
   }
 
   connect(id: NodeId.NodeId, direction: Direction, ip?: string): void {
     this.connectedMap ??= new Map(this.base.connected)
     this.connectedMap.set(id, direction)
+    this.touched.add(id)
     if (ip !== undefined && ip !== "") {
       this.ipMap ??= new Map(this.base.connectedIps)
       this.ipMap.set(id, ip)
@@ -424,10 +439,11 @@ export class Draft {
   }
 
   disconnect(id: NodeId.NodeId): void {
-    if (!this.state.connected.has(id)) return
+    if (!(this.connectedMap ?? this.base.connected).has(id)) return
     this.connectedMap ??= new Map(this.base.connected)
     this.connectedMap.delete(id)
-    if (this.state.connectedIps.has(id)) {
+    this.touched.add(id)
+    if ((this.ipMap ?? this.base.connectedIps).has(id)) {
       this.ipMap ??= new Map(this.base.connectedIps)
       this.ipMap.delete(id)
     }
@@ -439,13 +455,13 @@ export class Draft {
   }
 
   deleteUpgrade(from: NodeId.NodeId): void {
-    if (!this.state.upgrading.has(from)) return
+    if (!(this.upgradingMap ?? this.base.upgrading).has(from)) return
     this.upgradingMap ??= new Map(this.base.upgrading)
     this.upgradingMap.delete(from)
   }
 
   setGrace(id: NodeId.NodeId, until: number | undefined): void {
-    if (until === undefined && !this.state.grace.has(id)) return
+    if (until === undefined && !(this.graceMap ?? this.base.grace).has(id)) return
     this.graceMap ??= new Map(this.base.grace)
     if (until === undefined) this.graceMap.delete(id)
     else this.graceMap.set(id, until)
@@ -462,7 +478,7 @@ export class Draft {
 
   /** Drops a ban and queues its removal from the disk (also when only the disk holds it). */
   deleteBan(key: string): void {
-    if (this.state.bans.has(key)) {
+    if ((this.banMap ?? this.base.bans).has(key)) {
       this.banMap ??= new Map(this.base.bans)
       this.banMap.delete(key)
     }
@@ -471,17 +487,18 @@ export class Draft {
   }
 
   setStrike(key: string, strike: Strike | undefined): void {
-    if (strike === undefined && !this.state.strikes.has(key)) return
+    if (strike === undefined && !(this.strikeMap ?? this.base.strikes).has(key)) return
     this.strikeMap ??= new Map(this.base.strikes)
     if (strike === undefined) this.strikeMap.delete(key)
     else this.strikeMap.set(key, strike)
   }
 
+  /** Sets or clears the retry time of an address (`key` from {@link retryKey}). */
   setRetry(key: string, at: number | undefined): void {
-    if (at === undefined && !this.state.retryAt.has(key)) return
-    this.retry ??= new Map(this.base.retryAt)
-    if (at === undefined) this.retry.delete(key)
-    else this.retry.set(key, at)
+    const retry = this.retry ?? this.base.retryAt
+    if (at === undefined ? !retry.has(key) : retry.get(key) === at) return
+    this.retry = at === undefined ? this.workingRetry().without(key) : this.workingRetry().with(key, at)
+    this.touched.add(key.slice(0, key.indexOf("|")) as NodeId.NodeId)
   }
 
   publish(update: PeerUpdate.PeerUpdate): void {
@@ -497,8 +514,10 @@ export class Draft {
   }
 
   done<A>(value: A): Outcome<A> {
+    const state = this.state
+    indexes.set(state, this.index(state))
     return {
-      state: this.state,
+      state,
       value,
       persist: [...this.persisted.values()],
       remove: [...this.removed],

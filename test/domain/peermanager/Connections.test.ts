@@ -12,7 +12,7 @@ import * as Connections from "../../../src/domain/peermanager/Connections.ts"
 import * as Dialing from "../../../src/domain/peermanager/Dialing.ts"
 import * as State from "../../../src/domain/peermanager/State.ts"
 import type { OptionsInput } from "../../../src/services/PeerManager.ts"
-import { a, acceptAll, admitAccepted, b, c, connectOut, d, dispense, e, letters, mem, self, stateWith, withAddresses } from "./fixtures.ts"
+import { a, acceptAll, admitAccepted, admitDialed, b, c, connectOut, d, dispense, e, letters, mem, self, stateWith, withAddresses } from "./fixtures.ts"
 
 const ban = (state: State.State, subject: string) =>
   Bans.ban(state, { subject: Result.getOrThrow(Ban.parseSubject(subject)), since: 0, until: 3_600_000, reason: "test" }, 0).state
@@ -181,6 +181,27 @@ describe("Connections.disconnected", () => {
     assert.strictEqual(Connections.disconnected(state, a, 10_000).state.peers.get(a)!.addresses[0]!.dialFailures, 0, "long enough")
     const inbound = admitAccepted(withAddresses(stateWith({ minConnectionDuration: 10_000 }), [mem(b)]), b)
     assert.strictEqual(Connections.disconnected(inbound, b, 1).state.peers.get(b)!.addresses[0]!.dialFailures, 0, "inbound")
+  })
+})
+
+describe("Connections.disconnected: a peer that accepts and turns us away", () => {
+  it("keeps backing off across dials that connect; a connection that lasts forgives the failures", () => {
+    let state = connectOut(stateWith({ minConnectionDuration: 10_000, minRetryTime: 1000, retryTimeJitter: 0 }), a, 0)
+    let now = 0
+    const delays: Array<number> = []
+    for (let i = 1; i <= 4; i++) {
+      // Turned away 1 ms after each connection: one more failure each time, so the back-off doubles.
+      state = Connections.disconnected(state, a, now + 1).state
+      assert.strictEqual(state.peers.get(a)!.addresses[0]!.dialFailures, i)
+      const retryAt = state.retryAt.get(State.retryKey(a, mem(a)))!
+      delays.push(retryAt - (now + 1))
+      now = retryAt
+      state = admitDialed(dispense(state, mem(a), now), mem(a), now)
+      assert.strictEqual(state.peers.get(a)!.addresses[0]!.dialFailures, i, "a dial that connects does not reset the count")
+    }
+    assert.deepStrictEqual(delays, [1000, 2000, 4000, 8000])
+    const lasted = Connections.disconnected(state, a, now + 10_000).state
+    assert.strictEqual(lasted.peers.get(a)!.addresses[0]!.dialFailures, 0, "a connection that lasted minConnectionDuration forgives")
   })
 })
 
