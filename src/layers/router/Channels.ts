@@ -70,6 +70,9 @@ export const openChannel = Effect.fn("Router.openChannel")(function* <Desc exten
   // and is skipped by later broadcasts (its copies dropped) until its queue is half empty again, so
   // a stalled peer costs the broadcaster one timeout, not one per message.
   const congested = new WeakSet<PeerEntry>()
+  // Peers marked congested and not yet cleared (an upper bound: a marked peer that left is not
+  // subtracted). While 0, broadcasts skip the WeakSet entirely.
+  let marked = 0
   const broadcast = (data: Uint8Array, messageType: string): Effect.Effect<void> => {
     let now: Array<PeerEntry> | undefined
     let wait: Array<PeerEntry> | undefined
@@ -79,10 +82,14 @@ export const openChannel = Effect.fn("Router.openChannel")(function* <Desc exten
         continue
       }
       const size = entry.queue.size()
-      if (size < entry.queue.capacity && (!congested.has(entry) || size <= entry.queue.capacity / 2)) {
-        congested.delete(entry)
+      const isCongested = marked > 0 && congested.has(entry)
+      if (size < entry.queue.capacity && (!isCongested || size <= entry.queue.capacity / 2)) {
+        if (isCongested) {
+          congested.delete(entry)
+          marked--
+        }
         ;(now ??= []).push(entry)
-      } else if (congested.has(entry)) {
+      } else if (isCongested) {
         count(queueFull, 1)
       } else {
         ;(wait ??= []).push(entry)
@@ -96,7 +103,10 @@ export const openChannel = Effect.fn("Router.openChannel")(function* <Desc exten
         Effect.flatMap(Effect.timeoutOption(enqueue(entry, data, messageType), state.options.broadcastTimeout), (done) =>
           Effect.sync(() => {
             if (done._tag === "Some") return
-            congested.add(entry)
+            if (!congested.has(entry)) {
+              congested.add(entry)
+              marked++
+            }
             count(queueFull, 1)
           })), { concurrency: "unbounded", discard: true })
     )
