@@ -74,6 +74,11 @@ export const openChannel = Effect.fn("Router.openChannel")(function* <Desc exten
   // subtracted). While 0, broadcasts skip the WeakSet entirely.
   let marked = 0
   const broadcast = (data: Uint8Array, messageType: string): Effect.Effect<void> => {
+    // One read-only item shared by every queue; queues with room take it here, synchronously, so a
+    // broadcast costs the sending fiber a constant number of effect steps whatever the peer count
+    // (an effect per peer made it yield mid-broadcast at ~1,000 peers, and every peer's send loop
+    // then woke once per message: 12x the per-delivery cost of 10 peers).
+    const item = { channelId: id, priority: descriptor.priority, data, messageType }
     let now: Array<PeerEntry> | undefined
     let wait: Array<PeerEntry> | undefined
     for (const entry of peers.values()) {
@@ -88,7 +93,8 @@ export const openChannel = Effect.fn("Router.openChannel")(function* <Desc exten
           congested.delete(entry)
           marked--
         }
-        ;(now ??= []).push(entry)
+        // A queue that refuses (closed meanwhile) goes the effectful way, which counts the drop.
+        if (!entry.queue.offerUnsafe(item)) (now ??= []).push(entry)
       } else if (isCongested) {
         count(queueFull, 1)
       } else {

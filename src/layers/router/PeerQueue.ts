@@ -21,6 +21,8 @@ export interface Outgoing {
 export interface PeerQueue {
   /** Waits for room; `false` if the queue is closed, or closes while it waits. */
   readonly offer: (item: Outgoing) => Effect.Effect<boolean>
+  /** Queues `item` at once if there is room; `false` (nothing queued) if full or closed. */
+  readonly offerUnsafe: (item: Outgoing) => boolean
   /** Waits for an item; fails with `Closed` once the queue is closed. */
   readonly take: Effect.Effect<Outgoing, Closed>
   readonly size: () => number
@@ -60,6 +62,11 @@ const fifo = (capacity: number): Effect.Effect<PeerQueue> =>
           if (ok) bytes += item.data.length
           return ok
         })
+      },
+      offerUnsafe: (item) => {
+        if (!Queue.offerUnsafe(q, item)) return false
+        bytes += item.data.length
+        return true
       },
       take: Effect.suspend(() => {
         if (index < batch.length) return Effect.succeed(taken(batch[index++]!))
@@ -107,21 +114,25 @@ const priority = (capacity: number): Effect.Effect<PeerQueue> =>
       changed = undefined
       Deferred.doneUnsafe(fired, Effect.void)
     }
+    const offerUnsafe = (item: Outgoing): boolean => {
+      if (closed || count >= capacity) return false
+      let bucket = buckets.get(item.priority)
+      if (bucket === undefined) {
+        bucket = []
+        buckets.set(item.priority, bucket)
+        levels = [...buckets.keys()].sort((a, b) => b - a)
+      }
+      bucket.push(item)
+      count++
+      bytes += item.data.length
+      fire()
+      return true
+    }
     const offer = (item: Outgoing): Effect.Effect<boolean> =>
       Effect.suspend(() => {
         if (closed) return succeedFalse
-        if (count >= capacity) return Effect.andThen(Deferred.await(signal()), offer(item))
-        let bucket = buckets.get(item.priority)
-        if (bucket === undefined) {
-          bucket = []
-          buckets.set(item.priority, bucket)
-          levels = [...buckets.keys()].sort((a, b) => b - a)
-        }
-        bucket.push(item)
-        count++
-        bytes += item.data.length
-        fire()
-        return succeedTrue
+        if (offerUnsafe(item)) return succeedTrue
+        return Effect.andThen(Deferred.await(signal()), offer(item))
       })
     const take: Effect.Effect<Outgoing, Closed> = Effect.suspend(() => {
       if (count === 0) return closed ? Effect.fail(new Closed()) : Effect.andThen(Deferred.await(signal()), take)
@@ -139,6 +150,7 @@ const priority = (capacity: number): Effect.Effect<PeerQueue> =>
     })
     return {
       offer,
+      offerUnsafe,
       take,
       size: () => count,
       capacity,
