@@ -10,13 +10,21 @@
  * `effect-p2p` command uses), and {@link routes} adds the same endpoints to an application's
  * Effect `HttpRouter`. Both answer through {@link respond}.
  *
+ * The node's own server listens on TCP (`host:port`) or on a unix socket (`unix:///abs/path.sock`,
+ * as CometBFT accepts): a socket file left by a killed process is removed first (only a socket
+ * nobody answers on), a path that exists and is not a socket, or whose directory does not exist, is
+ * refused with an {@link HttpListenError} saying so, and the socket file is removed on close.
+ *
  * What a P2P node cannot fill: `status` has no `sync_info` and no `validator_info` (there are no
  * blocks and no validator key), and in `connection_status` the flowrate fields that describe a
  * bounded transfer (`BytesRem`, `TimeRem`, `Progress`) are 0.
  *
  * @since 0.1.0
  */
+import * as Fs from "node:fs"
 import * as Http from "node:http"
+import * as Net from "node:net"
+import * as Path from "node:path"
 import { ByteSize, Context, Duration, Effect, Layer, Option, Schema, type Scope } from "effect"
 import * as HttpIncomingMessage from "effect/http/HttpIncomingMessage"
 import * as HttpRouter from "effect/http/HttpRouter"
@@ -56,7 +64,10 @@ export interface Options {
 
 /** Options of the node's own server ({@link layer}). */
 export interface ServerOptions extends Options {
-  /** `host:port` to listen on; port 0 picks a free one; an empty host listens on every interface. */
+  /**
+   * `host:port` to listen on (port 0 picks a free one; an empty host listens on every interface),
+   * or `unix:///abs/path.sock` for a unix socket (at most {@link UNIX_PATH_MAX} bytes of path).
+   */
   readonly address: string
   /** Connections served at once; more are refused. 0: no limit. Default 64. */
   readonly maxOpenConnections?: number
@@ -90,11 +101,14 @@ export class InvalidHttpOptions extends Schema.TaggedError<InvalidHttpOptions>()
 
 /** The running server: where it listens. */
 export class NodeHttp extends Context.Service<NodeHttp, {
+  /** The host listened on; "" on a unix socket. */
   readonly host: string
-  /** The bound port (the chosen one when the address said 0). */
+  /** The bound port (the chosen one when the address said 0); 0 on a unix socket. */
   readonly port: number
-  /** `http://host:port`. */
+  /** `http://host:port`, or `unix:///abs/path.sock` on a unix socket. */
   readonly url: string
+  /** The socket's path when listening on a unix socket (`http.request({ socketPath })`). */
+  readonly socketPath?: string
 }>()("effect-p2p/NodeHttp") {}
 
 // ---------------------------------------------------------------------------------------------
@@ -314,6 +328,102 @@ export const splitHostPort = (address: string): { readonly host: string; readonl
   return { host: m[1] ?? m[2] ?? "", port: Number(m[3]) }
 }
 
+/** The `unix://` prefix of a unix-socket address. */
+export const UNIX_SCHEME = "unix://"
+
+/** The longest unix socket path, in bytes (Linux's `sun_path` holds 108 with the final NUL). */
+export const UNIX_PATH_MAX = 107
+
+/** Whether an address names a unix socket (`unix://...`). */
+export const isUnixAddress = (address: string): boolean => address.startsWith(UNIX_SCHEME)
+
+/**
+ * The path of a `unix:///abs/path.sock` address, or why it is not one: the path must be absolute,
+ * printable ASCII, and at most {@link UNIX_PATH_MAX} bytes.
+ */
+export const parseUnixAddress = (address: string): { readonly path: string } | { readonly problem: string } => {
+  const path = address.startsWith(UNIX_SCHEME) ? address.slice(UNIX_SCHEME.length) : ""
+  if (!path.startsWith("/")) return { problem: `${JSON.stringify(address)} must name an absolute path, like "unix:///var/run/effect-p2p/rpc.sock"` }
+  if (!/^[\x20-\x7e]+$/.test(path)) return { problem: `${JSON.stringify(address)}: the socket path must be printable ASCII` }
+  if (path.endsWith("/")) return { problem: `${JSON.stringify(address)} names a directory, not a socket file` }
+  if (Buffer.byteLength(path) > UNIX_PATH_MAX) return { problem: `${JSON.stringify(address)}: the socket path is ${Buffer.byteLength(path)} bytes; unix socket paths hold at most ${UNIX_PATH_MAX}` }
+  return { path }
+}
+
+const unixError = (address: string, reason: HttpListenError["reason"], what: string) => new HttpListenError({ address, reason, message: `cannot listen on ${address}: ${what}` })
+
+/** Whether something accepts connections on the socket at `path` (a live server, not a stale file). */
+const answers = (path: string): Effect.Effect<boolean> =>
+  Effect.callback<boolean>((resume) => {
+    const socket = Net.connect({ path })
+    const done = (alive: boolean) => {
+      socket.removeAllListeners()
+      socket.on("error", () => {})
+      socket.destroy()
+      resume(Effect.succeed(alive))
+    }
+    socket.once("connect", () => done(true))
+    // ECONNREFUSED: a socket file nobody listens on (its process was killed). Any other error also
+    // means nobody answers.
+    socket.once("error", () => done(false))
+    return Effect.sync(() => socket.destroy())
+  })
+
+/**
+ * Gets a unix socket path ready to listen on: its directory must exist, and the path must be
+ * absent or a socket nobody answers on (left by a killed process), which is removed. A live
+ * server on it is `in_use`; a path that is not a socket, or a missing directory, is refused.
+ */
+export const prepareUnixSocket = (address: string): Effect.Effect<string, HttpListenError | InvalidHttpOptions> =>
+  Effect.gen(function* () {
+    const parsed = parseUnixAddress(address)
+    if ("problem" in parsed) return yield* new InvalidHttpOptions({ option: "address", message: `NodeHttp address ${parsed.problem}` })
+    const path = parsed.path
+    const directory = Path.dirname(path)
+    const stat = (what: string, read: () => Fs.Stats | undefined) =>
+      Effect.try({ try: read, catch: (e) => unixError(address, "io", `cannot read ${what}: ${(e as Error).message}`) })
+    const dir = yield* stat(directory, () => Fs.statSync(directory, { throwIfNoEntry: false }))
+    if (dir === undefined) return yield* unixError(address, "io", `the directory ${directory} does not exist`)
+    if (!dir.isDirectory()) return yield* unixError(address, "io", `${directory} is not a directory`)
+    const existing = yield* stat(path, () => Fs.lstatSync(path, { throwIfNoEntry: false }))
+    if (existing === undefined) return path
+    if (!existing.isSocket()) return yield* unixError(address, "io", `${path} exists and is not a socket`)
+    if (yield* answers(path)) return yield* new HttpListenError({ address, reason: "in_use", message: `${address} is in use by another process` })
+    const removed = yield* Effect.sync((): NodeJS.ErrnoException | undefined => {
+      try {
+        Fs.unlinkSync(path)
+        return undefined
+      } catch (e) {
+        return (e as NodeJS.ErrnoException).code === "ENOENT" ? undefined : (e as NodeJS.ErrnoException)
+      }
+    })
+    if (removed !== undefined) {
+      return yield* unixError(address, removed.code === "EACCES" || removed.code === "EPERM" ? "permission" : "io", `cannot remove the stale socket ${path}: ${removed.message}`)
+    }
+    return path
+  })
+
+const inodeOf = (path: string): number | undefined => {
+  try {
+    return Fs.lstatSync(path, { throwIfNoEntry: false })?.ino
+  } catch {
+    return undefined
+  }
+}
+
+/** A listen failure on a unix socket, in words that fit a path rather than a port. */
+const describeUnixFailure = (address: string, e: NodeJS.ErrnoException): HttpListenError => {
+  switch (e.code) {
+    case "EADDRINUSE":
+      return new HttpListenError({ address, reason: "in_use", message: `${address} is in use by another process` })
+    case "EACCES":
+    case "EPERM":
+      return unixError(address, "permission", "permission denied (the directory must be writable)")
+    default:
+      return unixError(address, "io", e.message)
+  }
+}
+
 /** Connections served at once (`max_open_connections`); 0 = no limit. */
 export const OpenConnections = Opt.Count(1_000_000)
 
@@ -336,9 +446,11 @@ const limitsOf = (options: ServerOptions) =>
  * bounded connections, request time and body size. Yields where it listens.
  */
 export const serve = Effect.fn("NodeHttp.serve")(function* (options: ServerOptions): Effect.fn.Return<NodeHttp["Service"], HttpListenError | InvalidHttpOptions, Services | Scope.Scope> {
-  const where = splitHostPort(options.address)
-  if (where === undefined) return yield* new InvalidHttpOptions({ option: "address", message: `NodeHttp address ${JSON.stringify(options.address)} is not "host:port"` })
+  const unix = isUnixAddress(options.address)
+  const where = unix ? { host: "", port: 0 } : splitHostPort(options.address)
+  if (where === undefined) return yield* new InvalidHttpOptions({ option: "address", message: `NodeHttp address ${JSON.stringify(options.address)} is not "host:port" or "unix:///abs/path"` })
   const limits = yield* limitsOf(options)
+  const socketPath = unix ? yield* prepareUnixSocket(options.address) : undefined
   const maxBody = limits.maxBodyBytes
   const maxConnections = limits.maxOpenConnections === 0 ? Number.POSITIVE_INFINITY : limits.maxOpenConnections
   const requestTimeout = limits.requestTimeout
@@ -375,23 +487,43 @@ export const serve = Effect.fn("NodeHttp.serve")(function* (options: ServerOptio
     })
   })
   server.maxConnections = maxConnections
+  let created: number | undefined
   const port = yield* Effect.acquireRelease(
     Effect.callback<number, HttpListenError>((resume) => {
       const onError = (e: NodeJS.ErrnoException) =>
-        resume(Effect.fail(new HttpListenError({ address: options.address, ...ListenFailure.describe(`http://${options.address}`, e) })))
+        resume(Effect.fail(socketPath !== undefined
+          ? describeUnixFailure(options.address, e)
+          : new HttpListenError({ address: options.address, ...ListenFailure.describe(`http://${options.address}`, e) })))
       server.once("error", onError)
-      server.listen({ host: where.host === "" ? undefined : where.host, port: where.port }, () => {
+      const onListening = () => {
         server.off("error", onError)
+        if (socketPath !== undefined) created = inodeOf(socketPath)
         const a = server.address()
         resume(Effect.succeed(typeof a === "object" && a !== null ? a.port : where.port))
-      })
+      }
+      if (socketPath !== undefined) server.listen({ path: socketPath }, onListening)
+      else server.listen({ host: where.host === "" ? undefined : where.host, port: where.port }, onListening)
     }),
     () =>
       Effect.callback<void>((resume) => {
+        // The socket file is ours to remove only while it is still the one we created.
         server.closeAllConnections()
-        server.close(() => resume(Effect.void))
+        server.close(() => {
+          // Node removes the socket file itself on close; this is for when it did not, and only
+          // while the file is still the one we created.
+          if (socketPath !== undefined && created !== undefined) {
+            try {
+              const now = Fs.lstatSync(socketPath, { throwIfNoEntry: false })
+              if (now !== undefined && now.isSocket() && now.ino === created) Fs.unlinkSync(socketPath)
+            } catch {
+              // already gone, or not ours to remove
+            }
+          }
+          resume(Effect.void)
+        })
       })
   )
+  if (socketPath !== undefined) return { host: "", port: 0, url: options.address, socketPath }
   const host = where.host === "" ? "0.0.0.0" : where.host
   return { host, port, url: `http://${host.includes(":") ? `[${host}]` : host}:${port}` }
 })

@@ -1,7 +1,12 @@
 // The node's HTTP endpoints: CometBFT's JSON-RPC shapes, what is served when, limits, and the same
 // endpoints mounted on an application's Effect HttpRouter.
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Layer } from "effect"
+import { spawnSync } from "node:child_process"
+import { existsSync, lstatSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import * as Http from "node:http"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Context, Effect, Exit, Layer, Scope } from "effect"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServer from "effect/http/HttpServer"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
@@ -119,6 +124,77 @@ describe("NodeHttp.layer (the node's own server)", () => {
       const e = yield* Effect.flip(NodeHttp.serve({ address: `127.0.0.1:${first.port}` }).pipe(Effect.provideContext(context)))
       assert.strictEqual(e._tag, "HttpListenError")
       assert.include(e.message, "is in use by another process")
+    }).pipe(Effect.scoped))
+})
+
+/** A temporary directory, removed with the scope. */
+const temporaryDir = Effect.acquireRelease(
+  Effect.sync(() => mkdtempSync(join(tmpdir(), "nodehttp-unix-"))),
+  (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
+)
+
+/** A GET through a unix socket. */
+const getUnix = (socketPath: string, path: string) =>
+  Effect.callback<{ status: number; text: string }, Error>((resume) => {
+    const req = Http.request({ socketPath, path, method: "GET" }, (res) => {
+      let text = ""
+      res.setEncoding("utf8")
+      res.on("data", (chunk: string) => (text += chunk))
+      res.on("end", () => resume(Effect.succeed({ status: res.statusCode ?? 0, text })))
+    })
+    req.on("error", (e) => resume(Effect.fail(e)))
+    req.end()
+  })
+
+describe("NodeHttp on a unix socket", () => {
+  it.live("serves the same endpoints on unix:///path, and removes the socket file on close", () =>
+    Effect.gen(function* () {
+      const { net, context } = yield* twoNodes
+      const dir = yield* temporaryDir
+      const path = join(dir, "rpc.sock")
+      const scope = yield* Scope.make()
+      const server = yield* NodeHttp.serve({ address: `unix://${path}` }).pipe(Effect.provideContext(context), Scope.provide(scope))
+      assert.deepStrictEqual([server.url, server.socketPath, server.port], [`unix://${path}`, path, 0])
+      assert.isTrue(lstatSync(path).isSocket())
+      const info = yield* getUnix(path, "/net_info")
+      assert.strictEqual(info.status, 200)
+      assert.strictEqual(JSON.parse(info.text).result.peers[0].node_info.id, net.nodes[1]!.nodeId)
+      assert.match((yield* getUnix(path, "/metrics")).text, /^cometbft_p2p_peers 1$/m)
+      yield* Scope.close(scope, Exit.void)
+      assert.isFalse(existsSync(path))
+    }).pipe(Effect.scoped))
+
+  it.live("a socket file left by a killed process is replaced; a live one is in use", () =>
+    Effect.gen(function* () {
+      const { context } = yield* twoNodes
+      const dir = yield* temporaryDir
+      const path = join(dir, "rpc.sock")
+      // A socket file nobody listens on, as a SIGKILLed node leaves behind.
+      const killed = spawnSync(process.execPath, ["-e", `require("node:net").createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, "SIGKILL"))`])
+      assert.strictEqual(killed.signal, "SIGKILL")
+      assert.isTrue(lstatSync(path).isSocket())
+      const server = yield* NodeHttp.serve({ address: `unix://${path}` }).pipe(Effect.provideContext(context))
+      assert.strictEqual((yield* getUnix(server.socketPath!, "/health")).status, 200)
+      const busy = yield* Effect.flip(NodeHttp.serve({ address: `unix://${path}` }).pipe(Effect.provideContext(context)))
+      assert.deepStrictEqual([busy._tag, (busy as NodeHttp.HttpListenError).reason, busy.message], ["HttpListenError", "in_use", `unix://${path} is in use by another process`])
+      assert.strictEqual((yield* getUnix(path, "/health")).status, 200) // still the first server's
+    }).pipe(Effect.scoped))
+
+  it.live("refuses a path that is not a socket, a missing directory, and a relative or too-long path, each in one line", () =>
+    Effect.gen(function* () {
+      const { context } = yield* twoNodes
+      const dir = yield* temporaryDir
+      const serve = (address: string) => Effect.flip(NodeHttp.serve({ address }).pipe(Effect.provideContext(context)))
+      const file = join(dir, "notes.txt")
+      writeFileSync(file, "keep me")
+      const notSocket = yield* serve(`unix://${file}`)
+      assert.strictEqual(notSocket.message, `cannot listen on unix://${file}: ${file} exists and is not a socket`)
+      assert.isTrue(existsSync(file))
+      const noDir = yield* serve(`unix://${dir}/missing/rpc.sock`)
+      assert.strictEqual(noDir.message, `cannot listen on unix://${dir}/missing/rpc.sock: the directory ${dir}/missing does not exist`)
+      const relative = yield* serve("unix://rpc.sock")
+      assert.deepStrictEqual([relative._tag, (relative as NodeHttp.InvalidHttpOptions).option], ["InvalidHttpOptions", "address"])
+      assert.match((yield* serve(`unix:///${"x".repeat(120)}.sock`)).message, /unix socket paths hold at most 107/)
     }).pipe(Effect.scoped))
 })
 
