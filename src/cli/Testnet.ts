@@ -260,7 +260,8 @@ const startNode = Effect.fn("Testnet.startNode")(function* (index: number, optio
     if (endpoint === undefined) return yield* new TestnetError({ message: `node ${index} is not listening` })
     nodeAddress = NodeAddress.make({ protocol: NodeAddress.DEFAULT_PROTOCOL, nodeId, hostname: endpoint.ip, port: endpoint.port })
   }
-  const probe = yield* Probe.run(router).pipe(Effect.mapError(failed(`node ${index}: probe channel`)))
+  // One message to each peer a second, every one a ping: the live view shows round trips.
+  const probe = yield* Probe.run(router, { interval: Probe.PING_INTERVAL, pingInterval: Probe.PING_INTERVAL }).pipe(Effect.mapError(failed(`node ${index}: probe channel`)))
   return {
     node: { index, nodeId, moniker, address: NodeAddress.format(nodeAddress) },
     router,

@@ -108,11 +108,9 @@ describe("testnet", () => {
       }
     }))
 
-  it("probe messages round-trip through their wire form", () => {
-    for (const probe of [{ kind: "ping", sentAt: 0n }, { kind: "pong", sentAt: 2n ** 63n + 5n }] as const) {
-      assert.deepStrictEqual(Probe.decode(Probe.encode(probe)), probe)
-    }
-    assert.isUndefined(Probe.decode({ ...Probe.encode({ kind: "ping", sentAt: 1n }), value: new Uint8Array([3, 0, 0, 0, 0, 0, 0, 0, 0]) }))
-    assert.isUndefined(Probe.decode({ ...Probe.encode({ kind: "ping", sentAt: 1n }), value: new Uint8Array(2) }))
+  it("probe messages round-trip through their wire form (more in Probe.test.ts)", () => {
+    const ping = { kind: "ping", epoch: 7, seq: 1n, time: 0n } as const
+    assert.deepStrictEqual(Probe.decode(Probe.encode(ping)), ping)
+    assert.isUndefined(Probe.decode({ ...Probe.encode(ping), value: new Uint8Array(9) }))
   })
 })
