@@ -14,7 +14,7 @@ import * as NodeAddress from "../domain/NodeAddress.ts"
 import * as NodeId from "../domain/NodeId.ts"
 import { formatGoDuration, parseGoDuration } from "../domain/GoDuration.ts"
 import * as Opt from "../domain/Options.ts"
-import { OpenConnections } from "../layers/NodeHttp.ts"
+import * as NodeHttp from "../layers/NodeHttp.ts"
 import * as MConnectionConfig from "../layers/tcp/MConnectionConfig.ts"
 import { PeerCount } from "../services/PeerManager.ts"
 import * as LogLevel from "./LogLevel.ts"
@@ -64,7 +64,11 @@ export interface NodeConfig {
   readonly logFormat: "plain" | "json"
   readonly p2p: P2PConfig
   readonly rpc: {
-    /** `host:port` serving /net_info, /status, /health and JSON-RPC; "" serves them only beside /metrics. */
+    /**
+     * `host:port` serving /net_info, /status, /health and JSON-RPC; "" serves them only beside
+     * /metrics. Or `unix:///abs/path.sock`: a unix socket serving those and /metrics (when
+     * `instrumentation.prometheus` is on) and the unsafe methods.
+     */
     readonly laddr: string
     /** Serve `unsafe_ban` and `unsafe_unban` on any address (they are always on for loopback ones). */
     readonly unsafe: boolean
@@ -203,6 +207,19 @@ const hostPort = (key: string, value: unknown): Result.Result<string, ConfigErro
   return Result.succeed(address)
 }
 
+/** `rpc.laddr`: `host:port` as {@link hostPort}, or a unix socket `unix:///abs/path.sock`. */
+const rpcAddress = (key: string, value: unknown): Result.Result<string, ConfigError> => {
+  if (typeof value === "string" && NodeHttp.isUnixAddress(value.trim())) {
+    const parsed = NodeHttp.parseUnixAddress(value.trim())
+    return "problem" in parsed ? fail(key, parsed.problem) : Result.succeed(value.trim())
+  }
+  const r = hostPort(key, value)
+  return Result.isFailure(r) ? fail(key, `${JSON.stringify(value)} is not "host:port", "tcp://host:port" or "unix:///abs/path.sock"`) : r
+}
+
+/** The probe's sending interval (`--probe-interval`): a Go duration from 1ms to 1h, in ms. */
+export const probeInterval = (key: string, value: unknown): Result.Result<number, ConfigError> => durationBetween(key, value, 1, 3_600_000)
+
 const logLevel = (key: string, value: unknown): Result.Result<string, ConfigError> => {
   if (typeof value !== "string") return fail(key, `must be a string like "info" or "main:info,p2p:debug,*:error"`)
   const spec = LogLevel.parse(value)
@@ -233,12 +250,12 @@ const keys: Record<string, (key: string, value: unknown) => Result.Result<unknow
   "p2p.dial_timeout": (k, v) => durationBetween(k, v, MIN_TIMEOUT, MAX_TIMEOUT),
   "p2p.persistent_peers_max_dial_period": (k, v) =>
     Result.flatMap(duration(k, v), (ms) => (ms === 0 || ms >= 250 ? Result.succeed(ms) : fail(k, `must be 0s (exponential backoff) or at least 250ms (the first retry delay), got ${JSON.stringify(v)}`))),
-  "rpc.laddr": hostPort,
-  "rpc.max_open_connections": option(OpenConnections),
+  "rpc.laddr": rpcAddress,
+  "rpc.max_open_connections": option(NodeHttp.OpenConnections),
   "rpc.unsafe": bool,
   "instrumentation.prometheus": bool,
   "instrumentation.prometheus_listen_addr": hostPort,
-  "instrumentation.max_open_connections": option(OpenConnections),
+  "instrumentation.max_open_connections": option(NodeHttp.OpenConnections),
   "instrumentation.namespace": (k, v) => (typeof v === "string" && /^[a-zA-Z_][a-zA-Z0-9_]*$/.test(v) ? Result.succeed(v) : fail(k, `must be a metric-name prefix like "cometbft", got ${JSON.stringify(v)}`))
 }
 
@@ -437,7 +454,7 @@ export const toToml = (c: NodeConfig): string => {
       dial_timeout: formatGoDuration(c.p2p.dialTimeout),
       persistent_peers_max_dial_period: formatGoDuration(c.p2p.persistentPeersMaxDialPeriod)
     },
-    rpc: { laddr: c.rpc.laddr === "" ? "" : `tcp://${c.rpc.laddr}`, unsafe: c.rpc.unsafe, max_open_connections: c.rpc.maxOpenConnections },
+    rpc: { laddr: c.rpc.laddr === "" || NodeHttp.isUnixAddress(c.rpc.laddr) ? c.rpc.laddr : `tcp://${c.rpc.laddr}`, unsafe: c.rpc.unsafe, max_open_connections: c.rpc.maxOpenConnections },
     instrumentation: {
       prometheus: c.instrumentation.prometheus,
       prometheus_listen_addr: c.instrumentation.httpAddr,

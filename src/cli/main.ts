@@ -37,8 +37,13 @@ const start = Command.make("start", {
   pex: optional("pex", "peer exchange: true or false"),
   seedMode: optional("seed-mode", "seed mode: true or false"),
   httpAddr: optional("http-addr", "HOST:PORT of /metrics, /net_info and /status (\"\" disables)"),
-  rpcLaddr: optional("rpc-laddr", "HOST:PORT of /net_info, /status and JSON-RPC alone (CometBFT's rpc.laddr)"),
+  rpcLaddr: optional("rpc-laddr", "HOST:PORT of /net_info, /status and JSON-RPC alone (CometBFT's rpc.laddr), or unix:///ABS/PATH.sock (with /metrics)"),
   logFormat: optional("log-format", "plain or json"),
+  probe: Flag.Boolean("probe").pipe(
+    Flag.withDescription("run the probe reactor (channel 0x7f): numbered messages to every peer, counted on /metrics"),
+    Flag.withDefault(false)
+  ),
+  probeInterval: optional("probe-interval", "how often the probe sends to each peer, e.g. 100ms (the default); implies --probe"),
   recoverPeerStore: Flag.Boolean("recover-peer-store").pipe(
     Flag.withDescription("if data/peerstore.db is damaged, move it aside (kept) and start with no known peers"),
     Flag.withDefault(false)
@@ -60,7 +65,7 @@ const start = Command.make("start", {
     "rpc-laddr": value(f.rpcLaddr),
     "log-format": value(f.logFormat),
     "log-level": level === undefined ? undefined : flagLevel(level)
-  }, { recoverPeerStore: f.recoverPeerStore })
+  }, { recoverPeerStore: f.recoverPeerStore, probe: f.probe, probeInterval: value(f.probeInterval) })
 })).pipe(Command.withDescription("run a node until SIGINT or SIGTERM"))
 
 /** Effect's log level (from --log-level) as a config.toml level. */

@@ -95,6 +95,31 @@ describe("config.toml and flags", () => {
     assert.isUndefined(bad(`[p2p]\nmax_num_inbound_peers = 0\nmax_num_outbound_peers = 0\nunconditional_peer_ids = "${id}"`))
   })
 
+  it("rpc.laddr takes a unix socket, unix:///abs/path.sock, from the file or --rpc-laddr", () => {
+    const file = (laddr: string) => Config.fromToml("config.toml", `[rpc]\nladdr = ${JSON.stringify(laddr)}\n`)
+    assert.strictEqual(Config.resolve(Result.getOrThrow(file("unix:///run/node0/rpc.sock")).values).rpc.laddr, "unix:///run/node0/rpc.sock")
+    assert.strictEqual(Config.resolve(Result.getOrThrow(Config.fromFlags({ "rpc-laddr": "unix:///tmp/n1.sock" }))).rpc.laddr, "unix:///tmp/n1.sock")
+    // TCP as before: with or without tcp://.
+    assert.strictEqual(Config.resolve(Result.getOrThrow(file("tcp://127.0.0.1:26657")).values).rpc.laddr, "127.0.0.1:26657")
+    // What init writes reads back the same.
+    const c = Config.resolve(Result.getOrThrow(file("unix:///run/node0/rpc.sock")).values)
+    assert.include(Config.toToml(c), `laddr = "unix:///run/node0/rpc.sock"`)
+    assert.deepStrictEqual(Config.resolve(Result.getOrThrow(Config.fromToml("config.toml", Config.toToml(c))).values), c)
+  })
+
+  it("a bad unix rpc.laddr is one error naming rpc.laddr (or --rpc-laddr) and the problem", () => {
+    const bad = (laddr: string) => errorOf(Config.fromToml("config.toml", `[rpc]\nladdr = ${JSON.stringify(laddr)}\n`))!
+    assert.strictEqual(bad("unix://rpc.sock").key, "rpc.laddr")
+    assert.match(bad("unix://rpc.sock").message, /^rpc\.laddr: "unix:\/\/rpc\.sock" must name an absolute path, like "unix:\/\/\/var\/run\/effect-p2p\/rpc\.sock"$/)
+    assert.match(bad("unix://").message, /^rpc\.laddr: "unix:\/\/" must name an absolute path/)
+    assert.match(bad("unix:///tmp/").message, /^rpc\.laddr: .* names a directory, not a socket file$/)
+    assert.match(bad(`unix:///${"d".repeat(110)}.sock`).message, /^rpc\.laddr: .*the socket path is 116 bytes; unix socket paths hold at most 107$/)
+    assert.match(bad("unix:///tmp/caf\u00e9.sock").message, /^rpc\.laddr: .*must be printable ASCII$/)
+    assert.match(bad("nowhere").message, /^rpc\.laddr: "nowhere" is not "host:port", "tcp:\/\/host:port" or "unix:\/\/\/abs\/path\.sock"$/)
+    const flag = errorOf(Config.fromFlags({ "rpc-laddr": "unix://relative.sock" }))!
+    assert.deepStrictEqual([flag.key, flag.message.startsWith("--rpc-laddr: ")], ["--rpc-laddr", true])
+  })
+
   it("log_level takes one level or CometBFT's module:level list", () => {
     const level = (v: string) => Config.fromToml("config.toml", `log_level = ${JSON.stringify(v)}`)
     assert.strictEqual(Config.resolve(Result.getOrThrow(level("debug")).values).logLevel, "debug")
@@ -136,6 +161,34 @@ describe("start: configuration to node and HTTP servers", () => {
     assert.deepStrictEqual(servers(`[rpc]\nladdr = "tcp://127.0.0.1:26657"`), [["127.0.0.1:26660", true, true, 3], ["127.0.0.1:26657", false, true, 900]])
     assert.deepStrictEqual(servers(`[rpc]\nladdr = "127.0.0.1:26660"`), [["127.0.0.1:26660", true, true, 3]])
     assert.deepStrictEqual(servers(`[instrumentation]\nprometheus_listen_addr = ""`), [])
+  })
+
+  it("rpc.laddr on a unix socket also serves /metrics (while prometheus is on) and the unsafe methods", () => {
+    const servers = (toml: string) => Start.httpServers(config(toml)).map((s) => [s.address, s.metrics, s.rpc, s.unsafe])
+    assert.deepStrictEqual(servers(`[rpc]\nladdr = "unix:///run/n0/rpc.sock"\n[instrumentation]\nprometheus_listen_addr = ""`), [["unix:///run/n0/rpc.sock", true, true, true]])
+    assert.deepStrictEqual(servers(`[rpc]\nladdr = "unix:///run/n0/rpc.sock"`), [["127.0.0.1:26660", true, true, true], ["unix:///run/n0/rpc.sock", true, true, true]])
+    assert.deepStrictEqual(servers(`[rpc]\nladdr = "unix:///run/n0/rpc.sock"\n[instrumentation]\nprometheus = false`), [["unix:///run/n0/rpc.sock", false, true, true]])
+    // On TCP nothing changes: RPC alone, unsafe only on loopback.
+    assert.deepStrictEqual(servers(`[rpc]\nladdr = "0.0.0.0:26657"\n[instrumentation]\nprometheus_listen_addr = ""`), [["0.0.0.0:26657", false, true, false]])
+    assert.strictEqual(Start.toNodeConfig("/home", config(`[rpc]\nladdr = "unix:///run/n0/rpc.sock"`)).router?.nodeInfo?.other?.rpcAddress, "unix:///run/n0/rpc.sock")
+  })
+
+  it("--probe adds the probe channel; --probe-interval sets its rate (default 100ms) and implies --probe", () => {
+    const interval = (options: Start.StartOptions) => Result.map(Start.probeInterval(options), (ms) => ms ?? "off")
+    assert.deepStrictEqual(interval({}), Result.succeed("off"))
+    assert.deepStrictEqual(interval({ probe: false }), Result.succeed("off"))
+    assert.deepStrictEqual(interval({ probe: true }), Result.succeed(100))
+    assert.deepStrictEqual(interval({ probeInterval: "250ms" }), Result.succeed(250))
+    assert.deepStrictEqual(interval({ probe: true, probeInterval: "1s" }), Result.succeed(1000))
+    for (const bad of ["0s", "2h", "fast", "100"]) {
+      const e = errorOf(Start.probeInterval({ probe: true, probeInterval: bad }))!
+      assert.strictEqual(e.key, "--probe-interval")
+      assert.match(e.message, /^--probe-interval: must be/)
+    }
+    const channels = (options: Start.StartOptions) => (Start.toNodeConfig("/home", config(""), options).channels ?? []).map((c) => c.id)
+    assert.deepStrictEqual(channels({}), [])
+    assert.deepStrictEqual(channels({ probe: true }), [0x7f])
+    assert.deepStrictEqual(channels({ probeInterval: "50ms" }), [0x7f])
   })
 
   it("persistent_peers_max_dial_period caps persistent retries; rpc.laddr is advertised as rpc_address", () => {

@@ -1,12 +1,12 @@
 // End to end with real processes: `effect-p2p start` twice on loopback.
 import { assert, describe, it } from "@effect/vitest"
 import { spawnSync } from "node:child_process"
-import { copyFileSync, mkdtempSync, writeFileSync, existsSync, mkdirSync } from "node:fs"
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync, existsSync, mkdirSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Effect } from "effect"
-import { eventually, get, main, netInfo, rpc, spawnNode, startNode, stopGracefully, type NetInfo } from "./processes.ts"
+import { eventually, get, getUnix, main, metricValue, netInfo, rpc, spawnNode, spawnUnixNode, startNode, stopGracefully, type NetInfo } from "./processes.ts"
 
 describe("effect-p2p start (real processes)", () => {
   it.live("two nodes connect as persistent peers, serve /net_info and /metrics, stop on SIGTERM with 0, and remember peers", () =>
@@ -93,6 +93,40 @@ describe("effect-p2p start (real processes)", () => {
       assert.strictEqual((yield* get(node.httpPort, "/metrics")).status, 404)
       assert.strictEqual((yield* stopGracefully(node.child)).code, 0)
     }).pipe(Effect.scoped), 30_000)
+
+  it.live("--probe over unix sockets: two nodes exchange numbered probe messages, counted on /metrics through rpc.laddr = unix://; the socket goes with the node, and a killed node's is replaced", () =>
+    Effect.gen(function* () {
+      const dir = yield* Effect.acquireRelease(Effect.sync(() => mkdtempSync(join(tmpdir(), "p2p-unix-"))), (d) => Effect.sync(() => rmSync(d, { recursive: true, force: true })))
+      const [sockA, sockB] = [join(dir, "a.sock"), join(dir, "b.sock")]
+      const a = yield* spawnUnixNode(join(dir, "a"), sockA, ["--probe", "--network", "e2e"])
+      assert.match(a.output(), /probe on channel 0x7f: a message to each peer every 100ms, epoch \d+/)
+      const b = yield* spawnUnixNode(join(dir, "b"), sockB, ["--probe-interval", "50ms", "--network", "e2e", "--persistent-peers", `${a.nodeId}@127.0.0.1:${a.p2pPort}`])
+      const probes = (socket: string) =>
+        Effect.map(getUnix(socket, "/metrics"), (r) => ({
+          peers: metricValue(r.text, "cometbft_p2p_peers"),
+          sent: metricValue(r.text, "cometbft_p2p_probe_sent_total") ?? 0,
+          received: metricValue(r.text, "cometbft_p2p_probe_received_total") ?? 0,
+          missing: metricValue(r.text, "cometbft_p2p_probe_missing_total"),
+          duplicateOrReordered: metricValue(r.text, "cometbft_p2p_probe_duplicate_or_reordered_total")
+        }))
+      const atA = yield* eventually(10_000, "a to receive 20 probe messages", probes(sockA), (m) => m.received >= 20)
+      const atB = yield* eventually(10_000, "b to receive 20 probe messages", probes(sockB), (m) => m.received >= 20)
+      for (const m of [atA, atB]) assert.deepStrictEqual([m.peers, m.missing, m.duplicateOrReordered], [1, 0, 0])
+      const info = JSON.parse((yield* getUnix(sockB, "/net_info")).text) as NetInfo
+      assert.strictEqual(info.result.peers[0]!.node_info.channels, "007F")
+      assert.strictEqual(JSON.parse((yield* getUnix(sockB, "/status")).text).result.node_info.other.rpc_address, `unix://${sockB}`)
+
+      // SIGTERM: the node exits 0 and its socket file is gone.
+      assert.strictEqual((yield* stopGracefully(b.child)).code, 0)
+      assert.isFalse(existsSync(sockB))
+      // SIGKILL leaves the file behind; the next start replaces it.
+      a.child.kill("SIGKILL")
+      yield* Effect.promise(() => new Promise((resolve) => a.child.once("exit", resolve)))
+      assert.isTrue(existsSync(sockA))
+      const a2 = yield* spawnUnixNode(join(dir, "a"), sockA, ["--network", "e2e"])
+      assert.strictEqual((yield* getUnix(sockA, "/health")).status, 200)
+      assert.strictEqual((yield* stopGracefully(a2.child)).code, 0)
+    }).pipe(Effect.scoped), 60_000)
 
   it("a bad flag or config value prints one line naming the key, exits 2 and writes nothing", () => {
     const home = join(mkdtempSync(join(tmpdir(), "p2p-bad-")), "home")

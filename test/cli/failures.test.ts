@@ -78,6 +78,21 @@ describe("effect-p2p start: runtime failures say what and what to do, exit 1", (
       assert.isFalse(existsSync(join(home, "data", "peerstore.db")))
     }).pipe(Effect.scoped))
 
+  it("rpc.laddr on a unix socket: a path that is not a socket, or in a missing directory, names it and rpc.laddr; creates no peer store", () => {
+    const home = newHome()
+    const dir = mkdtempSync(join(tmpdir(), "p2p-fail-unix-"))
+    const file = join(dir, "notes.txt")
+    writeFileSync(file, "keep me")
+    const notSocket = runCommand(["start", "--home", home, ...free, "--rpc-laddr", `unix://${file}`])
+    expectFailure(notSocket, 1, new RegExp(`^effect-p2p: cannot listen on unix://${file.replace(/[.]/g, "\\.")}: ${file.replace(/[.]/g, "\\.")} exists and is not a socket; check rpc\\.laddr \\(--rpc-laddr\\)$`))
+    assert.strictEqual(readFileSync(file, "utf8"), "keep me")
+    const noDir = runCommand(["start", "--home", home, ...free, "--rpc-laddr", `unix://${dir}/missing/rpc.sock`])
+    expectFailure(noDir, 1, new RegExp(`^effect-p2p: cannot listen on unix://${dir}/missing/rpc\\.sock: the directory ${dir}/missing does not exist; check rpc\\.laddr \\(--rpc-laddr\\)$`))
+    assert.isFalse(existsSync(join(home, "data", "peerstore.db")))
+    expectFailure(runCommand(["start", "--home", home, ...free, "--rpc-laddr", "unix://rel.sock"]), 2, /^effect-p2p: --rpc-laddr: "unix:\/\/rel\.sock" must name an absolute path/)
+    expectFailure(runCommand(["start", "--home", home, ...free, "--probe-interval", "0s"]), 2, /^effect-p2p: --probe-interval: must be from 1ms to 1h, got "0s"$/)
+  }, 60_000)
+
   const damage: ReadonlyArray<readonly [string, (bytes: Buffer) => Buffer]> = [
     ["truncated", (bytes) => bytes.subarray(0, bytes.length >> 1)],
     ["with a page of random bytes", (bytes) => {

@@ -3,6 +3,7 @@
  * endpoints, wait for a condition in real time (bounded), stop it with a signal.
  */
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from "node:child_process"
+import { request } from "node:http"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Effect } from "effect"
@@ -60,6 +61,61 @@ export const spawnNode = (home: string, args: ReadonlyArray<string>, options: Sp
     }),
     ({ child }) => Effect.sync(() => child.kill("SIGKILL"))
   )
+
+export interface RunningUnix {
+  readonly child: ChildProcess
+  readonly nodeId: string
+  readonly p2pPort: number
+  /** The unix socket serving /metrics and the RPC endpoints. */
+  readonly socket: string
+  readonly output: () => string
+}
+
+/**
+ * Starts `effect-p2p start --home HOME` with P2P on a free loopback port, HTTP only on the unix
+ * socket `socket` (`--rpc-laddr unix://SOCKET --http-addr ""`) and `...args`; waits (at most 15 s)
+ * until it serves the socket.
+ */
+export const spawnUnixNode = (home: string, socket: string, args: ReadonlyArray<string> = []) =>
+  Effect.acquireRelease(
+    Effect.callback<RunningUnix, Error>((resume) => {
+      const child = spawn(process.execPath, [main, "start", "--home", home, "--laddr", "tcp://127.0.0.1:0", "--http-addr", "", "--rpc-laddr", `unix://${socket}`, ...args], { stdio: ["ignore", "pipe", "pipe"] })
+      let out = ""
+      const timer = setTimeout(() => resume(Effect.fail(new Error(`node did not start:\n${out}`))), 15_000)
+      const onData = (d: Buffer) => {
+        out += d.toString()
+        const node = /node ([0-9a-f]{40}) .* listening on mconn:\/\/127\.0\.0\.1:(\d+)/.exec(out)
+        if (node !== null && out.includes(`on unix://${socket}`)) {
+          clearTimeout(timer)
+          resume(Effect.succeed({ child, nodeId: node[1]!, p2pPort: Number(node[2]), socket, output: () => out }))
+        }
+      }
+      child.stdout!.on("data", onData)
+      child.stderr!.on("data", onData)
+    }),
+    ({ child }) => Effect.sync(() => child.kill("SIGKILL"))
+  )
+
+/** A GET through a unix socket. */
+export const getUnix = (socketPath: string, path: string) =>
+  Effect.promise(() =>
+    new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = request({ socketPath, path, method: "GET" }, (res) => {
+        let text = ""
+        res.setEncoding("utf8")
+        res.on("data", (chunk: string) => (text += chunk))
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, text }))
+      })
+      req.on("error", reject)
+      req.end()
+    })
+  )
+
+/** A counter or gauge from Prometheus text (no labels), or `undefined`. */
+export const metricValue = (text: string, name: string): number | undefined => {
+  const m = new RegExp(`^${name} (\\S+)$`, "m").exec(text)
+  return m === null ? undefined : Number(m[1])
+}
 
 /** A node on free loopback ports, serving HTTP on one of them. */
 export const startNode = (home: string, ...args: Array<string>) => spawnNode(home, ["--laddr", "tcp://127.0.0.1:0", "--http-addr", "127.0.0.1:0", ...args])
