@@ -244,7 +244,7 @@ export const advertisableBefore = (root: RankNode | undefined, score: number, id
   let count = 0
   let n = root
   while (n !== undefined) {
-    if (rankBefore(score, id, n)) n = n.left
+    if (rankBefore(score, id, n) || (n.score === score && n.id === id)) n = n.left
     else {
       count += (n.left?.advertisableCount ?? 0) + n.entry.advertisable
       n = n.right

@@ -10,7 +10,8 @@ import type * as NodeId from "../NodeId.ts"
 import * as PeerRecord from "../PeerRecord.ts"
 import type { AddressRefusal } from "./Policy.ts"
 import * as Bans from "./Bans.ts"
-import { Draft, addressGroup, rankedIds, type Outcome, type State } from "./State.ts"
+import * as Index from "./Index.ts"
+import { Draft, addressGroup, findAddress, type Outcome, type State } from "./State.ts"
 
 /** A new record for `id` with its configured persistence and fixed score. */
 export const newPeer = (state: State, id: NodeId.NodeId): PeerRecord.PeerRecord =>
@@ -27,14 +28,16 @@ export const prune = (draft: Draft): void => {
   if (max === 0 || draft.peerCount() <= max) return
   // Walk the ranking from the worst end; a full store usually needs one deletion, found near it.
   const s = draft.state
-  const ids = [...rankedIds(s)]
+  const index = draft.index(s)
   for (const unprovenOnly of [true, false]) {
-    for (let i = ids.length - 1; i >= 0 && draft.peerCount() > max; i--) {
-      const peer = draft.peer(ids[i]!)
-      if (peer === undefined || peer.persistent || s.dialing.has(peer.id) || s.connected.has(peer.id)) continue
-      if (unprovenOnly && (PeerRecord.reached(peer) || PeerRecord.score(peer) > 0)) continue
+    Index.forEachReverse(index.rank, (node) => {
+      const peer = draft.peer(node.id)
+      if (peer === undefined || peer.persistent || s.dialing.has(peer.id) || s.connected.has(peer.id)) return false
+      if (unprovenOnly && (PeerRecord.reached(peer) || PeerRecord.score(peer) > 0)) return false
       draft.deletePeer(peer.id)
-    }
+      return draft.peerCount() <= max
+    })
+    if (draft.peerCount() <= max) return
   }
 }
 
@@ -73,7 +76,7 @@ const addTo = (draft: Draft, address: NodeAddress.NodeAddress, now: number, sour
   const known = draft.peer(id)
   const peer = known ?? newPeer(state, id)
   if (Bans.nodeBan(state, id, now) !== undefined || Bans.ipBan(state, address.hostname, now) !== undefined) return false
-  if (PeerRecord.findAddress(peer, address) !== undefined || peer.inactive || peer.addresses.length >= state.options.maxAddressesPerPeer) return false
+  if (findAddress(peer, address) !== undefined || peer.inactive || peer.addresses.length >= state.options.maxAddressesPerPeer) return false
   if (source !== undefined && source !== id) {
     if (known !== undefined && PeerRecord.reached(peer)) return false
     if (known === undefined) {

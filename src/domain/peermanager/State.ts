@@ -116,20 +116,58 @@ export const empty = (self: NodeId.NodeId, options: Policy): State => {
 }
 
 /**
- * The index of each state (`domain/peermanager/Index.ts`). States never change, so neither does
- * their index: a {@link Draft} derives its outcome's from its base's, and a state made any other
- * way gets one built when first asked.
+ * The index of each state (`domain/peermanager/Index.ts`), or what it takes to get it: an earlier
+ * state's index and the peers touched since. States never change, so neither does their index. A
+ * {@link Draft} leaves its outcome the base's index plus the peers it touched, and the index is
+ * brought up to date only when a decision asks for it (most transitions are followed by none:
+ * a node with all the peers it may dial does not look at its book to dial). A state made any other
+ * way gets its index built when first asked.
  */
-const indexes = new WeakMap<State, Index.Index>()
+const indexes = new WeakMap<State, Index.Index | Pending>()
+
+/** Peers touched since `index`, newest batch first. */
+interface Pending {
+  readonly index: Index.Index
+  readonly touched: Batch
+  readonly count: number
+}
+
+interface Batch {
+  readonly ids: ReadonlyArray<NodeId.NodeId>
+  readonly next: Batch | undefined
+}
+
+/** Touched peers a pending index may pile up before it is brought up to date anyway. */
+const MAX_PENDING = 512
+
+const isPending = (entry: Index.Index | Pending): entry is Pending => "touched" in entry
 
 /** The index of a state. */
 export const indexOf = (state: State): Index.Index => {
-  let index = indexes.get(state)
-  if (index === undefined) {
-    index = Index.build(state)
-    indexes.set(state, index)
+  const entry = indexes.get(state)
+  if (entry !== undefined && !isPending(entry)) return entry
+  let index: Index.Index
+  if (entry === undefined) index = Index.build(state)
+  else {
+    const ids = new Set<NodeId.NodeId>()
+    for (let batch: Batch | undefined = entry.touched; batch !== undefined; batch = batch.next) for (const id of batch.ids) ids.add(id)
+    index = Index.refresh(entry.index, ids, state)
   }
+  indexes.set(state, index)
   return index
+}
+
+/** Records `state`'s index as `base`'s plus the peers in `touched`. */
+const deriveIndex = (state: State, base: Index.Index | Pending, touched: ReadonlyArray<NodeId.NodeId>): void => {
+  if (touched.length === 0) {
+    indexes.set(state, base)
+    return
+  }
+  const pending: Pending = isPending(base)
+    ? { index: base.index, touched: { ids: touched, next: base.touched }, count: base.count + touched.length }
+    : { index: base, touched: { ids: touched, next: undefined }, count: touched.length }
+  indexes.set(state, pending)
+  if (pending.count > MAX_PENDING) indexOf(state)
 }
 
 const rankedRecords = new WeakMap<State, ReadonlyArray<PeerRecord.PeerRecord>>()
@@ -515,7 +553,9 @@ export class Draft {
 
   done<A>(value: A): Outcome<A> {
     const state = this.state
-    indexes.set(state, this.index(state))
+    const base = this.workingIndex ?? indexes.get(this.base)
+    // A base with no index yet (made by hand) gets one, so its successors need not be built from scratch.
+    deriveIndex(state, base ?? indexOf(this.base), [...this.touched])
     return {
       state,
       value,

@@ -1,7 +1,9 @@
 /**
  * A property test of the pure core: random sequences of transitions over a small pool of peers,
  * under random limits, checking after every step that the state stays internally consistent and
- * that every limit, ban and exemption is honoured, and that no transition touches its input. Being
+ * that every limit, ban and exemption is honoured, that no transition touches its input, and that
+ * the index kept from step to step equals one built from scratch while every decision it serves
+ * (dial, wake-up, upgrade, eviction, advertise) equals the walk over every peer it replaces. Being
  * pure, it needs no fibers or clock: a run of 80 steps, checks included, takes a few milliseconds
  * (`PM_PURE_PROP_RUNS=20000` for a longer hunt).
  *
@@ -16,9 +18,11 @@ import * as Ban from "../../../src/domain/Ban.ts"
 import * as NodeAddress from "../../../src/domain/NodeAddress.ts"
 import type * as NodeId from "../../../src/domain/NodeId.ts"
 import * as PeerRecord from "../../../src/domain/PeerRecord.ts"
+import * as Advertise from "../../../src/domain/peermanager/Advertise.ts"
 import * as Bans from "../../../src/domain/peermanager/Bans.ts"
 import * as Connections from "../../../src/domain/peermanager/Connections.ts"
 import * as Dialing from "../../../src/domain/peermanager/Dialing.ts"
+import * as Index from "../../../src/domain/peermanager/Index.ts"
 import * as Peers from "../../../src/domain/peermanager/Peers.ts"
 import * as State from "../../../src/domain/peermanager/State.ts"
 import type { OptionsInput } from "../../../src/services/PeerManager.ts"
@@ -170,6 +174,164 @@ const checkState = (s: State.State, now: number, where: string) => {
   for (const key of s.retryAt.keys()) has(addressKeys, "a known address (retryAt)", where)(key)
 }
 
+// -------------------------------------------------------------------------------------------
+// The indexed decisions against the walks over every peer they replace
+// -------------------------------------------------------------------------------------------
+
+/** Peers best first, sorted here rather than read from the index. */
+const refRanked = (s: State.State): Array<PeerRecord.PeerRecord> =>
+  [...s.peers.values()].sort((x, y) => PeerRecord.score(y) - PeerRecord.score(x) || (x.id < y.id ? -1 : x.id > y.id ? 1 : 0))
+
+const refFindUpgradeCandidate = (s: State.State, id: NodeId.NodeId, score: number): NodeId.NodeId | undefined => {
+  for (const [from, to] of s.upgrading) if (to === id) return from
+  const list = refRanked(s)
+  for (let i = list.length - 1; i >= 0; i--) {
+    const candidate = list[i]!
+    if (candidate.id === id) continue
+    if (PeerRecord.score(candidate) >= score) return undefined
+    if (!s.connected.has(candidate.id) || s.evict.has(candidate.id) || s.evicting.has(candidate.id) || s.upgrading.has(candidate.id)) continue
+    if (State.isUncounted(s, candidate.id)) continue
+    return candidate.id
+  }
+  return undefined
+}
+
+/** The peers the limits let us dial, best first (`Dialing`'s pool, as a list). */
+const refPool = (s: State.State): Array<PeerRecord.PeerRecord> => {
+  const o = s.options
+  let general = true
+  if (o.maxConnected > 0 && State.countedConnections(s) + State.countedDials(s) >= o.maxConnected + o.maxConnectedUpgrade) general = false
+  if (o.maxOutgoingConnections > 0) {
+    const outgoing = [...s.connected].filter(([x, dir]) => dir === "outgoing" && !State.isUnconditional(s, x)).length
+    if (outgoing + State.countedDials(s) >= o.maxOutgoingConnections) general = false
+  }
+  const ordinary = o.maxOutgoingPeers === undefined || State.directionCount(s, "outgoing") < o.maxOutgoingPeers
+  return refRanked(s).filter((p) => (general && ordinary) || State.isUnconditional(s, p.id) || (general && State.isDirectionExempt(s, p.id)))
+}
+
+const refTryDialNext = (s: State.State, now: number): { readonly address: string | undefined; readonly upgrade: NodeId.NodeId | undefined } => {
+  const o = s.options
+  for (const peer of refPool(s)) {
+    if (s.dialing.has(peer.id) || s.connected.has(peer.id) || peer.inactive) continue
+    if (peer.lastDisconnected !== undefined && now - peer.lastDisconnected < o.disconnectCooldownPeriod) continue
+    if (Bans.nodeBan(s, peer.id, now) !== undefined) continue
+    for (const info of peer.addresses) {
+      if (Dialing.retryTime(s, peer, info) > now) continue
+      if (Bans.ipBan(s, info.address.hostname, now) !== undefined) continue
+      const owner = s.owners.get(State.addressKey(info.address))
+      if (owner !== undefined && owner !== peer.id && (s.connected.has(owner) || s.dialing.has(owner))) continue
+      if (!State.isUnconditional(s, peer.id) && o.maxConnected > 0 && State.countedConnections(s) >= o.maxConnected) {
+        const candidate = refFindUpgradeCandidate(s, peer.id, PeerRecord.score(peer))
+        if (candidate === undefined) return { address: undefined, upgrade: undefined }
+        return { address: NodeAddress.format(info.address), upgrade: candidate }
+      }
+      return { address: NodeAddress.format(info.address), upgrade: undefined }
+    }
+  }
+  return { address: undefined, upgrade: undefined }
+}
+
+const refNextWakeAt = (s: State.State, now: number): number | undefined => {
+  let earliest = Number.POSITIVE_INFINITY
+  for (const peer of refPool(s)) {
+    if (s.dialing.has(peer.id) || s.connected.has(peer.id) || peer.inactive) continue
+    const cooldownEnd = peer.lastDisconnected === undefined ? 0 : peer.lastDisconnected + s.options.disconnectCooldownPeriod
+    for (const info of peer.addresses) {
+      const at = Math.max(Dialing.retryTime(s, peer, info), cooldownEnd)
+      if (at > now && at < earliest) earliest = at
+    }
+  }
+  return Number.isFinite(earliest) ? earliest : undefined
+}
+
+const refAdvertise = (s: State.State, requester: NodeId.NodeId, limit: number, random: () => number, now: number): Array<string> => {
+  const out: Array<NodeAddress.NodeAddress> = []
+  if (limit <= 0) return []
+  const candidates: Array<{ address: NodeAddress.NodeAddress; score: number }> = []
+  for (const peer of refRanked(s)) {
+    if (peer.id === requester || peer.inactive || s.options.privatePeers.has(peer.id) || Bans.nodeBan(s, peer.id, now) !== undefined) continue
+    for (const x of peer.addresses) {
+      if (x.address.nodeId === requester || s.options.privatePeers.has(x.address.nodeId as NodeId.NodeId)) continue
+      if (Bans.ipBan(s, x.address.hostname, now) !== undefined) continue
+      candidates.push({ address: x.address, score: PeerRecord.score(peer) })
+    }
+  }
+  if (candidates.length <= limit) return candidates.map((c) => NodeAddress.format(c.address))
+  const best = candidates.reduce((m, c) => Math.max(m, c.score), Number.NEGATIVE_INFINITY)
+  const weights = candidates.map((c) => 4 ** Math.max(c.score - best, -30))
+  let total = weights.reduce((x, y) => x + y, 0)
+  for (let picked = 0; picked < limit; picked++) {
+    let r = random() * total
+    let i = -1
+    for (let j = 0; j < weights.length; j++) {
+      const w = weights[j]!
+      if (w === 0) continue
+      i = j
+      if (r < w) break
+      r -= w
+    }
+    if (i < 0) break
+    out.push(candidates[i]!.address)
+    total -= weights[i]!
+    weights[i] = 0
+  }
+  return out.map(NodeAddress.format)
+}
+
+const refTryEvictNext = (s: State.State, now: number): NodeId.NodeId | undefined => {
+  for (const [id, until] of s.grace) if (until <= now && !s.evicting.has(id)) return id
+  const o = s.options
+  if (o.maxConnected === 0 || State.countedConnections(s) - s.evicting.size <= o.maxConnected) return undefined
+  const list = refRanked(s)
+  for (let i = list.length - 1; i >= 0; i--) {
+    const id = list[i]!.id
+    if (s.connected.has(id) && !s.evicting.has(id) && !State.isUnconditional(s, id) && !s.grace.has(id)) return id
+  }
+  return undefined
+}
+
+/** A seeded generator of numbers in [0, 1). */
+const lcg = (seed: number) => () => (seed = (Math.imul(seed, 48271) >>> 0) % 2147483647) / 2147483647
+
+/** The index kept step by step equals one built from scratch, and each decision it serves equals the walk it replaces. */
+const checkIndex = (s: State.State, now: number, where: string) => {
+  const fresh = Index.build(s)
+  const kept = State.indexOf(s)
+  const entries = (ix: Index.Index) => JSON.stringify([...ix.entries].sort(([x], [y]) => (x < y ? -1 : 1)))
+  assert.strictEqual(entries(kept), entries(fresh), `${where}: the index kept step by step`)
+  assert.strictEqual(kept.foreign, fresh.foreign, `${where}: foreign addresses`)
+  const built = Index.records(fresh).map((p) => p.id)
+  assert.deepStrictEqual(Index.records(kept).map((p) => p.id), built, `${where}: the ranking kept step by step`)
+  assert.deepStrictEqual(built, refRanked(s).map((p) => p.id), `${where}: the ranking`)
+  for (const at of [now, now + 49, now + 100, now + 1000]) {
+    const dial = Dialing.tryDialNext(s, at)
+    const ref = refTryDialNext(s, at)
+    assert.deepStrictEqual(
+      [dial.value && NodeAddress.format(dial.value), dial.value === undefined ? undefined : [...dial.state.upgrading].find(([, to]) => to === dial.value!.nodeId)?.[0]],
+      [ref.address, ref.address === undefined ? undefined : ref.upgrade],
+      `${where}: tryDialNext at ${at}`
+    )
+    assert.strictEqual(Dialing.nextWakeAt(s, at), refNextWakeAt(s, at), `${where}: nextWakeAt at ${at}`)
+  }
+  for (const requester of [a, c]) {
+    for (const limit of [1, 2, 100]) {
+      assert.deepStrictEqual(
+        Advertise.advertise(s, requester, limit, lcg(limit + 7), now).map(NodeAddress.format),
+        refAdvertise(s, requester, limit, lcg(limit + 7), now),
+        `${where}: advertise to ${requester} (limit ${limit})`
+      )
+    }
+  }
+  if (s.options.maxConnected > 1) {
+    const tight = { ...s, options: { ...s.options, maxConnected: s.options.maxConnected - 1 } }
+    assert.strictEqual(Connections.tryEvictNext({ ...tight, evict: new Set() }, now).value, refTryEvictNext(tight, now), `${where}: tryEvictNext over capacity`)
+  }
+  for (const id of pool) {
+    const score = State.scoreOf(s, id) + 1
+    assert.strictEqual(Dialing.findUpgradeCandidate(s, id, score), refFindUpgradeCandidate(s, id, score), `${where}: findUpgradeCandidate for ${id}`)
+  }
+}
+
 /** What the shell will write agrees with the state it will commit. */
 const checkOutcome = (out: State.Outcome<unknown>, where: string) => {
   for (const p of out.persist) assert.strictEqual(out.state.peers.get(p.id), p, `${where}: persisted ${p.id} differs from the state`)
@@ -293,6 +455,7 @@ const run = (input: OptionsInput, steps: ReadonlyArray<Step>) => {
       assert.isAtMost(state.peers.size, Math.max(o.maxPeers, exempt), `${where}: pruning left too many peers`)
     }
     checkState(state, now, where)
+    checkIndex(state, now, where)
   }
 }
 
