@@ -125,6 +125,8 @@ export interface Checks {
   readonly allowErrors: ReadonlyArray<string>
   /** Missing probe messages allowed outside fault windows. */
   readonly probeMissingOutside: number
+  /** Fail when a node loses a peer while no fault is in force (from whole again + 5 s to the next fault). */
+  readonly stableOutsideFaults: boolean
 }
 
 export interface Manifest {
@@ -257,7 +259,9 @@ const parseNodes = (doc: Table): { nodes: Array<NodeSpec>; config: Record<string
   const count = defaults.int("count", Array.isArray(list) ? list.length : 0, 0, 200)
   const maxInbound = defaults.int("max_inbound", 40, 0, 10_000)
   const maxOutbound = defaults.int("max_outbound", 10, 0, 10_000)
-  const defaultBootstrap = defaults.strings("bootstrap", ["n0"])
+  // Default: every node bootstraps from the first one.
+  const firstName = Array.isArray(list) && isTable(list[0]) && typeof list[0]["name"] === "string" ? list[0]["name"] : "n0"
+  const defaultBootstrap = defaults.strings("bootstrap", [firstName])
   const defaultPersistent = defaults.strings("persistent_peers", [])
   const rawConfig = defaults.raw("config")
   if (rawConfig !== undefined && !isTable(rawConfig)) throw new ManifestError("nodes.config", "must be a table of config.toml keys")
@@ -393,7 +397,8 @@ const parseChecks = (doc: Table): Checks => {
     flatTolerance: r.num("flat_tolerance", 0.1, 0, 10),
     flatMinSpan: r.duration("flat_min_span", 5 * 60_000),
     allowErrors: r.strings("allow_errors", []),
-    probeMissingOutside: r.int("probe_missing_outside", 0)
+    probeMissingOutside: r.int("probe_missing_outside", 0),
+    stableOutsideFaults: r.bool("stable_outside_faults", true)
   }
   out.allowErrors.forEach((re, i) => {
     try {

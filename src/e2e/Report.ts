@@ -24,6 +24,10 @@ export interface FaultRecord {
   note: string
   /** Peer counts before the fault. */
   readonly baseline: Readonly<Record<string, number>>
+  /** Connections lost against the baseline at the worst moment (summed over nodes). */
+  peersLost: number
+  /** What the in-effect verification saw (network faults). */
+  effect: string | undefined
 }
 
 export interface NodeRecord {
@@ -74,8 +78,8 @@ const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<
 /** The final tables and summary as text. */
 export const render = (r: Report): string => {
   const faults = table(
-    ["#", "KIND", "NODES", "DETAIL", "START", "HEAL", "TO HEAL", "BOUND", "RESULT"],
-    r.faults.map((f) => [String(f.id), f.kind, f.nodes.join(","), f.detail, secs(f.start), secs(f.heal), secs(f.timeToHeal), secs(f.bound, 0), f.result + (f.note === "" ? "" : ` (${f.note})`)])
+    ["#", "KIND", "NODES", "DETAIL", "START", "HEAL", "TO HEAL", "BOUND", "LOST", "RESULT"],
+    r.faults.map((f) => [String(f.id), f.kind, f.nodes.join(","), f.detail, secs(f.start), secs(f.heal), secs(f.timeToHeal), secs(f.bound, 0), String(f.peersLost), f.result + (f.note === "" ? "" : ` (${f.note})`)])
   )
   const nodes = table(
     ["NODE", "ID", "IP", "RESTARTS", "MAX FDS", "RSS START", "RSS END", "RSS MAX", "PEERS END", "DIED", "ERRORS"],

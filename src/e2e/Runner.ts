@@ -17,6 +17,7 @@ import * as Netns from "./Netns.ts"
 import * as Nodes from "./Nodes.ts"
 import type { CheckRecord, FaultRecord, NodeRecord, Report } from "./Report.ts"
 import { E2eError, which } from "./Sh.ts"
+import * as Verify from "./Verify.ts"
 import * as View from "./View.ts"
 
 export interface RunOptions {
@@ -92,7 +93,9 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
   const manifest: Manifest = parse(manifestText, options.manifestPath)
   const live = options.live ?? process.stdout.isTTY === true
   const view = View.make(live)
-  const t0 = Date.now()
+  // Times are from the moment the nodes start (setup lines before it have negative times).
+  let t0 = Date.now()
+  const startedAt = t0
   const now = () => Date.now() - t0
   const event = (text: string) => view.event(now(), text)
 
@@ -136,7 +139,7 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
     run: runId,
     mode: support === undefined ? "netns" : "loopback",
     modeReason: support,
-    startedAt: new Date(t0).toISOString(),
+    startedAt: new Date(startedAt).toISOString(),
     durationMs: 0,
     boundFormula: Checks.BOUND_FORMULA,
     faults,
@@ -175,6 +178,7 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
     const topo = topology
     fabric = Fabric.make(topo, (name) => byName.get(name)!.host, nfqdelay, missing, manifest.seed)
     const idToName = new Map(nodes.map((n) => [n.nodeId, n.spec.name]))
+    const seeds = new Set(nodes.filter((n) => n.spec.seedMode).map((n) => n.spec.name))
     event(`${nodes.length} nodes: ${nodes.map((n) => `${n.spec.name}=${n.host.ip}`).join(" ")}; http via ${topo.mode === "loopback" ? "tcp" : unixRpc ? "the node's unix socket" : "socat bridges to unix sockets"}; probe ${probe ? "on" : "not supported by the node (skipped)"}`)
 
     // --- records
@@ -202,6 +206,9 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
         Nodes.recordPid(dir, n.bridge?.pid)
       }
     }
+    const setupMs = Date.now() - startedAt
+    t0 = Date.now()
+    event(`setup took ${(setupMs / 1000).toFixed(1)}s; t=0 is now`)
     for (const n of nodes) if (n.spec.startAt === 0) startNode(n)
 
     // Conditions for the whole run (network_conditions): faults that never heal.
@@ -235,7 +242,10 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
           const v = (k: string) => Nodes.metricSum(m, `cometbft_p2p_probe_${k}_total`) ?? 0
           probeSamples.push({ t: now(), node: n.spec.name, incarnation: n.incarnation, sent: v("sent"), received: v("received"), missing: v("missing"), duplicates: v("duplicate_or_reordered") })
         }
-        return { up: true, peers: Nodes.metricSum(m, "cometbft_p2p_peers") ?? ids.length, peerNames: new Set(ids.map((id) => idToName.get(id) ?? id.slice(0, 8))), fds: stats?.fds, rssKb: stats?.rssKb }
+        const names = ids.map((id) => idToName.get(id) ?? id.slice(0, 8))
+        // A seed's connections come and go by design: they are not counted when there are seeds.
+        const peers = seeds.size > 0 ? names.filter((x) => !seeds.has(x)).length : Nodes.metricSum(m, "cometbft_p2p_peers") ?? ids.length
+        return { up: true, peers, peerNames: new Set(names), fds: stats?.fds, rssKb: stats?.rssKb }
       } catch {
         return { up: false, peers: 0, peerNames: new Set(), fds: stats?.fds, rssKb: stats?.rssKb }
       }
@@ -300,8 +310,8 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
       const baseline = baselineNow()
       const record: FaultRecord = {
         id, kind: fault.kind, nodes: nodesOf, detail: describeFault(fault), start: now(), heal: undefined, timeToHeal: undefined,
-        bound: bound.total, boundTerms: { ...bound }, result: "pending", note: delayedBy > 1000 ? `started ${(delayedBy / 1000).toFixed(0)}s late, after the previous heal` : "",
-        baseline: Object.fromEntries(baseline)
+        bound: bound.total, boundTerms: { ...bound }, result: "pending", note: delayedBy > 1000 ? `started ${(delayedBy / 1000).toFixed(0)}s late: waited for the mesh` : "",
+        baseline: Object.fromEntries(baseline), peersLost: 0, effect: undefined
       }
       faults.push(record)
       if (why !== undefined) {
@@ -315,6 +325,13 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
       if (NETWORK_KINDS.has(fault.kind)) {
         const applied = fabric!.apply(fault, id)
         heal = async () => applied.heal()
+        if (topo.mode === "netns") {
+          const v = await Verify.verify(fault, (name) => byName.get(name)!.host)
+          if (v !== undefined) {
+            record.effect = v.detail
+            check(`fault #${id} ${fault.kind} in effect`, v.ok, v.detail)
+          }
+        }
       } else if (fault.kind === "pause") {
         const targets = fault.nodes.map((x) => byName.get(x)!)
         for (const n of targets) {
@@ -351,6 +368,26 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
       current = { record, fault, phase: "active", heal, baseline, healAt: 0 }
     }
 
+    const dropsOutside: Array<string> = []
+    let lastCounts = new Map<string, number>()
+    /** Peers lost against the fault's baseline (worst moment), and drops while no fault is in force. */
+    const trackDrops = () => {
+      const counts = new Map([...samples].map(([k, v]) => [k, v.up ? v.peers : 0]))
+      if (current !== undefined) {
+        let lost = 0
+        for (const [name, want] of current.baseline) lost += Math.max(0, want - (counts.get(name) ?? 0))
+        current.record.peersLost = Math.max(current.record.peersLost, lost)
+      } else if (formed) {
+        for (const [name, c] of counts) {
+          const before = lastCounts.get(name)
+          const n = byName.get(name)!
+          if (before !== undefined && c < before && n.state === "running" && !n.spec.seedMode && now() > quietUntil) dropsOutside.push(`${name} ${before}->${c} at ${(now() / 1000).toFixed(0)}s`)
+        }
+      }
+      lastCounts = counts
+    }
+    let quietUntil = 0
+
     const stepFault = async (draining: boolean) => {
       if (current === undefined) return
       const c = current
@@ -369,12 +406,14 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
           c.record.timeToHeal = t - c.healAt
           c.record.result = "healed"
           windows.push(Checks.faultWindow(c.record.start, c.healAt, t, c.record.bound, 5_000))
+          quietUntil = t + 5_000
           event(`fault #${c.record.id} ${c.fault.kind}: mesh whole again ${(c.record.timeToHeal / 1000).toFixed(1)}s after heal (bound ${(c.record.bound / 1000).toFixed(1)}s)`)
           current = undefined
         } else if (t - c.healAt > c.record.bound) {
           c.record.result = "failed"
           c.record.note = w.lacking.slice(0, 6).join("; ")
           windows.push(Checks.faultWindow(c.record.start, c.healAt, undefined, c.record.bound, 5_000))
+          quietUntil = t + 5_000
           event(`fault #${c.record.id} ${c.fault.kind}: mesh NOT whole ${(c.record.bound / 1000).toFixed(1)}s after heal: ${c.record.note}`)
           current = undefined
         }
@@ -422,6 +461,7 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
         }
       }
       const over = t >= manifest.duration
+      trackDrops()
       await stepFault(over)
       if (!over) await maybeStartFault()
       if (over && current === undefined) break
@@ -449,7 +489,7 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
       }
     }
     for (const f of explicit) {
-      faults.push({ id: nextId++, kind: f.kind, nodes: Checks.faultNodes(f), detail: describeFault(f), start: f.at, heal: undefined, timeToHeal: undefined, bound: 0, boundTerms: {}, result: "skipped", note: "not reached before the end (previous faults healed late)", baseline: {} })
+      faults.push({ id: nextId++, kind: f.kind, nodes: Checks.faultNodes(f), detail: describeFault(f), start: f.at, heal: undefined, timeToHeal: undefined, bound: 0, boundTerms: {}, result: "skipped", note: "not reached before the end (previous faults healed late)", baseline: {}, peersLost: 0, effect: undefined })
     }
 
     // --- final checks
@@ -468,6 +508,9 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
       for (const p of persistent.get(n.spec.name) ?? []) if (s?.up === true && endViews.get(p)?.up === true && !s.peerNames.has(p)) lackingPersistent.push(`${n.spec.name} lacks ${p}`)
     }
     if ([...persistent.values()].some((l) => l.length > 0)) check("persistent peers connected at the end", lackingPersistent.length === 0, lackingPersistent.join("; "))
+    if (manifest.checks.stableOutsideFaults) {
+      check("no peer lost outside fault windows (fault start to whole again + 5 s)", dropsOutside.length === 0, dropsOutside.length === 0 ? "" : `${dropsOutside.length}: ${dropsOutside.slice(0, 8).join(", ")}`)
+    } else if (dropsOutside.length > 0) event(`peers lost outside fault windows (not checked): ${dropsOutside.join(", ")}`)
     const died = nodes.filter((n) => n.unexpectedExits.length > 0)
     nodes.forEach((n) => (nodeRecords[n.spec.index]!.unexpectedExits = n.unexpectedExits.length))
     check("no node process died unexpectedly", died.length === 0, died.map((n) => `${n.spec.name}: ${n.unexpectedExits.map((e) => `code ${e.code} signal ${e.signal} at ${(e.t / 1000).toFixed(1)}s`).join(", ")}`).join("; "))
