@@ -79,21 +79,43 @@ const leftoverPidFiles = (): ReadonlyArray<string> => {
   }
 }
 
+/** The file naming the runner process of a run, in its state directory. */
+export const RUNNER_FILE = "runner.pid"
+
+/** Run IDs whose runner still runs (their state directory names a live e2e runner). */
+export const activeRuns = (): ReadonlySet<string> => {
+  const out = new Set<string>()
+  for (const dir of leftoverPidFiles()) {
+    try {
+      const pid = Number(readFileSync(join(dir, RUNNER_FILE), "utf8").trim())
+      if (pid > 0 && pid !== process.pid && readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("e2e")) out.add(dir.slice(dir.lastIndexOf(PREFIX) + PREFIX.length))
+    } catch {
+      // no runner file, or the runner is gone: a leftover
+    }
+  }
+  return out
+}
+
 /**
  * Removes what crashed earlier runs left: processes in `p2pe2e-*` namespaces and the namespaces
  * (their nft tables, iptables rules, qdiscs and nfqdelay helpers go with them), processes in their
- * pid files, and their state directories. Returns a line per thing removed.
+ * pid files, and their state directories. Runs whose runner is still alive are left alone (two runs
+ * can share the machine). Returns a line per thing removed.
  */
 export const cleanupLeftovers = (keep?: string): ReadonlyArray<string> => {
   const done: Array<string> = []
+  const active = activeRuns()
+  const isActive = (name: string) => [...active].some((run) => name.startsWith(`${PREFIX}${run}-`) || name.endsWith(`${PREFIX}${run}`))
   if (namespaceSupport() === undefined) {
     for (const ns of leftoverNamespaces()) {
+      if (isActive(ns)) continue
       deleteNamespace(ns)
       done.push(`removed leftover namespace ${ns}`)
     }
   }
   for (const dir of leftoverPidFiles()) {
     if (keep !== undefined && dir.endsWith(keep)) continue
+    if (isActive(dir)) continue
     const pidFile = join(dir, "pids")
     if (existsSync(pidFile)) {
       for (const line of readFileSync(pidFile, "utf8").split("\n")) {

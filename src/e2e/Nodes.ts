@@ -319,5 +319,10 @@ export const ensureDir = (dir: string) => mkdirSync(dir, { recursive: true })
 
 /** Lists a process in the run's pid file (for cleanup after a crash of the runner). */
 export const recordPid = (dir: string, pid: number | undefined) => {
-  if (pid !== undefined) appendFileSync(join(dir, "pids"), `${pid}\n`)
+  if (pid === undefined) return
+  try {
+    appendFileSync(join(dir, "pids"), `${pid}\n`)
+  } catch {
+    // the directory is gone (teardown under way); the namespaces hold the processes anyway
+  }
 }

@@ -63,6 +63,8 @@ export interface Report {
   readonly nodes: Array<NodeRecord>
   readonly checks: Array<CheckRecord>
   probe: { readonly enabled: boolean; sent: number; received: number; missingDuringFaults: number; missingOutside: number; duplicates: number } | undefined
+  /** Drops of a node's peer count while no fault was in force ("n0 4->3 at 26s"). */
+  peersLostOutsideFaults: ReadonlyArray<string>
   passed: boolean
   logs: string
 }
@@ -98,6 +100,7 @@ export const render = (r: Report): string => {
     nodes,
     "",
     probe,
+    `peers lost outside fault windows: ${r.peersLostOutsideFaults.length === 0 ? "none" : r.peersLostOutsideFaults.join(", ")}`,
     `heal bound: ${r.boundFormula}`,
     "",
     checks,

@@ -6,7 +6,7 @@
  * report. Everything it created is removed at the end, on SIGINT/SIGTERM (see main.ts) and after a
  * failed check; leftovers of a crashed run are removed at the next start.
  */
-import { cpSync, existsSync, mkdirSync, rmSync } from "node:fs"
+import { cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { readFileSync } from "node:fs"
@@ -103,6 +103,8 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
   for (const line of Netns.cleanupLeftovers()) event(line)
   const dir = join(Netns.stateRoot(), `${Netns.PREFIX}${runId}`)
   mkdirSync(dir, { recursive: true })
+  // Marks this run as alive, so a run started meanwhile does not take it for a leftover.
+  writeFileSync(join(dir, Netns.RUNNER_FILE), `${process.pid}\n`)
   const reportDir = join(tmpdir(), `effect-p2p-e2e-${manifest.name}-${runId}`)
 
   const support = options.loopback === true ? "--loopback given" : Netns.namespaceSupport()
@@ -146,6 +148,7 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
     nodes: [],
     checks,
     probe: undefined,
+    peersLostOutsideFaults: [],
     passed: false,
     logs: reportDir
   }
@@ -260,7 +263,7 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
         if (s.up) counts.set(name, s.peers)
         const before = lastPeers.get(name)
         const nowPeers = s.up ? s.peers : -1
-        if (before !== nowPeers) {
+        if (before !== nowPeers && n.state !== "not_started") {
           event(`${name} ${nowPeers < 0 ? "not answering" : `peers ${before === undefined || before < 0 ? "-" : before} -> ${nowPeers}`}${s.up ? ` [${[...s.peerNames].sort().join(",")}]` : ""}`)
           lastPeers.set(name, nowPeers)
         }
@@ -310,7 +313,7 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
       const baseline = baselineNow()
       const record: FaultRecord = {
         id, kind: fault.kind, nodes: nodesOf, detail: describeFault(fault), start: now(), heal: undefined, timeToHeal: undefined,
-        bound: bound.total, boundTerms: { ...bound }, result: "pending", note: delayedBy > 1000 ? `started ${(delayedBy / 1000).toFixed(0)}s late: waited for the mesh` : "",
+        bound: bound.total, boundTerms: { ...bound }, result: "pending", note: delayedBy > 1000 ? `started ${(delayedBy / 1000).toFixed(0)}s late: waited for the mesh to form or the previous fault to heal` : "",
         baseline: Object.fromEntries(baseline), peersLost: 0, effect: undefined
       }
       faults.push(record)
@@ -358,7 +361,6 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
         }
         heal = async () => {
           for (const n of targets) {
-            if (n.unexpectedExits.length > 0 && n.state === "down" && n.child === undefined && !n.expectingExit) continue
             n.restarts++
             nodeRecords[n.spec.index]!.restarts = n.restarts
             startNode(n)
@@ -452,7 +454,7 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
           formed = true
           if (!formCheckDone) {
             formCheckDone = true
-            check("mesh formed", true, `${(t / 1000).toFixed(1)}s after start, peers ${[...samples].map(([k, s]) => `${k}=${s.peers}`).join(" ")}`)
+            check("mesh formed", true, `${(t / 1000).toFixed(1)}s after start, peers ${started.map((n) => `${n.spec.name}=${samples.get(n.spec.name)?.peers}`).join(" ")}`)
           }
         } else if (t > manifest.checks.formBound && !formCheckDone) {
           formCheckDone = true
@@ -508,6 +510,7 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
       for (const p of persistent.get(n.spec.name) ?? []) if (s?.up === true && endViews.get(p)?.up === true && !s.peerNames.has(p)) lackingPersistent.push(`${n.spec.name} lacks ${p}`)
     }
     if ([...persistent.values()].some((l) => l.length > 0)) check("persistent peers connected at the end", lackingPersistent.length === 0, lackingPersistent.join("; "))
+    report.peersLostOutsideFaults = dropsOutside
     if (manifest.checks.stableOutsideFaults) {
       check("no peer lost outside fault windows (fault start to whole again + 5 s)", dropsOutside.length === 0, dropsOutside.length === 0 ? "" : `${dropsOutside.length}: ${dropsOutside.slice(0, 8).join(", ")}`)
     } else if (dropsOutside.length > 0) event(`peers lost outside fault windows (not checked): ${dropsOutside.join(", ")}`)

@@ -13,12 +13,17 @@ import * as Report from "./Report.ts"
 import { control, runE2e } from "./Runner.ts"
 import { E2eError } from "./Sh.ts"
 
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..")
+/** The repository whose `src/cli/main.ts` the nodes run. */
+export const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..")
 
 const usage = "usage: npm run e2e -- MANIFEST.toml [--loopback] [--lines|--live] [--report FILE.json]"
 
-const main = async (): Promise<number> => {
-  const args = process.argv.slice(2)
+/**
+ * Runs the e2e command with its arguments (without the program name) and returns the exit code;
+ * installs the SIGINT/SIGTERM/SIGHUP handlers that stop the run and clean up. The `effect-p2p e2e`
+ * subcommand can call this.
+ */
+export const runCommand = async (args: ReadonlyArray<string>): Promise<number> => {
   let manifestPath: string | undefined
   let loopback = false
   let live: boolean | undefined
@@ -84,4 +89,6 @@ const main = async (): Promise<number> => {
   }
 }
 
-main().then((code) => process.exit(code))
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  runCommand(process.argv.slice(2)).then((code) => process.exit(code))
+}
