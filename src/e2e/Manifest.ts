@@ -93,6 +93,8 @@ export interface RandomFaults {
   readonly delay: number
   readonly jitter: number
   readonly rate: string
+  /** Nodes never killed or restarted (so their RSS and fds can be judged over the whole run). */
+  readonly spare: ReadonlyArray<string>
 }
 
 export interface Checks {
@@ -343,7 +345,7 @@ const parseFault = (r: Reader, names: ReadonlySet<string>, at: number): Fault =>
   return { ...fault, groups }
 }
 
-const parseRandom = (doc: Table, duration: number): RandomFaults | undefined => {
+const parseRandom = (doc: Table, duration: number, names: ReadonlySet<string>): RandomFaults | undefined => {
   const t = doc["random"]
   if (t === undefined) return undefined
   if (!isTable(t)) throw new ManifestError("random", "must be a table ([random] fault_every = \"10s\")")
@@ -367,8 +369,10 @@ const parseRandom = (doc: Table, duration: number): RandomFaults | undefined => 
     lossPercent: r.num("loss_percent", 30, 0, 100),
     delay: r.duration("delay", 100),
     jitter: r.duration("jitter", 50),
-    rate: r.rate("rate", "1mbit")
+    rate: r.rate("rate", "1mbit"),
+    spare: r.strings("spare", [])
   }
+  checkNames("random.spare", out.spare, names)
   r.done()
   return out
 }
@@ -452,7 +456,7 @@ export const parse = (text: string, source = "manifest"): Manifest => {
     return f
   }).sort((a, b) => a.at - b.at)
 
-  return { name, duration, network, seed, nodes, nodeConfig: config, conditions, faults, random: parseRandom(doc, duration), checks: parseChecks(doc), probe }
+  return { name, duration, network, seed, nodes, nodeConfig: config, conditions, faults, random: parseRandom(doc, duration, names), checks: parseChecks(doc), probe }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -474,10 +478,11 @@ export const rng = (seed: number) => {
 export const drawFault = (random: RandomFaults, names: ReadonlyArray<string>, at: number, next: () => number, allowed: ReadonlyArray<FaultKind> = random.kinds): Fault => {
   const pick = <A>(xs: ReadonlyArray<A>): A => xs[Math.floor(next() * xs.length)]!
   const kind = pick(allowed.length > 0 ? allowed : random.kinds)
-  const shuffled = [...names].sort(() => next() - 0.5)
-  const count = Math.max(1, Math.min(random.maxNodes, names.length - 1, 1 + Math.floor(next() * random.maxNodes)))
+  const candidates = PROCESS_DOWN_KINDS.has(kind) ? names.filter((n) => !random.spare.includes(n)) : names
+  const shuffled = [...(candidates.length > 0 ? candidates : names)].sort(() => next() - 0.5)
+  const count = Math.max(1, Math.min(random.maxNodes, shuffled.length, names.length - 1, 1 + Math.floor(next() * random.maxNodes)))
   const chosen = shuffled.slice(0, count)
-  const rest = shuffled.slice(count)
+  const rest = names.filter((n) => !chosen.includes(n))
   const duration = Math.round(random.minDuration + next() * (random.maxDuration - random.minDuration))
   const base: Fault = { kind, at, duration, nodes: chosen, groups: [], from: [], to: [], percent: random.lossPercent, delay: random.delay, jitter: random.jitter, rate: random.rate }
   if (kind === "partition") return { ...base, nodes: [], groups: [chosen, rest] }

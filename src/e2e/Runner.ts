@@ -271,7 +271,8 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
           const rssMb = s.rssKb / 1024
           rec.maxFds = Math.max(rec.maxFds, s.fds)
           rec.maxRssMb = Math.max(rec.maxRssMb, rssMb)
-          if (rec.rssStartMb === undefined && now() >= manifest.checks.warmup) rec.rssStartMb = rssMb
+          // RSS after warm-up, of a process that has run at least 10 s (not one just starting).
+          if (rec.rssStartMb === undefined && now() >= manifest.checks.warmup && Date.now() - n.startedAt >= 10_000) rec.rssStartMb = rssMb
           rec.rssEndMb = rssMb
           const key = `${name}#${n.incarnation}`
           if (!resources.has(key)) resources.set(key, [])

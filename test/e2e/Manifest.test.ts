@@ -115,6 +115,16 @@ groups = [["seed"], ["a", "n2"]]
     }
   })
 
+  it("spare nodes are never killed or restarted", () => {
+    const m = parse(`[nodes]\ncount = 4\n[random]\nkinds = ["kill", "wipe", "restart", "pause"]\nspare = ["n0", "n1"]\nmax_nodes = 3\n`)
+    const next = rng(3)
+    const names = m.nodes.map((n) => n.name)
+    const faults = Array.from({ length: 50 }, (_, i) => drawFault(m.random!, names, i, next))
+    for (const f of faults) if (f.kind !== "pause") expect(f.nodes.filter((n) => n === "n0" || n === "n1")).toEqual([])
+    expect(faults.some((f) => f.kind === "pause" && f.nodes.includes("n0"))).toBe(true)
+    expect(() => parse(`[nodes]\ncount = 2\n[random]\nspare = ["x"]\n`)).toThrow(/^random\.spare: unknown node/)
+  })
+
   it("the shipped manifests parse", () => {
     for (const name of ["ci", "soak", "churn"]) {
       const path = join(import.meta.dirname, "..", "..", "e2e", "manifests", `${name}.toml`)
