@@ -342,6 +342,9 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
           Nodes.signal(n, "SIGSTOP")
           n.state = "paused"
         }
+        await sleep(100)
+        const notStopped = targets.filter((n) => !Verify.stopped(n.pid)).map((n) => n.spec.name)
+        check(`fault #${id} pause in effect`, notStopped.length === 0, notStopped.length === 0 ? `${targets.map((n) => n.spec.name).join(",")} stopped (state T)` : `not stopped: ${notStopped.join(",")}`)
         heal = async () => {
           for (const n of targets) {
             if (n.state === "paused") {

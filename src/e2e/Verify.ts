@@ -6,6 +6,7 @@
  * our address). Needs only bash (`/dev/tcp`) and `timeout`.
  */
 import { spawn } from "node:child_process"
+import { readFileSync } from "node:fs"
 import type { Fault } from "./Manifest.ts"
 import type { Host } from "./Netns.ts"
 
@@ -44,7 +45,7 @@ export interface Verdict {
 /**
  * Whether `fault` is in effect: a partition blocks across groups and not within one; a one-way
  * cut blocks from→to; an isolated node reaches nobody; loss loses some of 40 connects; latency
- * adds at least 90% of the delay to the round trip. Bandwidth is not verified (tc accepted it).
+ * adds at least 90% of the delay to the round trip; bandwidth shows a tbf qdisc on eth0.
  */
 export const verify = async (fault: Fault, host: (name: string) => Host): Promise<Verdict | undefined> => {
   const blocked = async (a: string, b: string) => (await reach(host(a), host(b).ip, 2, 800)).reached === 0
@@ -81,7 +82,32 @@ export const verify = async (fault: Fault, host: (name: string) => Host): Promis
       const r = await reach(h, target, 3, 2000 + 2 * (fault.delay + fault.jitter))
       return { ok: r.rttMs !== undefined && r.rttMs >= 0.9 * fault.delay, detail: `connect round trip from ${from} ${r.rttMs ?? "-"} ms (delay ${fault.delay} ms)` }
     }
+    case "bandwidth": {
+      const shown = await Promise.all((fault.nodes.length === 0 ? ["n0"] : fault.nodes).map((n) => qdisc(host(n))))
+      const ok = shown.every((q) => /\btbf\b/.test(q))
+      return { ok, detail: shown.map((q) => q.trim().split("\n")[0] ?? "").join("; ") }
+    }
     default:
       return undefined
+  }
+}
+
+const qdisc = (h: Host): Promise<string> =>
+  new Promise((resolve) => {
+    const p = spawn("ip", ["netns", "exec", h.ns!, "tc", "qdisc", "show", "dev", "eth0"], { stdio: ["ignore", "pipe", "ignore"] })
+    let out = ""
+    p.stdout.on("data", (d) => (out += String(d)))
+    p.on("error", () => resolve(""))
+    p.on("exit", () => resolve(out))
+  })
+
+/** Whether a process is stopped (state T in /proc/PID/stat). */
+export const stopped = (pid: number | undefined): boolean => {
+  if (pid === undefined) return false
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("T")
+  } catch {
+    return false
   }
 }
