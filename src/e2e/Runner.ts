@@ -12,7 +12,7 @@ import { join, resolve } from "node:path"
 import { readFileSync } from "node:fs"
 import * as Checks from "./Checks.ts"
 import * as Fabric from "./Fabric.ts"
-import { drawFault, type Fault, type Manifest, NETWORK_KINDS, parse, rng } from "./Manifest.ts"
+import { drawFault, type Fault, type Manifest, ManifestError, NETWORK_KINDS, parse, rng } from "./Manifest.ts"
 import * as Netns from "./Netns.ts"
 import * as Nodes from "./Nodes.ts"
 import type { CheckRecord, FaultRecord, NodeRecord, Report } from "./Report.ts"
@@ -87,7 +87,7 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
     try {
       return readFileSync(options.manifestPath, "utf8")
     } catch (e) {
-      throw new E2eError(`cannot read the manifest ${options.manifestPath}: ${(e as Error).message}`)
+      throw new ManifestError(options.manifestPath, `cannot read it: ${(e as Error).message}`)
     }
   })()
   const manifest: Manifest = parse(manifestText, options.manifestPath)

@@ -77,7 +77,7 @@ export const runCommand = async (args: ReadonlyArray<string>): Promise<number> =
     return control.aborted ? 130 : report.passed ? 0 : 1
   } catch (e) {
     if (e instanceof ManifestError) {
-      process.stderr.write(`e2e: ${manifestPath}: ${e.message}\n`)
+      process.stderr.write(`e2e: ${e.key === manifestPath ? "" : `${manifestPath}: `}${e.message}\n`)
       return 2
     }
     if (e instanceof E2eError) {

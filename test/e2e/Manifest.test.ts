@@ -70,6 +70,11 @@ groups = [["seed"], ["a", "n2"]]
     expect(m.faults[0]!.duration).toBe(10_000)
   })
 
+  it("[nodes.config] keys are kept flat, quoted or as tables", () => {
+    const m = parse(`[nodes]\ncount = 1\n[nodes.config]\n"p2p.dial_timeout" = "2s"\nlog_level = "debug"\n[nodes.config.p2p]\nsend_rate = 1000000\n`)
+    expect(m.nodeConfig).toEqual({ "p2p.dial_timeout": "2s", log_level: "debug", "p2p.send_rate": 1000000 })
+  })
+
   it("accepts kind aliases", () => {
     const m = parse(`[nodes]\ncount = 2\n[[perturbation]]\nat = "1s"\nkind = "one-way-partition"\nfrom = ["n0"]\nto = ["n1"]\n[[perturbation]]\nat = "2s"\nkind = "kill-9"\nnodes = ["n1"]\n`)
     expect(m.faults.map((f) => f.kind)).toEqual(["one_way", "kill"])
