@@ -53,6 +53,7 @@ export const make = Effect.fn("PeerManager.make")(function* (
   if (!/^[0-9a-f]{40}$/.test(self)) return yield* new InvalidSelfId({ message: `PeerManager self ID ${JSON.stringify(self)} is not a node ID` })
   const options = yield* Effect.fromResult(decodeOptions(input))
   const store = yield* PeerStore
+  const scope = yield* Effect.scope
   const lock = yield* Semaphore.make(1)
   const dialSignal = yield* Signal.make
   const evictSignal = yield* Signal.make
@@ -183,10 +184,12 @@ export const make = Effect.fn("PeerManager.make")(function* (
 
   /**
    * A loop in the caller's fiber: under the lock, the `try` transition; when it yields nothing,
-   * the current signal and the next deadline, then a wait for whichever comes first (just the
-   * signal when there is no deadline).
+   * the current signal and the next deadline, then a wait for the signal, which a timer of the
+   * manager's scope fires at the deadline (`Signal.timer`: one timer for every waiter and every
+   * wait whose deadline has not moved).
    */
   const waitLoop = <A>(signal: Signal.Signal, attempt: (s: State.State, now: number) => State.Outcome<A | undefined>, deadline: (s: State.State, now: number) => number | undefined): Effect.Effect<A> => {
+    const arm = Signal.timer(signal, scope)
     type Step = { readonly value: A | undefined; readonly signal: Deferred.Deferred<void>; readonly wakeAt: number | undefined; readonly now: number }
     const step: Effect.Effect<Step> = lock.withPermit(withNow((now) =>
       Effect.map(Effect.orDie(commit(attempt(state, now), now)), (value): Step => ({
@@ -200,7 +203,7 @@ export const make = Effect.fn("PeerManager.make")(function* (
       return Effect.flatMap(step, (s) => {
         if (s.value !== undefined) return Effect.succeed(s.value)
         const wait = Deferred.await(s.signal)
-        return Effect.andThen(s.wakeAt === undefined ? wait : Effect.raceFirst(wait, Effect.sleep(Math.max(1, Math.ceil(s.wakeAt - s.now)))), loop)
+        return Effect.andThen(s.wakeAt === undefined ? wait : Effect.andThen(arm(s.wakeAt, s.now), wait), loop)
       })
     })
     return loop

@@ -204,20 +204,23 @@ export const make = Effect.fn("Pex.make")(function* (input: OptionsInput = {}) {
     return { peer, eligibleAt: undefined }
   })
 
+  const arm = Signal.timer(wake, yield* Effect.scope)
+
   const scheduler = Effect.gen(function* () {
     while (true) {
       const signal = wake.get()
       const now = yield* Clock.currentTimeMillis
       const due = lastRequestAt === undefined ? now : lastRequestAt + interval
       if (now < due) {
-        // Whole milliseconds, at least one: a fractional deadline would wake just short of it and spin.
-        yield* Effect.raceFirst(Deferred.await(signal), Effect.sleep(Math.max(1, Math.ceil(due - now))))
+        yield* arm(due, now)
+        yield* Deferred.await(signal)
         continue
       }
       const asked = yield* askOne(now)
       if (asked.peer !== undefined) continue
       const wait = asked.eligibleAt === undefined ? options.noPeersInterval : Math.min(options.noPeersInterval, asked.eligibleAt - now)
-      yield* Effect.raceFirst(Deferred.await(signal), Effect.sleep(Math.max(1, Math.ceil(wait))))
+      yield* arm(now + wait, now)
+      yield* Deferred.await(signal)
     }
   })
 
@@ -227,8 +230,10 @@ export const make = Effect.fn("Pex.make")(function* (input: OptionsInput = {}) {
   // Requests we answer
   // -------------------------------------------------------------------------------------------
 
+  const isBareMemory = (address: NodeAddress.NodeAddress) => address.protocol === NodeAddress.MEMORY_PROTOCOL && address.hostname === ""
+
   const entriesFor = (address: NodeAddress.NodeAddress) => {
-    if (address.protocol === NodeAddress.MEMORY_PROTOCOL && address.hostname === "") return Effect.succeed(toNetAddresses(address, []))
+    if (isBareMemory(address)) return Effect.succeed(toNetAddresses(address, []))
     return resolver.resolve(address).pipe(
       Effect.timeoutOption(options.resolveTimeout),
       Effect.map((found) => (Option.isSome(found) ? toNetAddresses(address, found.value) : [])),
@@ -238,7 +243,10 @@ export const make = Effect.fn("Pex.make")(function* (input: OptionsInput = {}) {
 
   const answer = Effect.fn("Pex.answer")(function* (nodeId: NodeId.NodeId) {
     const addresses = yield* peerManager.advertise(nodeId, options.maxAddressesSent)
-    const resolved = yield* Effect.forEach(addresses, entriesFor, { concurrency: RESOLVE_CONCURRENCY })
+    // Memory addresses need no resolution: no effect per address for them.
+    const resolved = addresses.every(isBareMemory)
+      ? addresses.map((a) => toNetAddresses(a, []))
+      : yield* Effect.forEach(addresses, entriesFor, { concurrency: RESOLVE_CONCURRENCY })
     const seen = new Set<string>()
     const entries: Array<NetAddress> = []
     for (const e of resolved.flat()) {

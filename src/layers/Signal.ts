@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Deferred, Effect, Exit } from "effect"
+import { Deferred, Effect, Exit, type Scope } from "effect"
 
 /** A replaceable signal. */
 export interface Signal {
@@ -31,3 +31,30 @@ export const make: Effect.Effect<Signal> = Effect.gen(function* () {
     fireUnsafe
   }
 })
+
+/**
+ * Deadlines for waiters of `signal`: `arm(at, now)` makes sure the signal fires by `at` (through
+ * `Clock`, so `TestClock` drives it), in a fiber of `scope`. One timer serves every deadline at or
+ * after the one already armed: the waiter it wakes early re-checks and arms again. So a waiter
+ * whose deadline has not moved since it last slept does not start a timer of its own, and none
+ * races the signal. A timer that is no longer needed still fires: a spurious wake-up, harmless.
+ */
+export const timer = (signal: Signal, scope: Scope.Scope) => {
+  let armedAt = Number.POSITIVE_INFINITY
+  return (at: number, now: number): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      if (at >= armedAt) return Effect.void
+      armedAt = at
+      return Effect.asVoid(Effect.forkIn(
+        Effect.andThen(
+          // Whole milliseconds, at least one: a fractional deadline would wake just short of it.
+          Effect.sleep(Math.max(1, Math.ceil(at - now))),
+          Effect.sync(() => {
+            if (armedAt === at) armedAt = Number.POSITIVE_INFINITY
+            signal.fireUnsafe()
+          })
+        ),
+        scope
+      ))
+    })
+}

@@ -26,7 +26,8 @@ const dial = Effect.fn("Router.dial")(function* (state: State, address: NodeAddr
       orElse: () => Effect.fail(new DialError({ endpoint: NodeAddress.format(address), reason: "timeout", message: `resolving ${NodeAddress.format(address)} timed out` }))
     })
   )
-  let lastError: unknown = new DialError({ endpoint: NodeAddress.format(address), reason: "unsupported_protocol", message: `no endpoint of ${NodeAddress.format(address)} uses a protocol of transport ${transport.name}` })
+  // Made only when no endpoint was tried: an error is costly to build (a schema class with a stack).
+  let lastError: unknown = undefined
   for (const endpoint of endpoints) {
     if (!transport.protocols.includes(endpoint.protocol)) continue
     if (options.filterPeerByIp !== undefined) {
@@ -45,7 +46,7 @@ const dial = Effect.fn("Router.dial")(function* (state: State, address: NodeAddr
     if (Exit.isSuccess(conn)) return conn.value
     lastError = conn.cause
   }
-  return yield* Effect.fail(lastError)
+  return yield* Effect.fail(lastError ?? new DialError({ endpoint: NodeAddress.format(address), reason: "unsupported_protocol", message: `no endpoint of ${NodeAddress.format(address)} uses a protocol of transport ${transport.name}` }))
 })
 
 /**

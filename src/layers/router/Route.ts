@@ -8,7 +8,7 @@
  * @since 0.1.0
  */
 import { fromBinary } from "@bufbuild/protobuf"
-import { Cause, Effect, Exit, Metric, Queue } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Metric, Queue } from "effect"
 import * as MessageType from "../../domain/router/MessageType.ts"
 import type * as NodeInfo from "../../domain/NodeInfo.ts"
 import type { Connection } from "../../services/Transport.ts"
@@ -111,7 +111,19 @@ export const route = Effect.fn("Router.route")(function* (state: State, conn: Co
         if (!Queue.offerUnsafe(ch.inbound, envelope) && !(yield* Queue.offer(ch.inbound, envelope))) count(dropped.closed, 1)
       }
     })
-    const exit = yield* Effect.exit(Effect.raceFirst(sendLoop, receiveLoop))
+    // The first loop to end ends the route with its exit, as `raceFirst` would, with one fiber
+    // fewer: the receive loop runs in a child fiber and, when it ends, closes the queue so the send
+    // loop (in this fiber) stops taking; when the send loop ends first, the child is interrupted.
+    type LoopError = Effect.Error<typeof sendLoop> | Effect.Error<typeof receiveLoop>
+    const received = Deferred.makeUnsafe<Exit.Exit<never, LoopError>>()
+    const receiver = yield* Effect.forkChild(Effect.flatMap(Effect.exit(receiveLoop), (e) => {
+      Deferred.doneUnsafe(received, Exit.succeed(e))
+      return queue.close
+    }), { startImmediately: true })
+    const sent = yield* Effect.exit(sendLoop)
+    const first = Deferred.isDoneUnsafe(received) ? yield* Deferred.await(received) : sent
+    if (receiver.pollUnsafe() === undefined) yield* Fiber.interrupt(receiver)
+    const exit: Exit.Exit<never, LoopError> = first
     if (Exit.isFailure(exit)) {
       // A defect is our bug, not the peer's doing: logged where an operator sees it.
       if (Cause.hasDies(exit.cause)) yield* Effect.logError(`peer ${id}: the route ended with a defect; the connection is closed`, exit.cause)
