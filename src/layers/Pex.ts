@@ -301,6 +301,11 @@ export const make = Effect.fn("Pex.make")(function* (input: OptionsInput = {}) {
     const p = peers.get(nodeId)
     if (p === undefined || !p.outstanding) return yield* misbehave(nodeId, "unsolicited_addrs", "sent a PEX response when none was requested")
     p.outstanding = false
+    // The next request to this peer is paced from its answer, not from our request: a request
+    // delayed on its way (loss, latency, a healed partition) then still arrives at least
+    // `peerRequestInterval` after the previous one did, so a strict peer (CometBFT disconnects a
+    // request within 10 s of the last) never sees two too close together.
+    p.lastAskedAt = yield* Clock.currentTimeMillis
     if (addrs.length > options.maxAddressesAccepted) {
       return yield* misbehave(nodeId, "too_many_addresses", `sent too many addresses: ${addrs.length}, at most ${options.maxAddressesAccepted} accepted`)
     }
