@@ -96,16 +96,20 @@ const sample = (
   // The best score among the candidates: the first position that is not the requester's.
   const first = requesterStart === 0 && requesterCount > 0 ? requesterCount : 0
   const best = Index.selectAdvertisable(root, first)!.node.score
-  // Runs: [start, end) positions and weight; the last one holds everything 30 or more steps down.
+  // Runs of one score each, [start, end) positions, found score by score (most books hold a few
+  // distinct scores); the last one holds everything 30 or more steps below the best. Runs with
+  // nothing to give (the requester's alone) are left out.
   const runs: Array<{ start: number; end: number; weight: number; live: number; taken: Array<number> }> = []
-  for (let steps = 0; steps <= 30; steps++) {
-    const start = steps === 0 ? 0 : runs[steps - 1]!.end
-    const end = steps === 30 ? total : Index.advertisableBefore(root, best - steps - 1, "")
+  for (let start = 0; start < total;) {
+    const score = Index.selectAdvertisable(root, start)!.node.score
+    const steps = best - score
+    const end = steps >= 30 ? total : Index.advertisableBefore(root, score - 1, "")
     const taken: Array<number> = []
     const skipFrom = Math.max(start, requesterStart)
     const skipTo = Math.min(end, requesterStart + requesterCount)
     for (let p = skipFrom; p < skipTo; p++) taken.push(p)
-    runs.push({ start, end, weight: weightOf(steps), live: end - start - taken.length, taken })
+    if (end - start > taken.length) runs.push({ start, end, weight: weightOf(steps), live: end - start - taken.length, taken })
+    start = end
   }
   let weights = 0
   for (const run of runs) weights += run.live * run.weight

@@ -206,7 +206,7 @@ export const tryEvictNext = (state: State, now: number): Outcome<NodeId.NodeId |
     // Unconditional peers and peers on grace take no slot, so evicting one would not make room.
     if (state.connected.has(id) && !state.evicting.has(id) && !isUnconditional(state, id) && !state.grace.has(id)) worst = id
     return worst !== undefined
-  }, true)
+  }, "connected")
   if (worst !== undefined) draft.add("evicting", worst)
   return draft.done(worst)
 }

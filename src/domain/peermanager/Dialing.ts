@@ -97,7 +97,7 @@ export const findUpgradeCandidate = (state: State, id: NodeId.NodeId, score: num
     if (isUncounted(state, candidate)) return false
     found = candidate
     return true
-  }, true)
+  }, "connected")
   return found
 }
 

@@ -64,6 +64,10 @@ interface Entry {
   readonly advertisable: number
   /** Addresses naming another node than the peer (only a damaged row has them). */
   readonly foreign: number
+  /** Pruning may delete it: neither persistent, connected nor dialing. */
+  readonly prunable: boolean
+  /** Prunable and unproven: never reached, and scoring 0 or less (pruned first). */
+  readonly unproven: boolean
 }
 
 const NO_TIMES: ReadonlyArray<number> = []
@@ -80,9 +84,13 @@ const entryOf = (source: Source, p: PeerRecord.PeerRecord): Entry => {
   }
   let foreign = 0
   for (const a of p.addresses) if (a.address.nodeId !== p.id) foreign++
+  const score = PeerRecord.score(p)
+  const prunable = !p.persistent && !connected && !source.dialing.has(p.id)
   return {
     record: p,
-    score: PeerRecord.score(p),
+    score,
+    prunable,
+    unproven: prunable && score <= 0 && !PeerRecord.reached(p),
     ats,
     ready,
     connected,
@@ -93,6 +101,7 @@ const entryOf = (source: Source, p: PeerRecord.PeerRecord): Entry => {
 
 const sameEntry = (a: Entry, b: Entry): boolean =>
   a.record === b.record && a.score === b.score && a.ready === b.ready && a.connected === b.connected && a.advertisable === b.advertisable &&
+  a.prunable === b.prunable && a.unproven === b.unproven &&
   a.ats.length === b.ats.length && a.ats.every((x, i) => x === b.ats[i])
 
 /** A 32-bit hash of a string (the treaps' priorities). */
@@ -124,6 +133,9 @@ export class RankNode {
   readonly connectedCount: number
   /** Advertisable addresses in the subtree. */
   readonly advertisableCount: number
+  /** Prunable peers in the subtree, and unproven ones among them. */
+  readonly prunableCount: number
+  readonly unprovenCount: number
 
   constructor(entry: Entry, priority: number, left: RankNode | undefined, right: RankNode | undefined) {
     this.entry = entry
@@ -136,6 +148,8 @@ export class RankNode {
     this.minReady = Math.min(entry.ready, left?.minReady ?? Number.POSITIVE_INFINITY, right?.minReady ?? Number.POSITIVE_INFINITY)
     this.connectedCount = (entry.connected ? 1 : 0) + (left?.connectedCount ?? 0) + (right?.connectedCount ?? 0)
     this.advertisableCount = entry.advertisable + (left?.advertisableCount ?? 0) + (right?.advertisableCount ?? 0)
+    this.prunableCount = (entry.prunable ? 1 : 0) + (left?.prunableCount ?? 0) + (right?.prunableCount ?? 0)
+    this.unprovenCount = (entry.unproven ? 1 : 0) + (left?.unprovenCount ?? 0) + (right?.unprovenCount ?? 0)
   }
 
   get record(): PeerRecord.PeerRecord {
@@ -207,34 +221,43 @@ export const forEachReady = (root: RankNode | undefined, now: number, visit: (no
   }
 }
 
-/** Visits nodes best first (`connectedOnly`: the connected ones); stops when `visit` returns true. */
-export const forEach = (root: RankNode | undefined, visit: (node: RankNode) => boolean, connectedOnly = false): void => {
+/** Which peers a walk visits: all, or only those with a flag (subtrees without one are skipped). */
+export type Only = "all" | "connected" | "prunable" | "unproven"
+
+const countOf = (n: RankNode, only: Only): number =>
+  only === "all" ? 1 : only === "connected" ? n.connectedCount : only === "prunable" ? n.prunableCount : n.unprovenCount
+
+const has = (n: RankNode, only: Only): boolean =>
+  only === "all" || (only === "connected" ? n.entry.connected : only === "prunable" ? n.entry.prunable : n.entry.unproven)
+
+/** Visits nodes best first (`only`: those with a flag); stops when `visit` returns true. */
+export const forEach = (root: RankNode | undefined, visit: (node: RankNode) => boolean, only: Only = "all"): void => {
   const stack: Array<RankNode> = []
   let n = root
   while (true) {
-    while (n !== undefined && (!connectedOnly || n.connectedCount > 0)) {
+    while (n !== undefined && countOf(n, only) > 0) {
       stack.push(n)
       n = n.left
     }
     const top = stack.pop()
     if (top === undefined) return
-    if ((!connectedOnly || top.entry.connected) && visit(top)) return
+    if (has(top, only) && visit(top)) return
     n = top.right
   }
 }
 
-/** Visits nodes worst first (`connectedOnly`: the connected ones); stops when `visit` returns true. */
-export const forEachReverse = (root: RankNode | undefined, visit: (node: RankNode) => boolean, connectedOnly = false): void => {
+/** Visits nodes worst first (`only`: those with a flag); stops when `visit` returns true. */
+export const forEachReverse = (root: RankNode | undefined, visit: (node: RankNode) => boolean, only: Only = "all"): void => {
   const stack: Array<RankNode> = []
   let n = root
   while (true) {
-    while (n !== undefined && (!connectedOnly || n.connectedCount > 0)) {
+    while (n !== undefined && countOf(n, only) > 0) {
       stack.push(n)
       n = n.right
     }
     const top = stack.pop()
     if (top === undefined) return
-    if ((!connectedOnly || top.entry.connected) && visit(top)) return
+    if (has(top, only) && visit(top)) return
     n = top.left
   }
 }

@@ -29,14 +29,16 @@ export const prune = (draft: Draft): void => {
   // Walk the ranking from the worst end; a full store usually needs one deletion, found near it.
   const s = draft.state
   const index = draft.index(s)
-  for (const unprovenOnly of [true, false]) {
+  // The index skips whole subtrees of peers that may not go (persistent, connected, dialing) or,
+  // in the first pass, that proved themselves.
+  for (const only of ["unproven", "prunable"] as const) {
     Index.forEachReverse(index.rank, (node) => {
       const peer = draft.peer(node.id)
       if (peer === undefined || peer.persistent || s.dialing.has(peer.id) || s.connected.has(peer.id)) return false
-      if (unprovenOnly && (PeerRecord.reached(peer) || PeerRecord.score(peer) > 0)) return false
+      if (only === "unproven" && (PeerRecord.reached(peer) || PeerRecord.score(peer) > 0)) return false
       draft.deletePeer(peer.id)
       return draft.peerCount() <= max
-    })
+    }, only)
     if (draft.peerCount() <= max) return
   }
 }

@@ -342,8 +342,14 @@ export class Draft {
     this.base = base
   }
 
-  /** The current state (cheap: shares unchanged collections). */
+  /** The current state (cheap: shares unchanged collections; the base itself while nothing was written). */
   get state(): State {
+    if (
+      this.peers === undefined && this.owners === undefined && this.sets.dialing === undefined && this.sets.ready === undefined &&
+      this.sets.evict === undefined && this.sets.evicting === undefined && this.connectedMap === undefined && this.upgradingMap === undefined &&
+      this.graceMap === undefined && this.retry === undefined && this.banMap === undefined && this.strikeMap === undefined &&
+      this.ipMap === undefined && this.bySource === undefined && this.byGroup === undefined
+    ) return this.base
     return {
       ...this.base,
       peers: this.peers ?? this.base.peers,
@@ -553,9 +559,9 @@ export class Draft {
 
   done<A>(value: A): Outcome<A> {
     const state = this.state
-    const base = this.workingIndex ?? indexes.get(this.base)
+    const base = state === this.base ? undefined : this.workingIndex ?? indexes.get(this.base)
     // A base with no index yet (made by hand) gets one, so its successors need not be built from scratch.
-    deriveIndex(state, base ?? indexOf(this.base), [...this.touched])
+    if (state !== this.base) deriveIndex(state, base ?? indexOf(this.base), [...this.touched])
     return {
       state,
       value,

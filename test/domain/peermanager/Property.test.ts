@@ -326,6 +326,23 @@ const checkIndex = (s: State.State, now: number, where: string) => {
     const tight = { ...s, options: { ...s.options, maxConnected: s.options.maxConnected - 1 } }
     assert.strictEqual(Connections.tryEvictNext({ ...tight, evict: new Set() }, now).value, refTryEvictNext(tight, now), `${where}: tryEvictNext over capacity`)
   }
+  if (s.peers.size > 2) {
+    // Pruning to fewer peers than the state holds deletes what the walk from the worst would.
+    const tight = { ...s, options: { ...s.options, maxPeers: s.peers.size - 2 } }
+    const draft = new State.Draft(tight)
+    Peers.prune(draft)
+    const expected = new Set<NodeId.NodeId>()
+    const list = refRanked(s)
+    for (const unprovenOnly of [true, false]) {
+      for (let i = list.length - 1; i >= 0 && s.peers.size - expected.size > tight.options.maxPeers; i--) {
+        const p = list[i]!
+        if (expected.has(p.id) || p.persistent || s.dialing.has(p.id) || s.connected.has(p.id)) continue
+        if (unprovenOnly && (PeerRecord.reached(p) || PeerRecord.score(p) > 0)) continue
+        expected.add(p.id)
+      }
+    }
+    assert.deepStrictEqual(new Set(draft.done(undefined).remove), expected, `${where}: prune`)
+  }
   for (const id of pool) {
     const score = State.scoreOf(s, id) + 1
     assert.strictEqual(Dialing.findUpgradeCandidate(s, id, score), refFindUpgradeCandidate(s, id, score), `${where}: findUpgradeCandidate for ${id}`)
