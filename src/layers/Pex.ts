@@ -107,7 +107,9 @@ export const make = Effect.fn("Pex.make")(function* (input: OptionsInput = {}) {
     return n
   }
 
-  const misbehave = Effect.fn("Pex.misbehave")(function* (nodeId: NodeId.NodeId, reason: MisbehaviourReason, detail: string) {
+  // The handlers run per message and per peer: untraced (no span, no stack frame), which at scale
+  // cost more than they tell.
+  const misbehave = Effect.fnUntraced(function* (nodeId: NodeId.NodeId, reason: MisbehaviourReason, detail: string) {
     const p = stateOf(nodeId)
     if (p.condemned) return
     p.condemned = true
@@ -135,7 +137,7 @@ export const make = Effect.fn("Pex.make")(function* (input: OptionsInput = {}) {
   // Peer updates
   // -------------------------------------------------------------------------------------------
 
-  const onUp = Effect.fn("Pex.onUp")(function* (nodeId: NodeId.NodeId, channels: ReadonlySet<number>) {
+  const onUp = Effect.fnUntraced(function* (nodeId: NodeId.NodeId, channels: ReadonlySet<number>) {
     const routed = (yield* router.peers).find((r) => r.nodeId === nodeId)
     if (routed !== undefined && routed.direction === "incoming") {
       // An inbound peer is its own source for its listen address (CometBFT `AddPeer`).
@@ -177,7 +179,7 @@ export const make = Effect.fn("Pex.make")(function* (input: OptionsInput = {}) {
   // -------------------------------------------------------------------------------------------
 
   /** Asks one eligible peer now; otherwise says when one becomes eligible (if ever, by time alone). */
-  const askOne = Effect.fn("Pex.askOne")(function* (now: number) {
+  const askOne = Effect.fnUntraced(function* (now: number) {
     // Draw first: choosing and marking the peer below then happen without yielding, so the
     // scheduler and `requestNow` can never both pick the same peer.
     const r = yield* Random.next
@@ -241,7 +243,7 @@ export const make = Effect.fn("Pex.make")(function* (input: OptionsInput = {}) {
     )
   }
 
-  const answer = Effect.fn("Pex.answer")(function* (nodeId: NodeId.NodeId) {
+  const answer = Effect.fnUntraced(function* (nodeId: NodeId.NodeId) {
     const addresses = yield* peerManager.advertise(nodeId, options.maxAddressesSent)
     // Memory addresses need no resolution: no effect per address for them.
     const resolved = addresses.every(isBareMemory)
@@ -264,7 +266,7 @@ export const make = Effect.fn("Pex.make")(function* (input: OptionsInput = {}) {
       ? Effect.succeed(p.direction)
       : Effect.map(router.peers, (routed) => routed.find((r) => r.nodeId === nodeId)?.direction)
 
-  const onRequest = Effect.fn("Pex.onRequest")(function* (nodeId: NodeId.NodeId) {
+  const onRequest = Effect.fnUntraced(function* (nodeId: NodeId.NodeId) {
     const p = stateOf(nodeId)
     // A seed answers its inbound peers once and lets them go; so does a full node a peer it
     // admitted only on grace, so the slot serves the next stranded node.
@@ -297,7 +299,7 @@ export const make = Effect.fn("Pex.make")(function* (input: OptionsInput = {}) {
   // Answers we receive
   // -------------------------------------------------------------------------------------------
 
-  const onAddrs = Effect.fn("Pex.onAddrs")(function* (nodeId: NodeId.NodeId, addrs: ReadonlyArray<NetAddress>) {
+  const onAddrs = Effect.fnUntraced(function* (nodeId: NodeId.NodeId, addrs: ReadonlyArray<NetAddress>) {
     const p = peers.get(nodeId)
     if (p === undefined || !p.outstanding) return yield* misbehave(nodeId, "unsolicited_addrs", "sent a PEX response when none was requested")
     p.outstanding = false

@@ -39,7 +39,9 @@ export const acceptLoop = Effect.fnUntraced(function* (state: State) {
    * One inbound connection, from accept to route. The handshake starts as soon as the connection
    * has a slot; the transport bounds it from the accept, and so does the router.
    */
-  const inbound = Effect.fn("Router.inbound")(function* (conn: Connection) {
+  // Untraced (no span, no stack frame): it runs once per connection, and a span per connection, with
+  // the frame every failure crossing the fiber gets annotated with, costs more at scale than it tells.
+  const inbound = Effect.fnUntraced(function* (conn: Connection) {
     const ip = conn.remoteEndpoint.ip
     // Read the time first: `tracker` and `pending` must be read and written with no suspension in between.
     const now = yield* Clock.currentTimeMillis

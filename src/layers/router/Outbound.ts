@@ -18,7 +18,9 @@ import type { State } from "./State.ts"
  * those of protocols the transport does not serve and those the IP filter refuses. Fails with the
  * last endpoint's error.
  */
-const dial = Effect.fn("Router.dial")(function* (state: State, address: NodeAddress.NodeAddress) {
+// Untraced (no span, no stack frame): it runs once per connection, and a span per connection, with
+// the frame every failure crossing the fiber gets annotated with, costs more at scale than it tells.
+const dial = Effect.fnUntraced(function* (state: State, address: NodeAddress.NodeAddress) {
   const { options, transport } = state
   const endpoints = yield* state.resolver.resolve(address).pipe(
     Effect.timeoutOrElse({
@@ -59,7 +61,9 @@ export const dialLoop = Effect.fnUntraced(function* (state: State) {
   const dialSlots = yield* Semaphore.make(state.options.maxConcurrentDials)
 
   /** One outbound connection, from dial to route. */
-  const connect = Effect.fn("Router.connect")(function* (address: NodeAddress.NodeAddress) {
+  // Untraced (no span, no stack frame): it runs once per connection, and a span per connection, with
+  // the frame every failure crossing the fiber gets annotated with, costs more at scale than it tells.
+  const connect = Effect.fnUntraced(function* (address: NodeAddress.NodeAddress) {
     let released = false
     const release = Effect.suspend(() => {
       if (released) return Effect.void

@@ -28,7 +28,9 @@ export type Direction = "incoming" | "outgoing"
  * queue exists before the PeerManager publishes the peer `up`, so a reactor may send the moment it
  * hears of it. An eviction asked for before the route registered ends it right after `ready`.
  */
-export const route = Effect.fn("Router.route")(function* (state: State, conn: Connection, info: NodeInfo.NodeInfo, direction: Direction) {
+// Untraced (no span, no stack frame): it runs once per connection, and a span per connection, with
+// the frame every failure crossing the fiber gets annotated with, costs more at scale than it tells.
+export const route = Effect.fnUntraced(function* (state: State, conn: Connection, info: NodeInfo.NodeInfo, direction: Direction) {
   const { options, advertised, peers, channels, peerManager, metrics } = state
   const { count, perChannel, dropped } = metrics
   const id = info.nodeId
