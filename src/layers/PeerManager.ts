@@ -54,6 +54,7 @@ export const make = Effect.fn("PeerManager.make")(function* (
   const options = yield* Effect.fromResult(decodeOptions(input))
   const store = yield* PeerStore
   const scope = yield* Effect.scope
+  const clock = yield* Clock.Clock
   const lock = yield* Semaphore.make(1)
   const dialSignal = yield* Signal.make
   const evictSignal = yield* Signal.make
@@ -162,9 +163,9 @@ export const make = Effect.fn("PeerManager.make")(function* (
     })
   }
 
-  /** The caller's `Clock` time, read without an effect of its own. */
+  /** The `Clock` time (the manager's clock, from the context it was built in), read without an effect of its own. */
   const withNow = <A, E>(f: (now: number) => Effect.Effect<A, E>): Effect.Effect<A, E> =>
-    Effect.withFiber((fiber) => f(fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()))
+    Effect.suspend(() => f(clock.currentTimeMillisUnsafe()))
 
   /** Runs a transition under the lock with the current time. */
   const transition = <A>(f: (s: State.State, now: number) => State.Outcome<A>): Effect.Effect<A, PeerStoreError> =>

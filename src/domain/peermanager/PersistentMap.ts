@@ -232,7 +232,15 @@ export class PersistentMap<K extends string, V> implements ReadonlyMap<K, V> {
   }
 
   forEach(f: (value: V, key: K, map: ReadonlyMap<K, V>) => void, thisArg?: unknown): void {
-    for (const leaf of leaves(this.#root)) f.call(thisArg, leaf.value, leaf.key as K, this)
+    // No generator, no entry pairs: the cheapest walk, for hot paths.
+    if (this.#root === undefined) return
+    const stack: Array<Node<V>> = [this.#root]
+    while (stack.length > 0) {
+      const node = stack.pop()!
+      if (node instanceof Leaf) f.call(thisArg, node.value, node.key as K, this)
+      else if (node instanceof Collision) for (const leaf of node.leaves) f.call(thisArg, leaf.value, leaf.key as K, this)
+      else for (let i = node.children.length - 1; i >= 0; i--) stack.push(node.children[i]!)
+    }
   }
 
   get [Symbol.toStringTag](): string {
@@ -242,5 +250,73 @@ export class PersistentMap<K extends string, V> implements ReadonlyMap<K, V> {
   /** As a list of entries, like a `Map` spread. */
   toJSON(): Array<[K, V]> {
     return [...this.entries()]
+  }
+}
+
+/** A persistent set of strings (a {@link PersistentMap} to `true`); `with` and `without` return a new set. */
+export class PersistentSet<K extends string> implements ReadonlySet<K> {
+  readonly #map: PersistentMap<K, true>
+
+  private constructor(map: PersistentMap<K, true>) {
+    this.#map = map
+  }
+
+  static empty<K extends string>(): PersistentSet<K> {
+    return new PersistentSet<K>(PersistentMap.empty())
+  }
+
+  /** A set of the values; returns `values` itself when it is one already. */
+  static from<K extends string>(values: Iterable<K>): PersistentSet<K> {
+    if (values instanceof PersistentSet) return values as PersistentSet<K>
+    let set = PersistentSet.empty<K>()
+    for (const v of values) set = set.with(v)
+    return set
+  }
+
+  get size(): number {
+    return this.#map.size
+  }
+
+  has(value: K): boolean {
+    return this.#map.has(value)
+  }
+
+  with(value: K): PersistentSet<K> {
+    const map = this.#map.with(value, true)
+    return map === this.#map ? this : new PersistentSet(map)
+  }
+
+  without(value: K): PersistentSet<K> {
+    const map = this.#map.without(value)
+    return map === this.#map ? this : new PersistentSet(map)
+  }
+
+  *entries(): SetIterator<[K, K]> {
+    for (const k of this.#map.keys()) yield [k, k]
+  }
+
+  keys(): SetIterator<K> {
+    return this.#map.keys()
+  }
+
+  values(): SetIterator<K> {
+    return this.#map.keys()
+  }
+
+  [Symbol.iterator](): SetIterator<K> {
+    return this.#map.keys()
+  }
+
+  forEach(f: (value: K, key: K, set: ReadonlySet<K>) => void, thisArg?: unknown): void {
+    this.#map.forEach((_, k) => f.call(thisArg, k, k, this))
+  }
+
+  get [Symbol.toStringTag](): string {
+    return "PersistentSet"
+  }
+
+  /** As a list, like a `Set` spread. */
+  toJSON(): Array<K> {
+    return [...this.#map.keys()]
   }
 }

@@ -12,7 +12,7 @@ import type * as NodeId from "../NodeId.ts"
 import * as PeerRecord from "../PeerRecord.ts"
 import type * as PeerUpdate from "../PeerUpdate.ts"
 import * as Index from "./Index.ts"
-import { PersistentMap } from "./PersistentMap.ts"
+import { PersistentMap, PersistentSet } from "./PersistentMap.ts"
 import type { Direction, Policy } from "./Policy.ts"
 
 /** The whole state of a PeerManager. */
@@ -97,11 +97,11 @@ export const empty = (self: NodeId.NodeId, options: Policy): State => {
     options,
     peers: PersistentMap.empty(),
     owners: PersistentMap.empty(),
-    dialing: new Set(),
-    connected: new Map(),
-    ready: new Set(),
+    dialing: PersistentSet.empty(),
+    connected: PersistentMap.empty(),
+    ready: PersistentSet.empty(),
     evict: new Set(),
-    evicting: new Set(),
+    evicting: PersistentSet.empty(),
     upgrading: new Map(),
     grace: new Map(),
     retryAt: PersistentMap.empty(),
@@ -232,7 +232,8 @@ export const connectionCounts = (state: State): ConnectionCounts => {
   let incomingNotOnGrace = 0
   let outgoingNotOnGrace = 0
   const { unconditionalPeers, persistentPeers } = state.options
-  for (const [id, d] of state.connected) {
+  // `forEach`: no entry pair allocated per peer (the map is often persistent).
+  state.connected.forEach((d, id) => {
     const unconditional = unconditionalPeers.has(id)
     const onGrace = state.grace.has(id)
     if (!unconditional && !onGrace) counted++
@@ -245,7 +246,7 @@ export const connectionCounts = (state: State): ConnectionCounts => {
       if (limited) outgoingLimited++
       if (!onGrace) outgoingNotOnGrace++
     }
-  }
+  })
   const counts: CachedCounts = { counted, outgoing, incomingLimited, outgoingLimited, incomingNotOnGrace, outgoingNotOnGrace, grace: state.grace, options: state.options }
   countsCache.set(state.connected, counts)
   return counts
@@ -315,8 +316,10 @@ export interface Outcome<A = void> {
 export class Draft {
   private peers: PersistentMap<NodeId.NodeId, PeerRecord.PeerRecord> | undefined
   private owners: PersistentMap<string, NodeId.NodeId> | undefined
-  private sets: Partial<Record<"dialing" | "ready" | "evict" | "evicting", Set<NodeId.NodeId>>> = {}
-  private connectedMap: Map<NodeId.NodeId, Direction> | undefined
+  private sets: Partial<Record<"dialing" | "ready" | "evicting", PersistentSet<NodeId.NodeId>>> = {}
+  /** Marked for eviction: a plain set, as its order is the order of eviction. */
+  private evictSet: Set<NodeId.NodeId> | undefined
+  private connectedMap: PersistentMap<NodeId.NodeId, Direction> | undefined
   private upgradingMap: Map<NodeId.NodeId, NodeId.NodeId> | undefined
   private graceMap: Map<NodeId.NodeId, number> | undefined
   private retry: PersistentMap<string, number> | undefined
@@ -346,7 +349,7 @@ export class Draft {
   get state(): State {
     if (
       this.peers === undefined && this.owners === undefined && this.sets.dialing === undefined && this.sets.ready === undefined &&
-      this.sets.evict === undefined && this.sets.evicting === undefined && this.connectedMap === undefined && this.upgradingMap === undefined &&
+      this.evictSet === undefined && this.sets.evicting === undefined && this.connectedMap === undefined && this.upgradingMap === undefined &&
       this.graceMap === undefined && this.retry === undefined && this.banMap === undefined && this.strikeMap === undefined &&
       this.ipMap === undefined && this.bySource === undefined && this.byGroup === undefined
     ) return this.base
@@ -356,7 +359,7 @@ export class Draft {
       owners: this.owners ?? this.base.owners,
       dialing: this.sets.dialing ?? this.base.dialing,
       ready: this.sets.ready ?? this.base.ready,
-      evict: this.sets.evict ?? this.base.evict,
+      evict: this.evictSet ?? this.base.evict,
       evicting: this.sets.evicting ?? this.base.evicting,
       connected: this.connectedMap ?? this.base.connected,
       upgrading: this.upgradingMap ?? this.base.upgrading,
@@ -457,24 +460,27 @@ export class Draft {
     this.removed.add(id)
   }
 
-  private set(name: "dialing" | "ready" | "evict" | "evicting"): Set<NodeId.NodeId> {
-    return (this.sets[name] ??= new Set(this.base[name]))
-  }
-
   add(name: "dialing" | "ready" | "evict" | "evicting", id: NodeId.NodeId): void {
-    this.set(name).add(id)
+    if (name === "evict") {
+      ;(this.evictSet ??= new Set(this.base.evict)).add(id)
+      return
+    }
+    this.sets[name] = (this.sets[name] ?? PersistentSet.from(this.base[name])).with(id)
     if (name === "dialing") this.touched.add(id)
   }
 
   delete(name: "dialing" | "ready" | "evict" | "evicting", id: NodeId.NodeId): void {
+    if (name === "evict") {
+      if ((this.evictSet ?? this.base.evict).has(id)) (this.evictSet ??= new Set(this.base.evict)).delete(id)
+      return
+    }
     if (!(this.sets[name] ?? this.base[name]).has(id)) return
-    this.set(name).delete(id)
+    this.sets[name] = (this.sets[name] ?? PersistentSet.from(this.base[name])).without(id)
     if (name === "dialing") this.touched.add(id)
   }
 
   connect(id: NodeId.NodeId, direction: Direction, ip?: string): void {
-    this.connectedMap ??= new Map(this.base.connected)
-    this.connectedMap.set(id, direction)
+    this.connectedMap = (this.connectedMap ?? PersistentMap.from(this.base.connected)).with(id, direction)
     this.touched.add(id)
     if (ip !== undefined && ip !== "") {
       this.ipMap ??= new Map(this.base.connectedIps)
@@ -484,8 +490,7 @@ export class Draft {
 
   disconnect(id: NodeId.NodeId): void {
     if (!(this.connectedMap ?? this.base.connected).has(id)) return
-    this.connectedMap ??= new Map(this.base.connected)
-    this.connectedMap.delete(id)
+    this.connectedMap = (this.connectedMap ?? PersistentMap.from(this.base.connected)).without(id)
     this.touched.add(id)
     if ((this.ipMap ?? this.base.connectedIps).has(id)) {
       this.ipMap ??= new Map(this.base.connectedIps)
