@@ -39,6 +39,7 @@ import {
 } from "../services/Pex.ts"
 import { Router, type ChannelAlreadyOpen, type TooManyChannels } from "../services/Router.ts"
 import * as Signal from "./Signal.ts"
+import { background } from "./Signal.ts"
 
 import { addrsMessage, fromListenAddr, fromNetAddress, nextRequestInterval, requestMessage, storeRatio, toNetAddresses } from "../domain/PexWire.ts"
 
@@ -170,9 +171,9 @@ export const make = Effect.fn("Pex.make")(function* (input: OptionsInput = {}) {
     )
   }))
 
-  yield* Effect.forkScoped(Effect.gen(function* () {
+  yield* Effect.forkScoped(background(Effect.gen(function* () {
     while (yield* followUpdates) {}
-  }))
+  })))
 
   // -------------------------------------------------------------------------------------------
   // Requests we send
@@ -226,7 +227,7 @@ export const make = Effect.fn("Pex.make")(function* (input: OptionsInput = {}) {
     }
   })
 
-  yield* Effect.forkScoped(scheduler)
+  yield* Effect.forkScoped(background(scheduler))
 
   // -------------------------------------------------------------------------------------------
   // Requests we answer
@@ -346,7 +347,7 @@ export const make = Effect.fn("Pex.make")(function* (input: OptionsInput = {}) {
       }
     })
 
-  yield* Effect.forkScoped(Stream.runForEach(channel.messages, onMessage))
+  yield* Effect.forkScoped(background(Stream.runForEach(channel.messages, onMessage)))
 
   return Pex.of({
     options,

@@ -35,6 +35,7 @@
  * @since 0.1.0
  */
 import { Effect, Layer } from "effect"
+import { background } from "./Signal.ts"
 import { decodeOptions, Router, type OptionsInput } from "../services/Router.ts"
 import * as Channels from "./router/Channels.ts"
 import * as Evict from "./router/Evict.ts"
@@ -55,10 +56,10 @@ export const channelLabel: (id: number) => string = RouterMetrics.channelLabel
 export const make = Effect.fn("Router.make")(function* (input: OptionsInput) {
   const options = yield* resolveOptions(input)
   const state = yield* State.make(options)
-  yield* Effect.forkScoped(RouterMetrics.flushLoop(state.metrics))
-  yield* Effect.forkScoped(Inbound.acceptLoop(state))
-  yield* Effect.forkScoped(Outbound.dialLoop(state))
-  yield* Effect.forkScoped(Evict.evictLoop(state))
+  yield* Effect.forkScoped(background(RouterMetrics.flushLoop(state.metrics)))
+  yield* Effect.forkScoped(background(Inbound.acceptLoop(state)))
+  yield* Effect.forkScoped(background(Outbound.dialLoop(state)))
+  yield* Effect.forkScoped(background(Evict.evictLoop(state)))
   const { peers } = state
   return Router.of({
     openChannel: (descriptor) => Channels.openChannel(state, descriptor),

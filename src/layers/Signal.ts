@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Deferred, Effect, Exit, type Scope } from "effect"
+import { Deferred, Effect, Exit, References, type Scope } from "effect"
 
 /** A replaceable signal. */
 export interface Signal {
@@ -58,3 +58,12 @@ export const timer = (signal: Signal, scope: Scope.Scope) => {
       ))
     })
 }
+
+/**
+ * A loop that lives as long as its layer, run without the stack frame of the `make` that starts
+ * it: every failure in the loop and in the fibers it starts (each connection's, each message's)
+ * would be annotated with that frame, which tells nothing about them and, at scale, costs a map
+ * and a cause per failure.
+ */
+export const background = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.provideService(effect, References.CurrentStackFrame, undefined)
