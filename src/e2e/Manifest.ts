@@ -6,6 +6,7 @@
  * Pure: no file system, no processes, so it is unit-tested without root.
  */
 import { parse as parseToml } from "smol-toml"
+import * as Seeded from "../domain/Seeded.ts"
 
 /** A manifest value is wrong; `key` names it (`nodes.count`, `perturbation[0].at`). */
 export class ManifestError extends Error {
@@ -463,16 +464,7 @@ export const parse = (text: string, source = "manifest"): Manifest => {
 // Random faults
 
 /** A small seeded generator (mulberry32): the same seed draws the same faults. */
-export const rng = (seed: number) => {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export const rng = Seeded.generator
 
 /** Draws one random fault of the manifest's kinds at `at` (ms), affecting up to `maxNodes` of `names`. */
 export const drawFault = (random: RandomFaults, names: ReadonlyArray<string>, at: number, next: () => number, allowed: ReadonlyArray<FaultKind> = random.kinds): Fault => {

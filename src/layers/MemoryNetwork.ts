@@ -12,6 +12,7 @@
  */
 import { Clock, Deferred, Effect, Exit, FiberSet, Layer, Option, Result, type Scope } from "effect"
 import type * as Endpoint from "../domain/Endpoint.ts"
+import * as Seeded from "../domain/Seeded.ts"
 import type * as NodeId from "../domain/NodeId.ts"
 import {
   DuplicateNode,
@@ -31,17 +32,6 @@ import * as MemoryConnection from "./MemoryConnection.ts"
 
 export * from "../services/MemoryNetwork.ts"
 
-/** A small seeded generator (mulberry32): the same seed, the same jitter and losses. */
-const seeded = (seed: number) => {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** An open connection as the network tracks it: its ends and its keepalive timer, if cut. */
 interface Tracked {
@@ -68,7 +58,7 @@ export const make = (input: OptionsInput = {}): Effect.Effect<Service, InvalidNe
     const clock = yield* Clock.Clock
     const run = yield* FiberSet.makeRuntime<never, void, never>()
     const fork = (effect: Effect.Effect<void>) => void run(effect)
-    const random = seeded(options.seed)
+    const random = Seeded.generator(options.seed)
 
     const members = new Map<NodeId.NodeId, Member>()
     /** Links whose conditions are not perfect. */
