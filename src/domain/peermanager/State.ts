@@ -225,31 +225,33 @@ const countsCache = new WeakMap<ReadonlyMap<NodeId.NodeId, Direction>, CachedCou
 export const connectionCounts = (state: State): ConnectionCounts => {
   const cached = countsCache.get(state.connected)
   if (cached !== undefined && cached.grace === state.grace && cached.options === state.options) return cached
-  let counted = 0
-  let outgoing = 0
-  let incomingLimited = 0
-  let outgoingLimited = 0
-  let incomingNotOnGrace = 0
-  let outgoingNotOnGrace = 0
-  const { unconditionalPeers, persistentPeers } = state.options
+  const counts = { counted: 0, outgoing: 0, incomingLimited: 0, outgoingLimited: 0, incomingNotOnGrace: 0, outgoingNotOnGrace: 0 }
   // `forEach`: no entry pair allocated per peer (the map is often persistent).
-  state.connected.forEach((d, id) => {
-    const unconditional = unconditionalPeers.has(id)
-    const onGrace = state.grace.has(id)
-    if (!unconditional && !onGrace) counted++
-    if (d === "outgoing" && !unconditional) outgoing++
-    const limited = !unconditional && !onGrace && !persistentPeers.has(id)
-    if (d === "incoming") {
-      if (limited) incomingLimited++
-      if (!onGrace) incomingNotOnGrace++
-    } else {
-      if (limited) outgoingLimited++
-      if (!onGrace) outgoingNotOnGrace++
-    }
-  })
-  const counts: CachedCounts = { counted, outgoing, incomingLimited, outgoingLimited, incomingNotOnGrace, outgoingNotOnGrace, grace: state.grace, options: state.options }
-  countsCache.set(state.connected, counts)
-  return counts
+  state.connected.forEach((d, id) => countConnection(counts, state.options, id, d, state.grace.has(id), 1))
+  return rememberCounts(state, counts)
+}
+
+type Counts = { -readonly [K in keyof ConnectionCounts]: number }
+
+/** Adds `sign` times what one connected peer counts for to `counts`. */
+const countConnection = (counts: Counts, options: Policy, id: NodeId.NodeId, d: Direction, onGrace: boolean, sign: 1 | -1): void => {
+  const unconditional = options.unconditionalPeers.has(id)
+  if (!unconditional && !onGrace) counts.counted += sign
+  if (d === "outgoing" && !unconditional) counts.outgoing += sign
+  const limited = !unconditional && !onGrace && !options.persistentPeers.has(id)
+  if (d === "incoming") {
+    if (limited) counts.incomingLimited += sign
+    if (!onGrace) counts.incomingNotOnGrace += sign
+  } else {
+    if (limited) counts.outgoingLimited += sign
+    if (!onGrace) counts.outgoingNotOnGrace += sign
+  }
+}
+
+const rememberCounts = (state: State, counts: Counts): ConnectionCounts => {
+  const cached: CachedCounts = { ...counts, grace: state.grace, options: state.options }
+  countsCache.set(state.connected, cached)
+  return cached
 }
 
 /** Connected peers that count against `maxConnected` (all but unconditional ones and those on grace). */
@@ -335,6 +337,8 @@ export class Draft {
   private readonly published: Array<PeerUpdate.PeerUpdate> = []
   /** Peers whose index entry may be stale: their record, dial mark, connection or retry times changed. */
   private readonly touched = new Set<NodeId.NodeId>()
+  /** The connection counts of the working state, kept as it connects, disconnects and grants grace. */
+  private counts: Counts | undefined
   /** The index as of the last {@link index} call (the base's until then). */
   private workingIndex: Index.Index | undefined
   private dial = false
@@ -479,7 +483,20 @@ export class Draft {
     if (name === "dialing") this.touched.add(id)
   }
 
+  private workingCounts(): Counts {
+    return (this.counts ??= { ...connectionCounts(this.base) })
+  }
+
+  /** Moves `id` in the connection counts from (connected as `before`, on grace or not) to (`after`, `graceAfter`). */
+  private recount(id: NodeId.NodeId, before: Direction | undefined, graceBefore: boolean, after: Direction | undefined, graceAfter: boolean): void {
+    const counts = this.workingCounts()
+    if (before !== undefined) countConnection(counts, this.base.options, id, before, graceBefore, -1)
+    if (after !== undefined) countConnection(counts, this.base.options, id, after, graceAfter, 1)
+  }
+
   connect(id: NodeId.NodeId, direction: Direction, ip?: string): void {
+    const onGrace = (this.graceMap ?? this.base.grace).has(id)
+    this.recount(id, (this.connectedMap ?? this.base.connected).get(id), onGrace, direction, onGrace)
     this.connectedMap = (this.connectedMap ?? PersistentMap.from(this.base.connected)).with(id, direction)
     this.touched.add(id)
     if (ip !== undefined && ip !== "") {
@@ -489,7 +506,10 @@ export class Draft {
   }
 
   disconnect(id: NodeId.NodeId): void {
-    if (!(this.connectedMap ?? this.base.connected).has(id)) return
+    const direction = (this.connectedMap ?? this.base.connected).get(id)
+    if (direction === undefined) return
+    const onGrace = (this.graceMap ?? this.base.grace).has(id)
+    this.recount(id, direction, onGrace, undefined, onGrace)
     this.connectedMap = (this.connectedMap ?? PersistentMap.from(this.base.connected)).without(id)
     this.touched.add(id)
     if ((this.ipMap ?? this.base.connectedIps).has(id)) {
@@ -510,7 +530,10 @@ export class Draft {
   }
 
   setGrace(id: NodeId.NodeId, until: number | undefined): void {
-    if (until === undefined && !(this.graceMap ?? this.base.grace).has(id)) return
+    const onGrace = (this.graceMap ?? this.base.grace).has(id)
+    if (until === undefined && !onGrace) return
+    const direction = (this.connectedMap ?? this.base.connected).get(id)
+    if (direction !== undefined) this.recount(id, direction, onGrace, direction, until !== undefined)
     this.graceMap ??= new Map(this.base.grace)
     if (until === undefined) this.graceMap.delete(id)
     else this.graceMap.set(id, until)
@@ -564,6 +587,7 @@ export class Draft {
 
   done<A>(value: A): Outcome<A> {
     const state = this.state
+    if (this.counts !== undefined && state !== this.base) rememberCounts(state, this.counts)
     const base = state === this.base ? undefined : this.workingIndex ?? indexes.get(this.base)
     // A base with no index yet (made by hand) gets one, so its successors need not be built from scratch.
     if (state !== this.base) deriveIndex(state, base ?? indexOf(this.base), [...this.touched])

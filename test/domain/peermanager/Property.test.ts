@@ -295,6 +295,12 @@ const lcg = (seed: number) => () => (seed = (Math.imul(seed, 48271) >>> 0) % 214
 
 /** The index kept step by step equals one built from scratch, and each decision it serves equals the walk it replaces. */
 const checkIndex = (s: State.State, now: number, where: string) => {
+  const countsOf = (c: State.ConnectionCounts) => [c.counted, c.outgoing, c.incomingLimited, c.outgoingLimited, c.incomingNotOnGrace, c.outgoingNotOnGrace]
+  assert.deepStrictEqual(
+    countsOf(State.connectionCounts(s)),
+    countsOf(State.connectionCounts({ ...s, connected: new Map(s.connected) })),
+    `${where}: connection counts kept step by step`
+  )
   const fresh = Index.build(s)
   const kept = State.indexOf(s)
   const entries = (ix: Index.Index) => JSON.stringify([...ix.entries].sort(([x], [y]) => (x < y ? -1 : 1)))
