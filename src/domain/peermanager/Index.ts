@@ -358,6 +358,13 @@ const removeTime = (t: TimeNode | undefined, at: number, id: string, index: numb
     : timeChildren(t, t.left, removeTime(t.right, at, id, index))
 }
 
+/**
+ * Whether a dial time goes in the tree: a wake-up is only ever due after a time that is already
+ * past (times are epoch milliseconds, so a never-failed address, at 0, is never one) and never
+ * at `Infinity` (never retried). Most addresses of a large book are thus not in it.
+ */
+const timed = (at: number): boolean => at > 0 && Number.isFinite(at)
+
 /** The earliest time after `now` in the tree, if any. */
 const timeAfter = (root: TimeNode | undefined, now: number): number | undefined => {
   let best: number | undefined
@@ -421,7 +428,7 @@ export const build = (source: Source): Index => {
   list.sort((a, b) => b.score - a.score || (a.record.id < b.record.id ? -1 : a.record.id > b.record.id ? 1 : 0))
   const rank = cartesian<Entry, RankNode>(list, (e) => rankPriority(e.record.id), (e, l, r) => new RankNode(e, rankPriority(e.record.id), l, r))
   const times: Array<readonly [number, string, number]> = []
-  for (const e of list) e.ats.forEach((at, i) => Number.isFinite(at) && times.push([at, e.record.id, i]))
+  for (const e of list) e.ats.forEach((at, i) => timed(at) && times.push([at, e.record.id, i]))
   times.sort((x, y) => x[0] - y[0] || (x[1] < y[1] ? -1 : x[1] > y[1] ? 1 : x[2] - y[2]))
   const timeRoot = cartesian<readonly [number, string, number], TimeNode>(
     times,
@@ -442,7 +449,7 @@ export const refresh = (index: Index, ids: Iterable<NodeId.NodeId>, source: Sour
     if (old !== undefined) {
       foreign -= old.foreign
       old.ats.forEach((at, i) => {
-        if (Number.isFinite(at)) times = removeTime(times, at, id, i)
+        if (timed(at)) times = removeTime(times, at, id, i)
       })
       if (next === undefined || next.score !== old.score) rank = removeRank(rank, old.score, id)
     }
@@ -452,7 +459,7 @@ export const refresh = (index: Index, ids: Iterable<NodeId.NodeId>, source: Sour
     }
     foreign += next.foreign
     next.ats.forEach((at, i) => {
-      if (Number.isFinite(at)) times = insertTime(times, at, id, i, timePriority(id, i, at))
+      if (timed(at)) times = insertTime(times, at, id, i, timePriority(id, i, at))
     })
     rank = old !== undefined && old.score === next.score ? replaceRank(rank, next) : insertRank(rank, next, rankPriority(id))
     entries = entries.with(id, next)
