@@ -186,31 +186,29 @@ export interface Flatness {
   /** Whether the lifetime after warm-up was long enough to judge. */
   readonly judged: boolean
   readonly ok: boolean
-  /** Median of the first and last tenth of the samples after warm-up. */
+  /** Peak of the middle third and of the last third of the samples after warm-up. */
   readonly first: number
   readonly last: number
   readonly growth: number
 }
 
-const median = (xs: ReadonlyArray<number>) => {
-  if (xs.length === 0) return 0
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.floor(s.length / 2)]!
-}
-
 /**
- * Whether a resource stayed flat over one process lifetime: the median of the last tenth of the
- * samples after `warmupEnd` is at most `1 + tolerance` times the median of the first tenth (plus
- * `absolute`, for small counts such as fds where one connection is several percent). Judged only
+ * Whether a resource stayed flat over one process lifetime. The samples after `warmupEnd` are cut
+ * in thirds; the peak of the last third must be at most `1 + tolerance` times the peak of the
+ * middle third (plus `absolute`, for small counts such as fds where one connection is several
+ * percent). Peaks, not medians: a Node process's RSS is a sawtooth (heap grows to a plateau, GC
+ * brings it down), and a plateau reached after the warm-up is not a leak, while a leak raises
+ * every peak. The first third is left out (the heap still growing to its plateau). Judged only
  * when the samples after warm-up span at least `minSpan` ms.
  */
 export const flatness = (samples: ReadonlyArray<ResourceSample>, warmupEnd: number, tolerance: number, minSpan: number, absolute = 0): Flatness => {
   const after = samples.filter((s) => s.t >= warmupEnd)
   const span = after.length < 2 ? 0 : after[after.length - 1]!.t - after[0]!.t
-  if (span < minSpan || after.length < 10) return { judged: false, ok: true, first: 0, last: 0, growth: 0 }
-  const tenth = Math.max(1, Math.floor(after.length / 10))
-  const first = median(after.slice(0, tenth).map((s) => s.value))
-  const last = median(after.slice(-tenth).map((s) => s.value))
+  if (span < minSpan || after.length < 9) return { judged: false, ok: true, first: 0, last: 0, growth: 0 }
+  const third = Math.floor(after.length / 3)
+  const peak = (xs: ReadonlyArray<ResourceSample>) => Math.max(...xs.map((s) => s.value))
+  const first = peak(after.slice(third, 2 * third))
+  const last = peak(after.slice(2 * third))
   const growth = first === 0 ? 0 : (last - first) / first
   return { judged: true, ok: last <= first * (1 + tolerance) + absolute, first, last, growth }
 }

@@ -42,6 +42,8 @@ export interface NodeRecord {
   peersEnd: number | undefined
   unexpectedExits: number
   errorLines: number
+  /** [ms, RSS MB, open fds] every 30 s. */
+  readonly series: Array<[number, number, number]>
 }
 
 export interface CheckRecord {

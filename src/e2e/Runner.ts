@@ -185,7 +185,7 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
     event(`${nodes.length} nodes: ${nodes.map((n) => `${n.spec.name}=${n.host.ip}`).join(" ")}; http via ${topo.mode === "loopback" ? "tcp" : unixRpc ? "the node's unix socket" : "socat bridges to unix sockets"}; probe ${probe ? "on" : "not supported by the node (skipped)"}`)
 
     // --- records
-    const nodeRecords: Array<NodeRecord> = nodes.map((n) => ({ name: n.spec.name, nodeId: n.nodeId, ip: n.host.ip, restarts: 0, maxFds: 0, rssStartMb: undefined, rssEndMb: undefined, maxRssMb: 0, peersEnd: undefined, unexpectedExits: 0, errorLines: 0 }))
+    const nodeRecords: Array<NodeRecord> = nodes.map((n) => ({ name: n.spec.name, nodeId: n.nodeId, ip: n.host.ip, restarts: 0, maxFds: 0, rssStartMb: undefined, rssEndMb: undefined, maxRssMb: 0, peersEnd: undefined, unexpectedExits: 0, errorLines: 0, series: [] }))
     report.nodes.push(...nodeRecords)
     const allow = [...Checks.DEFAULT_ALLOWED_ERRORS, ...manifest.checks.allowErrors].map((s) => new RegExp(s))
     const resources = new Map<string, Array<{ t: number; rss: number; fds: number }>>() // by name#incarnation
@@ -277,6 +277,8 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
           const key = `${name}#${n.incarnation}`
           if (!resources.has(key)) resources.set(key, [])
           resources.get(key)!.push({ t: now(), rss: rssMb, fds: s.fds })
+          const last = rec.series[rec.series.length - 1]
+          if (last === undefined || now() - last[0] >= 30_000) rec.series.push([Math.round(now()), Math.round(rssMb), s.fds])
           if (s.fds > manifest.checks.fdsMax && !limitFailures.has(`fds ${name}`)) {
             limitFailures.add(`fds ${name}`)
             event(`${name} has ${s.fds} open fds, over check.fds_max ${manifest.checks.fdsMax}`)
@@ -299,6 +301,7 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
     let current: Current | undefined
     let nextId = 1
     let formed = false
+    let formedCounts = new Map<string, number>()
     let formCheckDone = false
     const explicit = [...manifest.faults]
     const random = manifest.random
@@ -456,6 +459,7 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
         const started = nodes.filter((n) => n.state !== "not_started")
         if (started.length > 0 && Checks.settled(history, 3) && started.every((n) => samples.get(n.spec.name)?.up === true)) {
           formed = true
+          formedCounts = baselineNow()
           if (!formCheckDone) {
             formCheckDone = true
             check("mesh formed", true, `${(t / 1000).toFixed(1)}s after start, peers ${started.map((n) => `${n.spec.name}=${samples.get(n.spec.name)?.peers}`).join(" ")}`)
@@ -518,6 +522,10 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
     if (manifest.checks.stableOutsideFaults) {
       check("no peer lost outside fault windows (fault start to whole again + 5 s)", dropsOutside.length === 0, dropsOutside.length === 0 ? "" : `${dropsOutside.length}: ${dropsOutside.slice(0, 8).join(", ")}`)
     } else if (dropsOutside.length > 0) event(`peers lost outside fault windows (not checked): ${dropsOutside.join(", ")}`)
+    if (nodes.every((n) => n.state === "running") && formedCounts.size > 0) {
+      const w = Checks.wholeAgain(formedCounts, endViews, persistent)
+      check("mesh at the end as formed (every node at least its peer count when the mesh formed)", w.whole, w.lacking.join("; "))
+    }
     const died = nodes.filter((n) => n.unexpectedExits.length > 0)
     nodes.forEach((n) => (nodeRecords[n.spec.index]!.unexpectedExits = n.unexpectedExits.length))
     check("no node process died unexpectedly", died.length === 0, died.map((n) => `${n.spec.name}: ${n.unexpectedExits.map((e) => `code ${e.code} signal ${e.signal} at ${(e.t / 1000).toFixed(1)}s`).join(", ")}`).join("; "))
