@@ -83,7 +83,15 @@ export const verify = async (fault: Fault, host: (name: string) => Host): Promis
       return { ok: r.rttMs !== undefined && r.rttMs >= 0.9 * fault.delay, detail: `connect round trip from ${from} ${r.rttMs ?? "-"} ms (delay ${fault.delay} ms)` }
     }
     case "bandwidth": {
-      const shown = await Promise.all((fault.nodes.length === 0 ? ["n0"] : fault.nodes).map((n) => qdisc(host(n))))
+      // `ip netns exec` can come back empty while another run creates or deletes namespaces: ask again.
+      const shownBy = async (n: string) => {
+        for (let attempt = 0; ; attempt++) {
+          const q = await qdisc(host(n))
+          if (/\btbf\b/.test(q) || attempt === 4) return q
+          await new Promise((r) => setTimeout(r, 200))
+        }
+      }
+      const shown = await Promise.all((fault.nodes.length === 0 ? ["n0"] : fault.nodes).map(shownBy))
       const ok = shown.every((q) => /\btbf\b/.test(q))
       return { ok, detail: shown.map((q) => q.trim().split("\n")[0] ?? "").join("; ") }
     }
