@@ -64,7 +64,11 @@ export const make = Effect.fn("Router.make")(function* (input: OptionsInput) {
   return Router.of({
     openChannel: (descriptor) => Channels.openChannel(state, descriptor),
     nodeInfo: Effect.sync(state.nodeInfo),
-    peers: Effect.sync(() => [...peers.values()].map(({ nodeId, nodeInfo, remoteEndpoint, direction, channels }) => ({ nodeId, nodeInfo, remoteEndpoint, direction, channels }))),
+    // Built once per change of the routed peers: reactors (PEX at every peer that comes up) and
+    // simulations polling every node ask far more often than peers come and go.
+    peers: Effect.sync(() =>
+      state.routedView ??= [...peers.values()].map(({ nodeId, nodeInfo, remoteEndpoint, direction, channels }) => ({ nodeId, nodeInfo, remoteEndpoint, direction, channels }))
+    ),
     connectionStatus: (nodeId) =>
       Effect.suspend(() => {
         const status = peers.get(nodeId)?.connection.status

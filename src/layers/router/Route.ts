@@ -50,7 +50,10 @@ export const route = Effect.fnUntraced(function* (state: State, conn: Connection
     pendingBytes: Metric.withAttributes(Metrics.peerPendingSendBytes, { peer_id: id })
   }
   const cleanup = Effect.gen(function* () {
-    if (peers.get(id) === entry) peers.delete(id)
+    if (peers.get(id) === entry) {
+      peers.delete(id)
+      state.routedView = undefined
+    }
     metrics.forget(entry)
     state.admittedPeers.delete(id)
     state.evictRequested.delete(id)
@@ -62,6 +65,7 @@ export const route = Effect.fnUntraced(function* (state: State, conn: Connection
   })
   return yield* Effect.gen(function* () {
     peers.set(id, entry)
+    state.routedView = undefined
     state.admittedPeers.delete(id)
     // Its pending-bytes gauge appears at the next flush.
     metrics.touch()

@@ -66,6 +66,8 @@ export interface State {
   readonly evictRequested: Set<NodeId.NodeId>
   /** Our NodeInfo as of now (its channels change as channels open and close). */
   readonly nodeInfo: () => NodeInfo.NodeInfo
+  /** `Router.peers` as last built; dropped whenever `peers` changes (set it to `undefined` then). */
+  routedView: ReadonlyArray<RoutedPeer> | undefined
 }
 
 /**
@@ -132,7 +134,8 @@ export const make = Effect.fnUntraced(function* (options: ResolvedOptions) {
     declared: new Set(advertised.keys()),
     admittedPeers: new Set(),
     evictRequested: new Set(),
-    nodeInfo
+    nodeInfo,
+    routedView: undefined
   }
   return state
 })
