@@ -60,7 +60,7 @@ const spawnWait = (cmd: string, args: ReadonlyArray<string>): Promise<{ code: nu
     p.stdout.on("data", (d) => (out += String(d)))
     p.stderr.on("data", (d) => (out += String(d)))
     p.on("error", (e) => resolve({ code: 127, out: out + e.message }))
-    p.on("exit", (code) => resolve({ code: code ?? 1, out }))
+    p.on("close", (code) => resolve({ code: code ?? 1, out }))
   })
 
 /** Whether this checkout's node takes `unix://` for `rpc.laddr` (serving /metrics there too). */

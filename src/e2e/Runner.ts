@@ -333,7 +333,7 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
         const applied = fabric!.apply(fault, id)
         heal = async () => applied.heal()
         if (topo.mode === "netns") {
-          const v = await Verify.verify(fault, (name) => byName.get(name)!.host)
+          const v = await Verify.verify(fault, (name) => byName.get(name)!.host, nodes[0]!.spec.name)
           if (v !== undefined) {
             record.effect = v.detail
             check(`fault #${id} ${fault.kind} in effect`, v.ok, v.detail)

@@ -29,7 +29,7 @@ export const reach = (from: Host, to: string, attempts: number, timeoutMs: numbe
     let out = ""
     p.stdout.on("data", (d) => (out += String(d)))
     p.on("error", () => resolve({ attempts, reached: 0, rttMs: undefined }))
-    p.on("exit", () => {
+    p.on("close", () => {
       const rows = out.trim().split("\n").filter((l) => l !== "").map((l) => l.split(" ").map(Number) as [number, number])
       // bash's /dev/tcp fails with 1 on "connection refused" (reached); timeout gives 124.
       const answered = rows.filter(([code]) => code === 1).map(([, ms]) => ms).sort((a, b) => a - b)
@@ -47,7 +47,7 @@ export interface Verdict {
  * cut blocks from→to; an isolated node reaches nobody; loss loses some of 40 connects; latency
  * adds at least 90% of the delay to the round trip; bandwidth shows a tbf qdisc on eth0.
  */
-export const verify = async (fault: Fault, host: (name: string) => Host): Promise<Verdict | undefined> => {
+export const verify = async (fault: Fault, host: (name: string) => Host, first: string): Promise<Verdict | undefined> => {
   const blocked = async (a: string, b: string) => (await reach(host(a), host(b).ip, 2, 800)).reached === 0
   const open = async (a: string, b: string) => (await reach(host(a), host(b).ip, 2, 800)).reached > 0
   switch (fault.kind) {
@@ -68,7 +68,7 @@ export const verify = async (fault: Fault, host: (name: string) => Host): Promis
       return { ok: r.reached === 0, detail: `${n}->10.77.0.${10 + other(n)} ${r.reached === 0 ? "blocked" : "OPEN"}` }
     }
     case "loss": {
-      const from = fault.nodes[0] ?? "n0"
+      const from = fault.nodes[0] ?? first
       const h = host(from)
       const target = `10.77.0.${10 + (h.index === 0 ? 1 : 0)}`
       const r = await reach(h, target, 40, 1500)
@@ -76,7 +76,7 @@ export const verify = async (fault: Fault, host: (name: string) => Host): Promis
       return { ok: fault.percent === 0 || lost > 0, detail: `${lost}/${r.attempts} connects from ${from} lost` }
     }
     case "latency": {
-      const from = fault.nodes[0] ?? "n0"
+      const from = fault.nodes[0] ?? first
       const h = host(from)
       const target = `10.77.0.${10 + (h.index === 0 ? 1 : 0)}`
       const r = await reach(h, target, 3, 2000 + 2 * (fault.delay + fault.jitter))
@@ -91,7 +91,7 @@ export const verify = async (fault: Fault, host: (name: string) => Host): Promis
           await new Promise((r) => setTimeout(r, 200))
         }
       }
-      const shown = await Promise.all((fault.nodes.length === 0 ? ["n0"] : fault.nodes).map(shownBy))
+      const shown = await Promise.all((fault.nodes.length === 0 ? [first] : fault.nodes).map(shownBy))
       const ok = shown.every((q) => /\btbf\b/.test(q))
       return { ok, detail: shown.map((q) => q.trim().split("\n")[0] ?? "").join("; ") }
     }
@@ -106,7 +106,7 @@ const qdisc = (h: Host): Promise<string> =>
     let out = ""
     p.stdout.on("data", (d) => (out += String(d)))
     p.on("error", () => resolve(""))
-    p.on("exit", () => resolve(out))
+    p.on("close", () => resolve(out))
   })
 
 /** Whether a process is stopped (state T in /proc/PID/stat). */
