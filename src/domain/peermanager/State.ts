@@ -310,6 +310,9 @@ export interface Outcome<A = void> {
   readonly wakeEvict: boolean
 }
 
+/** The empty list outcomes share. */
+const NONE: ReadonlyArray<never> = []
+
 /**
  * A local, mutable working copy used inside one transition: collections are copied on first write,
  * so the input state is never touched. The large ones (peers, address owners, retry times) are
@@ -330,11 +333,12 @@ export class Draft {
   private bySource: Map<NodeId.NodeId, number> | undefined
   private byGroup: Map<string, number> | undefined
   private strikeMap: Map<string, Strike> | undefined
-  private readonly bansWritten = new Map<string, Ban.Ban>()
-  private readonly bansRemoved = new Set<string>()
-  private readonly persisted = new Map<NodeId.NodeId, PeerRecord.PeerRecord>()
-  private readonly removed = new Set<NodeId.NodeId>()
-  private readonly published: Array<PeerUpdate.PeerUpdate> = []
+  // What the outcome lists, made on first use: most transitions write, remove or publish nothing.
+  private bansWritten: Map<string, Ban.Ban> | undefined
+  private bansRemoved: Set<string> | undefined
+  private persisted: Map<NodeId.NodeId, PeerRecord.PeerRecord> | undefined
+  private removed: Set<NodeId.NodeId> | undefined
+  private published: Array<PeerUpdate.PeerUpdate> | undefined
   /** Peers whose index entry may be stale: their record, dial mark, connection or retry times changed. */
   private readonly touched = new Set<NodeId.NodeId>()
   /** The connection counts of the working state, kept as it connects, disconnects and grants grace. */
@@ -441,9 +445,9 @@ export class Draft {
       this.owners = owners
     }
     if (!ephemeral) {
-      this.persisted.set(p.id, p)
-      this.removed.delete(p.id)
-    } else if (this.persisted.has(p.id)) {
+      ;(this.persisted ??= new Map()).set(p.id, p)
+      this.removed?.delete(p.id)
+    } else if (this.persisted?.has(p.id) === true) {
       this.persisted.set(p.id, p)
     }
   }
@@ -460,8 +464,8 @@ export class Draft {
     let retry = this.workingRetry()
     for (const a of p.addresses) retry = retry.without(retryKey(id, a.address))
     this.retry = retry
-    this.persisted.delete(id)
-    this.removed.add(id)
+    this.persisted?.delete(id)
+    ;(this.removed ??= new Set()).add(id)
   }
 
   add(name: "dialing" | "ready" | "evict" | "evicting", id: NodeId.NodeId): void {
@@ -544,8 +548,8 @@ export class Draft {
     this.banMap ??= new Map(this.base.bans)
     this.banMap.set(key, ban)
     if (loaded) return
-    this.bansWritten.set(key, ban)
-    this.bansRemoved.delete(key)
+    ;(this.bansWritten ??= new Map()).set(key, ban)
+    this.bansRemoved?.delete(key)
   }
 
   /** Drops a ban and queues its removal from the disk (also when only the disk holds it). */
@@ -554,8 +558,8 @@ export class Draft {
       this.banMap ??= new Map(this.base.bans)
       this.banMap.delete(key)
     }
-    this.bansWritten.delete(key)
-    this.bansRemoved.add(key)
+    this.bansWritten?.delete(key)
+    ;(this.bansRemoved ??= new Set()).add(key)
   }
 
   setStrike(key: string, strike: Strike | undefined): void {
@@ -574,7 +578,7 @@ export class Draft {
   }
 
   publish(update: PeerUpdate.PeerUpdate): void {
-    this.published.push(update)
+    ;(this.published ??= []).push(update)
   }
 
   wakeDial(): void {
@@ -594,11 +598,11 @@ export class Draft {
     return {
       state,
       value,
-      persist: [...this.persisted.values()],
-      remove: [...this.removed],
-      persistBans: [...this.bansWritten.values()],
-      removeBans: [...this.bansRemoved],
-      updates: this.published,
+      persist: this.persisted === undefined ? NONE : [...this.persisted.values()],
+      remove: this.removed === undefined ? NONE : [...this.removed],
+      persistBans: this.bansWritten === undefined ? NONE : [...this.bansWritten.values()],
+      removeBans: this.bansRemoved === undefined ? NONE : [...this.bansRemoved],
+      updates: this.published ?? NONE,
       wakeDial: this.dial,
       wakeEvict: this.evictFlag
     }
