@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Deferred, Effect, Exit, References, type Scope } from "effect"
+import { type Clock, Deferred, Effect, Exit, References, type Scope } from "effect"
 
 /** A replaceable signal. */
 export interface Signal {
@@ -67,3 +67,95 @@ export const timer = (signal: Signal, scope: Scope.Scope) => {
  */
 export const background = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.provideService(effect, References.CurrentStackFrame, undefined)
+
+/** A pending deadline of {@link deadlines}. */
+interface Pending {
+  readonly at: number
+  readonly reached: Deferred.Deferred<void>
+  /** Its waiter is gone (the bounded effect finished first): dropped when it reaches the top. */
+  cancelled: boolean
+}
+
+/** Deadlines shared by many waiters, kept by one timer at a time (see {@link deadlines}). */
+export interface Deadlines {
+  /**
+   * `self`, bounded: `orElse` if `self` has not finished `ms` milliseconds from now (it is then
+   * interrupted), as `Effect.timeoutOrElse` does.
+   */
+  readonly timeout: <A, E, R, A2, E2, R2>(self: Effect.Effect<A, E, R>, ms: number, orElse: () => Effect.Effect<A2, E2, R2>) => Effect.Effect<A | A2, E | E2, R | R2>
+}
+
+/**
+ * Time bounds for many effects in flight at once (a router's dials and handshakes), kept by one
+ * timer fiber of `scope` at a time, armed for the earliest deadline. `Effect.timeoutOrElse` starts
+ * a sleep of its own per bounded effect; under `TestClock` each sleep is an entry in one sorted
+ * list of every sleeper of the runtime, inserted and removed in O(entries), which in a simulation
+ * of many nodes cost more than the handshakes. Here a bound that ends first only marks its entry;
+ * the timer, firing at the earliest deadline, wakes what is due and arms for the next.
+ */
+export const deadlines = (scope: Scope.Scope, clock: Clock.Clock): Deadlines => {
+  // A binary min-heap on `at`.
+  const heap: Array<Pending> = []
+  const up = (i: number) => {
+    const e = heap[i]!
+    while (i > 0) {
+      const parent = (i - 1) >> 1
+      if (heap[parent]!.at <= e.at) break
+      heap[i] = heap[parent]!
+      i = parent
+    }
+    heap[i] = e
+  }
+  const pop = (): Pending => {
+    const top = heap[0]!
+    const last = heap.pop()!
+    if (heap.length > 0) {
+      let i = 0
+      while (true) {
+        const l = 2 * i + 1
+        if (l >= heap.length) break
+        const c = l + 1 < heap.length && heap[l + 1]!.at < heap[l]!.at ? l + 1 : l
+        if (heap[c]!.at >= last.at) break
+        heap[i] = heap[c]!
+        i = c
+      }
+      heap[i] = last
+    }
+    return top
+  }
+  let armedAt = Number.POSITIVE_INFINITY
+  /** Wakes what is due at `now`, then arms the timer for the earliest deadline left, if earlier than the one armed. */
+  const settle = (now: number): Effect.Effect<void> => {
+    while (heap.length > 0 && (heap[0]!.cancelled || heap[0]!.at <= now)) {
+      const e = pop()
+      if (!e.cancelled) Deferred.doneUnsafe(e.reached, Exit.void)
+    }
+    const next = heap[0]?.at
+    if (next === undefined || next >= armedAt) return Effect.void
+    armedAt = next
+    return Effect.asVoid(Effect.forkIn(
+      Effect.andThen(
+        Effect.sleep(Math.max(1, Math.ceil(next - now))),
+        Effect.suspend(() => {
+          if (armedAt === next) armedAt = Number.POSITIVE_INFINITY
+          return settle(clock.currentTimeMillisUnsafe())
+        })
+      ),
+      scope
+    ))
+  }
+  const reached = (at: number): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      const entry: Pending = { at, reached: Deferred.makeUnsafe<void>(), cancelled: false }
+      heap.push(entry)
+      up(heap.length - 1)
+      return Effect.andThen(
+        settle(clock.currentTimeMillisUnsafe()),
+        Effect.onInterrupt(Deferred.await(entry.reached), () => Effect.sync(() => void (entry.cancelled = true)))
+      )
+    })
+  return {
+    timeout: (self, ms, orElse) =>
+      Effect.suspend(() => Effect.raceFirst(self, Effect.andThen(reached(clock.currentTimeMillisUnsafe() + ms), Effect.suspend(orElse))))
+  }
+}

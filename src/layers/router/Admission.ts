@@ -28,18 +28,15 @@ export const handshake = (state: State, conn: Connection, expectedId?: NodeId.No
     channels: [...state.advertised.values()],
     ...(expectedId === undefined ? {} : { expectedId })
   }
-  return conn.handshake(handshakeOptions).pipe(
+  const checked = conn.handshake(handshakeOptions).pipe(
     // The transport checks too; checking here as well keeps a third-party transport that forgets
     // from admitting an unvalidated, mismatched or incompatible peer (docs/PROTOCOL.md, NodeInfo validation).
-    Effect.flatMap((peer) => Effect.fromResult(Handshake.check(Endpoint.format(conn.remoteEndpoint), handshakeOptions, peer))),
-    Effect.timeoutOrElse({
-      duration: options.handshakeTimeout,
-      orElse: () => {
-        const remote = Endpoint.format(conn.remoteEndpoint)
-        return Effect.fail(new HandshakeTimeout({ remote, timeoutMillis: options.handshakeTimeout, message: `handshake with ${remote} did not complete within ${options.handshakeTimeout} ms` }))
-      }
-    })
+    Effect.flatMap((peer) => Effect.fromResult(Handshake.check(Endpoint.format(conn.remoteEndpoint), handshakeOptions, peer)))
   )
+  return state.deadlines.timeout(checked, options.handshakeTimeout, () => {
+    const remote = Endpoint.format(conn.remoteEndpoint)
+    return Effect.fail(new HandshakeTimeout({ remote, timeoutMillis: options.handshakeTimeout, message: `handshake with ${remote} did not complete within ${options.handshakeTimeout} ms` }))
+  })
 }
 
 /** Handshake failures that show the peer incompatible mark it inactive. */

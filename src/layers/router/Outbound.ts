@@ -39,11 +39,10 @@ const dial = Effect.fnUntraced(function* (state: State, address: NodeAddress.Nod
         continue
       }
     }
-    const conn = yield* Effect.exit(transport.dial(endpoint).pipe(
-      Effect.timeoutOrElse({
-        duration: options.dialTimeout,
-        orElse: () => Effect.fail(new DialError({ endpoint: Endpoint.format(endpoint), reason: "timeout", message: `dialing ${Endpoint.format(endpoint)} timed out after ${options.dialTimeout} ms` }))
-      })
+    const conn = yield* Effect.exit(state.deadlines.timeout(
+      transport.dial(endpoint),
+      options.dialTimeout,
+      () => Effect.fail(new DialError({ endpoint: Endpoint.format(endpoint), reason: "timeout", message: `dialing ${Endpoint.format(endpoint)} timed out after ${options.dialTimeout} ms` }))
     ))
     if (Exit.isSuccess(conn)) return conn.value
     lastError = conn.cause

@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import { type Cause, Effect, FiberSet, Queue } from "effect"
+import { type Cause, Clock, Effect, FiberSet, Queue } from "effect"
 import * as ChannelDescriptor from "../../domain/ChannelDescriptor.ts"
 import type * as Envelope from "../../domain/Envelope.ts"
 import type * as NodeId from "../../domain/NodeId.ts"
@@ -17,6 +17,7 @@ import { NodeIdentity } from "../../services/NodeIdentity.ts"
 import { PeerManager } from "../../services/PeerManager.ts"
 import type { Options, RoutedPeer } from "../../services/Router.ts"
 import { Transport, type Connection } from "../../services/Transport.ts"
+import * as Signal from "../Signal.ts"
 import * as RouterMetrics from "./Metrics.ts"
 import type * as PeerQueue from "./PeerQueue.ts"
 
@@ -66,6 +67,8 @@ export interface State {
   readonly evictRequested: Set<NodeId.NodeId>
   /** Our NodeInfo as of now (its channels change as channels open and close). */
   readonly nodeInfo: () => NodeInfo.NodeInfo
+  /** The time bounds of dials and handshakes (one timer for all of them). */
+  readonly deadlines: Signal.Deadlines
   /** `Router.peers` as last built; dropped whenever `peers` changes (set it to `undefined` then). */
   routedView: ReadonlyArray<RoutedPeer> | undefined
 }
@@ -135,6 +138,7 @@ export const make = Effect.fnUntraced(function* (options: ResolvedOptions) {
     admittedPeers: new Set(),
     evictRequested: new Set(),
     nodeInfo,
+    deadlines: Signal.deadlines(yield* Effect.scope, yield* Clock.Clock),
     routedView: undefined
   }
   return state
