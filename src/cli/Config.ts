@@ -52,6 +52,9 @@ export interface P2PConfig {
   readonly dialTimeout: number
   /** Cap on the retry delay of persistent peers, ms; 0: the default backoff cap. */
   readonly persistentPeersMaxDialPeriod: number
+  /** Keepalive: a ping every `pingInterval` ms; a connection silent `pongTimeout` ms after it is closed. */
+  readonly pingInterval: number
+  readonly pongTimeout: number
 }
 
 /** The whole configuration. */
@@ -110,7 +113,9 @@ export const defaults: NodeConfig = {
     seedMode: false,
     handshakeTimeout: 20_000,
     dialTimeout: 3_000,
-    persistentPeersMaxDialPeriod: 0
+    persistentPeersMaxDialPeriod: 0,
+    pingInterval: 60_000,
+    pongTimeout: 45_000
   },
   rpc: { laddr: "", unsafe: false, maxOpenConnections: 900 },
   instrumentation: { prometheus: true, httpAddr: "127.0.0.1:26660", maxOpenConnections: 3, namespace: "cometbft" }
@@ -186,6 +191,9 @@ export const MIN_TIMEOUT = 100
 /** The longest: beyond this a silent peer holds a slot for no purpose. */
 export const MAX_TIMEOUT = 10 * 60_000
 
+/** The shortest keepalive ping interval (a ping is a few bytes, but a ping a few ms apart is a flood). */
+export const MIN_KEEPALIVE = 1_000
+
 const durationBetween = (key: string, value: unknown, min: number, max: number): Result.Result<number, ConfigError> =>
   Result.flatMap(duration(key, value), (ms) =>
     ms >= min && ms <= max ? Result.succeed(ms) : fail(key, `must be from ${formatGoDuration(min)} to ${formatGoDuration(max)}, got ${JSON.stringify(value)}`))
@@ -250,6 +258,8 @@ const keys: Record<string, (key: string, value: unknown) => Result.Result<unknow
   "p2p.dial_timeout": (k, v) => durationBetween(k, v, MIN_TIMEOUT, MAX_TIMEOUT),
   "p2p.persistent_peers_max_dial_period": (k, v) =>
     Result.flatMap(duration(k, v), (ms) => (ms === 0 || ms >= 250 ? Result.succeed(ms) : fail(k, `must be 0s (exponential backoff) or at least 250ms (the first retry delay), got ${JSON.stringify(v)}`))),
+  "p2p.ping_interval": (k, v) => durationBetween(k, v, MIN_KEEPALIVE, MAX_TIMEOUT),
+  "p2p.pong_timeout": (k, v) => durationBetween(k, v, MIN_TIMEOUT, MAX_TIMEOUT),
   "rpc.laddr": rpcAddress,
   "rpc.max_open_connections": option(NodeHttp.OpenConnections),
   "rpc.unsafe": bool,
@@ -389,7 +399,9 @@ export const resolve = (...layers: ReadonlyArray<Raw>): NodeConfig => {
       seedMode: get("p2p.seed_mode", d.p2p.seedMode),
       handshakeTimeout: get("p2p.handshake_timeout", d.p2p.handshakeTimeout),
       dialTimeout: get("p2p.dial_timeout", d.p2p.dialTimeout),
-      persistentPeersMaxDialPeriod: get("p2p.persistent_peers_max_dial_period", d.p2p.persistentPeersMaxDialPeriod)
+      persistentPeersMaxDialPeriod: get("p2p.persistent_peers_max_dial_period", d.p2p.persistentPeersMaxDialPeriod),
+      pingInterval: get("p2p.ping_interval", d.p2p.pingInterval),
+      pongTimeout: get("p2p.pong_timeout", d.p2p.pongTimeout)
     },
     rpc: {
       laddr: get("rpc.laddr", d.rpc.laddr),
@@ -418,6 +430,7 @@ export const validate = (c: NodeConfig): Result.Result<NodeConfig, ConfigError> 
   if (p.maxNumInboundPeers === 0 && p.maxNumOutboundPeers === 0 && p.persistentPeers.length === 0 && p.unconditionalPeerIds.length === 0) {
     return fail("p2p.max_num_inbound_peers", "0 with p2p.max_num_outbound_peers = 0 and no persistent or unconditional peers leaves the node no way to connect; raise one of them or list persistent_peers")
   }
+  if (p.pongTimeout >= p.pingInterval) return fail("p2p.pong_timeout", `${formatGoDuration(p.pongTimeout)} must be below p2p.ping_interval (${formatGoDuration(p.pingInterval)}): a pong must be due before the next ping`)
   const packet = p.maxPacketMsgPayloadSize + PACKET_OVERHEAD
   if (p.sendRate < packet) return fail("p2p.send_rate", `${p.sendRate} bytes/s cannot send one packet of max_packet_msg_payload_size ${p.maxPacketMsgPayloadSize} a second; use at least ${packet}`)
   if (p.recvRate < packet) return fail("p2p.recv_rate", `${p.recvRate} bytes/s cannot receive one packet of max_packet_msg_payload_size ${p.maxPacketMsgPayloadSize} a second; use at least ${packet}`)
@@ -452,7 +465,9 @@ export const toToml = (c: NodeConfig): string => {
       seed_mode: c.p2p.seedMode,
       handshake_timeout: formatGoDuration(c.p2p.handshakeTimeout),
       dial_timeout: formatGoDuration(c.p2p.dialTimeout),
-      persistent_peers_max_dial_period: formatGoDuration(c.p2p.persistentPeersMaxDialPeriod)
+      persistent_peers_max_dial_period: formatGoDuration(c.p2p.persistentPeersMaxDialPeriod),
+      ping_interval: formatGoDuration(c.p2p.pingInterval),
+      pong_timeout: formatGoDuration(c.p2p.pongTimeout)
     },
     rpc: { laddr: c.rpc.laddr === "" || NodeHttp.isUnixAddress(c.rpc.laddr) ? c.rpc.laddr : `tcp://${c.rpc.laddr}`, unsafe: c.rpc.unsafe, max_open_connections: c.rpc.maxOpenConnections },
     instrumentation: {

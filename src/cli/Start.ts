@@ -71,7 +71,7 @@ export const toNodeConfig = (home: string, c: Config.NodeConfig, options: StartO
   seedMode: c.p2p.seedMode,
   handshakeTimeout: c.p2p.handshakeTimeout,
   dialTimeout: c.p2p.dialTimeout,
-  mconnection: { maxPacketMsgPayloadSize: c.p2p.maxPacketMsgPayloadSize, sendRate: c.p2p.sendRate, recvRate: c.p2p.recvRate },
+  mconnection: { maxPacketMsgPayloadSize: c.p2p.maxPacketMsgPayloadSize, sendRate: c.p2p.sendRate, recvRate: c.p2p.recvRate, pingInterval: c.p2p.pingInterval, pongTimeout: c.p2p.pongTimeout },
   ...(c.p2p.persistentPeersMaxDialPeriod > 0 ? { peerManager: { maxRetryTimePersistent: c.p2p.persistentPeersMaxDialPeriod } } : {}),
   ...(probeOn(options) ? { channels: [Probe.descriptor] } : {}),
   ...(c.rpc.laddr === "" ? {} : { router: { nodeInfo: { network: c.network, moniker: c.moniker, other: { rpcAddress: rpcAddress(c.rpc.laddr) } } } })

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `effect-p2p` command: `init`, `start`, `show-node-id`, `testnet`, `crawl`.
+ * The `effect-p2p` command: `init`, `start`, `show-node-id`, `testnet`, `crawl`, `e2e`.
  * Every failure prints one or two lines saying what failed and what to do, and exits with a
  * documented code (`Failure.ts`: 2 bad input, 1 runtime failure); SIGINT/SIGTERM shut a running
  * node down cleanly and exit with code 0.

@@ -55,8 +55,7 @@ export const ensureTools = (log: (line: string) => void): ReadonlyArray<string> 
 }
 
 /** Compiles e2e/nfqdelay.c into a cache directory (once per source version); returns the binary. */
-export const buildNfqdelay = (repo: string): string => {
-  const source = join(repo, "e2e", "nfqdelay.c")
+export const buildNfqdelay = (source: string): string => {
   const text = readFileSync(source)
   const hash = createHash("sha256").update(text).digest("hex").slice(0, 12)
   const dir = join(process.env["XDG_CACHE_HOME"] ?? join(homedir(), ".cache"), "effect-p2p-e2e")

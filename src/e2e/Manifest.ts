@@ -101,7 +101,7 @@ export interface RandomFaults {
 export interface Checks {
   /** Fixed heal bound (ms) instead of the derived one. */
   readonly healBound: number | undefined
-  /** Node keepalive the bound assumes (the node's MConnection defaults unless set in nodes.config). */
+  /** Node keepalive the bound assumes: `[nodes.config]`'s p2p.ping_interval/pong_timeout, else the node's defaults (60 s, 45 s). */
   readonly pingInterval: number
   readonly pongTimeout: number
   readonly dialTimeout: number
@@ -378,16 +378,20 @@ const parseRandom = (doc: Table, duration: number, names: ReadonlySet<string>): 
   return out
 }
 
-const parseChecks = (doc: Table): Checks => {
+/** A duration key of `[nodes.config]`, so the checks assume what the nodes are told. */
+const configDuration = (config: Readonly<Record<string, unknown>>, key: string, d: number): number =>
+  config[key] === undefined ? d : parseDuration(`nodes.config.${key}`, config[key])
+
+const parseChecks = (doc: Table, config: Readonly<Record<string, unknown>>): Checks => {
   const t = doc["check"] ?? {}
   if (!isTable(t)) throw new ManifestError("check", "must be a table")
   const r = new Reader(t, "check")
   const heal = r.raw("heal_bound")
   const out: Checks = {
     healBound: heal === undefined ? undefined : parseDuration("check.heal_bound", heal),
-    pingInterval: r.duration("ping_interval", 60_000),
-    pongTimeout: r.duration("pong_timeout", 45_000),
-    dialTimeout: r.duration("dial_timeout", 3_000),
+    pingInterval: r.duration("ping_interval", configDuration(config, "p2p.ping_interval", 60_000)),
+    pongTimeout: r.duration("pong_timeout", configDuration(config, "p2p.pong_timeout", 45_000)),
+    dialTimeout: r.duration("dial_timeout", configDuration(config, "p2p.dial_timeout", 3_000)),
     handshake: r.duration("handshake", 1_000),
     minRetryTime: r.duration("min_retry_time", 250),
     maxRetryTime: r.duration("max_retry_time", 30 * 60_000),
@@ -457,7 +461,7 @@ export const parse = (text: string, source = "manifest"): Manifest => {
     return f
   }).sort((a, b) => a.at - b.at)
 
-  return { name, duration, network, seed, nodes, nodeConfig: config, conditions, faults, random: parseRandom(doc, duration, names), checks: parseChecks(doc), probe }
+  return { name, duration, network, seed, nodes, nodeConfig: config, conditions, faults, random: parseRandom(doc, duration, names), checks: parseChecks(doc, config), probe }
 }
 
 // ---------------------------------------------------------------------------------------------

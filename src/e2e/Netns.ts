@@ -136,7 +136,7 @@ export const cleanupLeftovers = (keep?: string): ReadonlyArray<string> => {
 const isOurs = (pid: number): boolean => {
   try {
     const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8")
-    return cmd.includes("src/cli/main.ts") || cmd.includes("nfqdelay") || cmd.includes(PREFIX)
+    return /cli\/main\.[jt]s/.test(cmd) || cmd.includes("nfqdelay") || cmd.includes(PREFIX)
   } catch {
     return false
   }

@@ -1,5 +1,5 @@
 /**
- * The node processes: each a real `effect-p2p start --home DIR` (`node <repo>/src/cli/main.ts`)
+ * The node processes: each a real `effect-p2p start --home DIR` (`node <cli>/main.ts`, or `main.js` from the package)
  * inside its namespace, its config.toml written by the runner, its output kept in `DIR/node.log`
  * and scanned for ERROR lines. HTTP (`/metrics`, `/net_info`) is reached through a unix socket:
  * the node's own `[rpc] laddr = "unix://..."` when the node supports it, else a `socat` bridge in
@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from "node:child_process"
 import { createHash } from "node:crypto"
 import { appendFileSync, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, type WriteStream } from "node:fs"
 import * as http from "node:http"
-import { join } from "node:path"
+import { dirname, extname, join } from "node:path"
 import { DatabaseSync } from "node:sqlite"
 import { stringify } from "smol-toml"
 import type { Manifest, NodeSpec } from "./Manifest.ts"
@@ -63,18 +63,18 @@ const spawnWait = (cmd: string, args: ReadonlyArray<string>): Promise<{ code: nu
     p.on("close", (code) => resolve({ code: code ?? 1, out }))
   })
 
-/** Whether this checkout's node takes `unix://` for `rpc.laddr` (serving /metrics there too). */
-export const nodeSupportsUnixRpc = (repo: string): boolean => {
+/** Whether the node takes `unix://` for `rpc.laddr` (serving /metrics there too): older builds do not. */
+export const nodeSupportsUnixRpc = (cliMain: string): boolean => {
   try {
-    return /unix:\/\//.test(readFileSync(join(repo, "src", "cli", "Config.ts"), "utf8"))
+    return /unix:\/\//.test(readFileSync(join(dirname(cliMain), `Config${extname(cliMain)}`), "utf8"))
   } catch {
     return false
   }
 }
 
 /** Whether `effect-p2p start` has `--probe` (asked once from `start --help`). */
-export const nodeSupportsProbe = async (repo: string): Promise<boolean> => {
-  const r = await spawnWait(process.execPath, [join(repo, "src", "cli", "main.ts"), "start", "--help"])
+export const nodeSupportsProbe = async (cliMain: string): Promise<boolean> => {
+  const r = await spawnWait(process.execPath, [cliMain, "start", "--help"])
   return /--probe\b/.test(r.out)
 }
 
@@ -84,8 +84,7 @@ export interface Prepared {
 }
 
 /** Creates each node's home (`effect-p2p init`), reads its ID, writes its config.toml. */
-export const prepare = async (manifest: Manifest, hosts: ReadonlyArray<Host>, repo: string, dir: string, unixRpc: boolean): Promise<Prepared> => {
-  const main = join(repo, "src", "cli", "main.ts")
+export const prepare = async (manifest: Manifest, hosts: ReadonlyArray<Host>, main: string, dir: string, unixRpc: boolean): Promise<Prepared> => {
   const homes = manifest.nodes.map((n) => join(dir, n.name))
   // init costs a Node start each: two at a time (two cores).
   for (let i = 0; i < homes.length; i += 2) {
@@ -149,8 +148,8 @@ export const prepare = async (manifest: Manifest, hosts: ReadonlyArray<Host>, re
 }
 
 /** Starts (or restarts) a node process. `onExit` hears every exit with whether the runner expected it. */
-export const start = (n: NodeProc, repo: string, probe: boolean, allow: ReadonlyArray<RegExp>, onExit: (n: NodeProc, code: number | null, signal: string | null, expected: boolean) => void, isError: (line: string, allow: ReadonlyArray<RegExp>) => boolean): void => {
-  const args = [join(repo, "src", "cli", "main.ts"), "start", "--home", n.home, ...(probe ? ["--probe"] : [])]
+export const start = (n: NodeProc, cliMain: string, probe: boolean, allow: ReadonlyArray<RegExp>, onExit: (n: NodeProc, code: number | null, signal: string | null, expected: boolean) => void, isError: (line: string, allow: ReadonlyArray<RegExp>) => boolean): void => {
+  const args = [cliMain, "start", "--home", n.home, ...(probe ? ["--probe"] : [])]
   const c = inHost(n.host, process.execPath, args)
   if (n.log === undefined) n.log = createWriteStream(join(n.home, "node.log"), { flags: "a" })
   const log = n.log

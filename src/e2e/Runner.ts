@@ -22,7 +22,10 @@ import * as View from "./View.ts"
 
 export interface RunOptions {
   readonly manifestPath: string
-  readonly repo: string
+  /** The `effect-p2p` command's main script each node runs (`node CLI_MAIN start`). */
+  readonly cliMain: string
+  /** e2e/nfqdelay.c, compiled when a manifest asks for latency. */
+  readonly nfqdelaySource: string
   /** Run on loopback even where namespaces work. */
   readonly loopback?: boolean
   /** Live view (default: when stdout is a terminal). */
@@ -161,22 +164,22 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
       missing = Fabric.ensureTools(event)
       if (missing.length > 0) event(`still missing after apt-get: ${missing.join(", ")}; faults needing them are skipped`)
       try {
-        if (which("gcc") && existsSync("/usr/include/libnetfilter_queue/libnetfilter_queue.h")) nfqdelay = Fabric.buildNfqdelay(options.repo)
+        if (which("gcc") && existsSync("/usr/include/libnetfilter_queue/libnetfilter_queue.h")) nfqdelay = Fabric.buildNfqdelay(options.nfqdelaySource)
       } catch (e) {
         event(`cannot build nfqdelay: ${(e as Error).message}`)
       }
     }
-    const unixRpc = Nodes.nodeSupportsUnixRpc(options.repo)
+    const unixRpc = Nodes.nodeSupportsUnixRpc(options.cliMain)
     if (support === undefined && !unixRpc && !which("socat")) {
       Fabric.ensureTools(event)
       const { run } = await import("./Sh.ts")
       run("apt-get", ["install", "-y", "--no-install-recommends", "socat"], { allowFail: true, timeout: 300_000 })
       if (!which("socat")) throw new E2eError("the node has no unix-socket rpc.laddr yet and socat is missing (apt-get install socat): the runner cannot reach the nodes' HTTP from the root namespace")
     }
-    const probe = manifest.probe && (await Nodes.nodeSupportsProbe(options.repo))
+    const probe = manifest.probe && (await Nodes.nodeSupportsProbe(options.cliMain))
     topology = Netns.create(runId, manifest.nodes.length, support)
     if (topology.mode === "netns") event(`namespaces ${Netns.PREFIX}${runId}-n0..n${manifest.nodes.length - 1} and switch ${topology.switchNs} (bridge br0), ${Netns.SUBNET}`)
-    prepared = await Nodes.prepare(manifest, topology.hosts, options.repo, dir, unixRpc)
+    prepared = await Nodes.prepare(manifest, topology.hosts, options.cliMain, dir, unixRpc)
     const { nodes, byName } = prepared
     const topo = topology
     fabric = Fabric.make(topo, (name) => byName.get(name)!.host, nfqdelay, missing, manifest.seed)
@@ -199,7 +202,7 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
       event(`node ${n.spec.name} exited unexpectedly (code ${code}, signal ${sig}); see ${join(n.home, "node.log")}`)
     }
     const startNode = (n: Nodes.NodeProc) => {
-      Nodes.start(n, options.repo, probe, allow, onExit, Checks.unexpectedError)
+      Nodes.start(n, options.cliMain, probe, allow, onExit, Checks.unexpectedError)
       Nodes.recordPid(dir, n.pid)
       event(`node ${n.spec.name} started (pid ${n.pid}${n.incarnation > 1 ? `, start #${n.incarnation}` : ""})`)
     }

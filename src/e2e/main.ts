@@ -6,17 +6,22 @@
  * 1 when one failed, 2 for a bad manifest or arguments. SIGINT/SIGTERM stop the run and clean up
  * (a second one cleans up at once and exits). See docs/E2E.md.
  */
-import { dirname, join, resolve } from "node:path"
+import { dirname, extname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { ManifestError } from "./Manifest.ts"
 import * as Report from "./Report.ts"
 import { control, runE2e } from "./Runner.ts"
 import { E2eError } from "./Sh.ts"
 
-/** The repository whose `src/cli/main.ts` the nodes run. */
-export const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..")
+const here = fileURLToPath(import.meta.url)
+/** The repository or installed package this file belongs to (`src/e2e/` or `dist/e2e/`). */
+export const root = resolve(dirname(here), "..", "..")
+/** The `effect-p2p` command the nodes run: `src/cli/main.ts` in the repository, `dist/cli/main.js` in the package. */
+export const cliMain = join(dirname(here), "..", "cli", `main${extname(here)}`)
+/** The userspace delay queue's source (shipped in the package). */
+export const nfqdelaySource = join(root, "e2e", "nfqdelay.c")
 
-const usage = "usage: npm run e2e -- MANIFEST.toml [--loopback] [--lines|--live] [--report FILE.json]"
+const usage = "usage: effect-p2p e2e MANIFEST.toml (or npm run e2e -- MANIFEST.toml) [--loopback] [--lines|--live] [--report FILE.json]"
 
 /**
  * Runs the e2e command with its arguments (without the program name) and returns the exit code;
@@ -70,7 +75,7 @@ export const runCommand = async (args: ReadonlyArray<string>): Promise<number> =
   process.on("exit", () => control.emergency())
 
   try {
-    const report = await runE2e({ manifestPath, repo, loopback, ...(live === undefined ? {} : { live }), ...(reportPath === undefined ? {} : { reportPath }) })
+    const report = await runE2e({ manifestPath, cliMain, nfqdelaySource, loopback, ...(live === undefined ? {} : { live }), ...(reportPath === undefined ? {} : { reportPath }) })
     const json = reportPath ?? join(report.logs, "report.json")
     Report.writeJson(json, report)
     process.stdout.write(`\n${Report.render(report)}\nreport: ${json}\n`)

@@ -191,6 +191,21 @@ describe("start: configuration to node and HTTP servers", () => {
     assert.deepStrictEqual(channels({ probeInterval: "50ms" }), [0x7f])
   })
 
+  it("ping_interval and pong_timeout set the keepalive of every connection, pong below ping", () => {
+    const node = Start.toNodeConfig("/home", config(`[p2p]\nping_interval = "10s"\npong_timeout = "5s"`))
+    assert.strictEqual(node.mconnection?.pingInterval, 10_000)
+    assert.strictEqual(node.mconnection?.pongTimeout, 5_000)
+    const plain = Start.toNodeConfig("/home", config(""))
+    assert.strictEqual(plain.mconnection?.pingInterval, 60_000)
+    assert.strictEqual(plain.mconnection?.pongTimeout, 45_000)
+    const bad = (toml: string) => errorOf(Config.fromToml("config.toml", toml))
+    assert.match(bad(`[p2p]\nping_interval = "10ms"`)!.message, /^p2p\.ping_interval: must be from 1s to 10m/)
+    assert.match(bad(`[p2p]\npong_timeout = "soon"`)!.message, /^p2p\.pong_timeout: must be a duration/)
+    const crossed = Config.validate(Config.resolve(Result.getOrThrow(Config.fromToml("config.toml", `[p2p]\nping_interval = "10s"\npong_timeout = "10s"`)).values))
+    assert.match(errorOf(crossed)!.message, /^p2p\.pong_timeout: 10s must be below p2p\.ping_interval \(10s\)/)
+    assert.match(Config.toToml(Config.resolve()), /ping_interval = "1m0?s?"[\s\S]*pong_timeout = "45s"/)
+  })
+
   it("persistent_peers_max_dial_period caps persistent retries; rpc.laddr is advertised as rpc_address", () => {
     const node = Start.toNodeConfig("/home", config(`[p2p]\npersistent_peers_max_dial_period = "30s"\n[rpc]\nladdr = "tcp://127.0.0.1:26657"`))
     assert.strictEqual(node.peerManager?.maxRetryTimePersistent, 30_000)
