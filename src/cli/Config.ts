@@ -10,6 +10,7 @@
  */
 import { Result, Schema } from "effect"
 import { parse as parseToml, stringify } from "smol-toml"
+import * as Ip from "../domain/Ip.ts"
 import * as NodeAddress from "../domain/NodeAddress.ts"
 import * as NodeId from "../domain/NodeId.ts"
 import { formatGoDuration, parseGoDuration } from "../domain/GoDuration.ts"
@@ -31,6 +32,8 @@ export interface P2PConfig {
   readonly laddr: { readonly host: string; readonly port: number }
   /** Address advertised to peers (`host:port`), if different from laddr. */
   readonly externalAddress: string
+  /** Local IP outgoing connections are bound to; "" lets the kernel choose. */
+  readonly dialFrom: string
   /** Peers to ask for addresses (PEX) when starting. CometBFT's `seeds`. */
   readonly seeds: ReadonlyArray<NodeAddress.NodeAddress>
   /** Peers added at start, dialed like any other (tendermint's `bootstrap-peers`). */
@@ -99,6 +102,7 @@ export const defaults: NodeConfig = {
   p2p: {
     laddr: { host: "127.0.0.1", port: 26656 },
     externalAddress: "",
+    dialFrom: "",
     seeds: [],
     bootstrapPeers: [],
     persistentPeers: [],
@@ -242,6 +246,7 @@ const keys: Record<string, (key: string, value: unknown) => Result.Result<unknow
   log_format: (k, v) => (v === "plain" || v === "json" ? Result.succeed(v) : fail(k, `must be "plain" or "json", got ${JSON.stringify(v)}`)),
   "p2p.laddr": parseListenAddress,
   "p2p.external_address": hostPort,
+  "p2p.dial_from": (k, v) => (v === "" || (typeof v === "string" && Ip.isValid(v)) ? Result.succeed(v) : fail(k, `must be an IP address of this machine, or "", got ${JSON.stringify(v)}`)),
   "p2p.seeds": parsePeerList,
   "p2p.bootstrap_peers": parsePeerList,
   "p2p.persistent_peers": parsePeerList,
@@ -385,6 +390,7 @@ export const resolve = (...layers: ReadonlyArray<Raw>): NodeConfig => {
     p2p: {
       laddr: get("p2p.laddr", d.p2p.laddr),
       externalAddress: get("p2p.external_address", d.p2p.externalAddress),
+      dialFrom: get("p2p.dial_from", d.p2p.dialFrom),
       seeds: get("p2p.seeds", d.p2p.seeds),
       bootstrapPeers: get("p2p.bootstrap_peers", d.p2p.bootstrapPeers),
       persistentPeers: get("p2p.persistent_peers", d.p2p.persistentPeers),
@@ -451,6 +457,7 @@ export const toToml = (c: NodeConfig): string => {
     p2p: {
       laddr: `tcp://${host}:${c.p2p.laddr.port}`,
       external_address: c.p2p.externalAddress,
+      ...(c.p2p.dialFrom === "" ? {} : { dial_from: c.p2p.dialFrom }),
       seeds: peers(c.p2p.seeds),
       bootstrap_peers: peers(c.p2p.bootstrapPeers),
       persistent_peers: peers(c.p2p.persistentPeers),

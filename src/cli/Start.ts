@@ -61,6 +61,7 @@ export const toNodeConfig = (home: string, c: Config.NodeConfig, options: StartO
   version: `effect-p2p/${VERSION}`,
   listen: c.p2p.laddr,
   ...(c.p2p.externalAddress === "" ? {} : { externalAddress: c.p2p.externalAddress }),
+  ...(c.p2p.dialFrom === "" ? {} : { dialFrom: c.p2p.dialFrom }),
   persistentPeers: c.p2p.persistentPeers,
   bootstrapPeers: [...c.p2p.bootstrapPeers, ...c.p2p.seeds],
   privatePeerIds: c.p2p.privatePeerIds,

@@ -80,6 +80,8 @@ export interface Config {
   readonly dialTimeout?: number
   /** MConnection settings (TCP). */
   readonly mconnection?: Partial<MConnection.Config>
+  /** Local IP outgoing TCP connections are bound to (`TcpTransport`'s `dialFrom`). Default: none. */
+  readonly dialFrom?: string
   /** Options of the SQLite peer store under `home` (e.g. `{ recoverCorrupt: true }`). */
   readonly peerStore?: PeerStoreSqlite.SqliteOptions
   /** Channels of the application's reactors, advertised from the first handshake. */
@@ -189,7 +191,8 @@ export const layer = (config: Config) => {
     port: config.listen?.port ?? 26656,
     // The inbound bound runs from accept, in the transport: the same handshake_timeout as the router's.
     ...(config.handshakeTimeout === undefined ? {} : { handshakeTimeout: config.handshakeTimeout }),
-    ...(config.mconnection === undefined ? {} : { mconnection: config.mconnection })
+    ...(config.mconnection === undefined ? {} : { mconnection: config.mconnection }),
+    ...(config.dialFrom === undefined ? {} : { dialFrom: config.dialFrom })
   })
   return assemble(config, identity, base, transport, false)
 }

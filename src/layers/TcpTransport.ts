@@ -89,7 +89,14 @@ export const OptionsInput = Schema.Struct({
    * peer's ephemeral key, the first 35 bytes of the handshake: a peer that sends nothing, or
    * trickles, is dropped long before the whole handshake's bound. Default 3 s.
    */
-  ephemeralKeyTimeout: Opt.withDefault(Opt.Millis, DEFAULT_EPHEMERAL_KEY_TIMEOUT)
+  ephemeralKeyTimeout: Opt.withDefault(Opt.Millis, DEFAULT_EPHEMERAL_KEY_TIMEOUT),
+  /**
+   * Local IP address outgoing connections are bound to (the kernel picks the port), so peers see
+   * dials come from it: on a machine with several addresses, the one to dial from (the e2e
+   * runner's loopback mode gives each node one of 127.0.1.x and tells their links apart by it).
+   * An endpoint of the other IP family is dialed unbound. Default: none (the kernel's choice).
+   */
+  dialFrom: Schema.optionalKey(Schema.String.check(Schema.makeFilter((s: string) => Ip.isValid(s) || `${JSON.stringify(s)} is not an IP address`)))
 }).check(positive("handshakeTimeout"), positive("ephemeralKeyTimeout"))
 
 /** Options as callers write them; every field is optional. */
@@ -246,6 +253,7 @@ export const make = Effect.fn("TcpTransport.make")(function* (
   }
   const host = options.host
   const { handshakeTimeout, ephemeralKeyTimeout } = options
+  const dialFrom = options.dialFrom === undefined ? undefined : Option.getOrElse(Ip.canonical(options.dialFrom), () => options.dialFrom!)
   const clock = yield* Clock.Clock
   const context = yield* Effect.context<never>()
   // Every accepted socket has a watchdog from its accept: past the handshake bound, a socket whose
@@ -337,7 +345,8 @@ export const make = Effect.fn("TcpTransport.make")(function* (
     const target = yield* Effect.fromResult(checkDialEndpoint(endpoint))
     const text = hostText(target.host, target.port)
     const socket = yield* Effect.callback<Net.Socket, DialError>((resume) => {
-      const s = Net.connect({ host: target.host, port: target.port, noDelay: true, highWaterMark: SOCKET_BUFFER } as Net.NetConnectOpts)
+      const bind = dialFrom !== undefined && Net.isIP(dialFrom) === Net.isIP(target.host)
+      const s = Net.connect({ host: target.host, port: target.port, noDelay: true, highWaterMark: SOCKET_BUFFER, ...(bind ? { localAddress: dialFrom } : {}) } as Net.NetConnectOpts)
       s.pause()
       const onError = (e: NodeJS.ErrnoException) => {
         s.destroy()
@@ -346,6 +355,8 @@ export const make = Effect.fn("TcpTransport.make")(function* (
           reason: e.code === "ECONNREFUSED" ? "refused" : "io",
           message: e.code === "EMFILE" || e.code === "ENFILE"
             ? `cannot dial ${text}: too many open files (the open-file limit, ulimit -n, is reached; raise it)`
+            : e.code === "EADDRNOTAVAIL" && bind
+            ? `cannot dial ${text} from ${dialFrom}: it is not an address of this machine (the dialFrom option)`
             : `cannot dial ${text}: ${e.message}`
         })))
       }
