@@ -9,6 +9,9 @@
  * - bandwidth: `tc qdisc replace dev eth0 root tbf rate R burst 32kb latency 400ms` in each
  *   affected host; heal deletes the qdisc.
  * Everything lives inside the run's namespaces, so deleting them removes any leftover.
+ *
+ * On loopback ({@link makeProxied}) the same faults are rules of the userspace link proxy
+ * (Proxy.ts), applied per directed link in the runner's process.
  */
 import { spawn, type ChildProcess } from "node:child_process"
 import { createHash } from "node:crypto"
@@ -17,6 +20,7 @@ import { homedir } from "node:os"
 import { join } from "node:path"
 import type { Fault, FaultKind } from "./Manifest.ts"
 import { type Host, inHost, SUBNET, type Topology } from "./Netns.ts"
+import type * as Proxy from "./Proxy.ts"
 import { E2eError, run, which } from "./Sh.ts"
 
 /** A fault in force; `heal` undoes it. */
@@ -175,6 +179,72 @@ export const make = (topology: Topology, nameToHost: (name: string) => Host, nfq
           // the namespaces are deleted next anyway
         }
       }
+    }
+  }
+}
+
+const RATE_UNITS: Record<string, number> = { bit: 1 / 8, kbit: 1e3 / 8, mbit: 1e6 / 8, gbit: 1e9 / 8, bps: 1, kbps: 1e3, mbps: 1e6, gbps: 1e9 }
+
+/** A tc rate ("1mbit", "500kbit", "2mbps": bits or bytes per second) in bytes per second. */
+export const bytesPerSecond = (rate: string): number => {
+  const m = /^(\d+(?:\.\d+)?)([a-z]+)$/.exec(rate)
+  const unit = m === null ? undefined : RATE_UNITS[m[2]!]
+  if (m === null || unit === undefined) throw new E2eError(`${JSON.stringify(rate)} is not a rate like "1mbit"`)
+  return Number(m[1]) * unit
+}
+
+/** The link proxy's rules for a network fault (the same links the nft rules of namespace mode cut). */
+export const proxyRules = (fault: Fault, allNames: ReadonlyArray<string>): ReadonlyArray<Proxy.Rule> => {
+  const nodes = fault.nodes.length === 0 ? "all" as const : fault.nodes
+  const pairs: Array<readonly [string, string]> = []
+  switch (fault.kind) {
+    case "partition":
+      fault.groups.forEach((a, i) =>
+        fault.groups.forEach((b, j) => {
+          if (i !== j) for (const x of a) for (const y of b) pairs.push([x, y])
+        }))
+      return [{ kind: "cut", pairs }]
+    case "one_way":
+      for (const x of fault.from) for (const y of fault.to) pairs.push([x, y])
+      return [{ kind: "cut", pairs }]
+    case "isolate":
+      for (const x of fault.nodes) {
+        for (const y of allNames) {
+          if (x === y) continue
+          pairs.push([x, y], [y, x])
+        }
+      }
+      return [{ kind: "cut", pairs }]
+    case "loss":
+      return [{ kind: "loss", nodes, percent: fault.percent }]
+    case "latency":
+      return [{ kind: "latency", nodes, delay: fault.delay, jitter: fault.jitter }]
+    case "bandwidth":
+      return [{ kind: "bandwidth", nodes, bytesPerSecond: bytesPerSecond(fault.rate) }]
+    default:
+      return []
+  }
+}
+
+/** Network faults as rules of the loopback link proxy; `why` says why there is none (faults skipped). */
+export const makeProxied = (proxy: Proxy.Proxy | undefined, allNames: ReadonlyArray<string>, why: string): Fabric => {
+  const network = (kind: FaultKind) => kind === "partition" || kind === "one_way" || kind === "isolate" || kind === "loss" || kind === "latency" || kind === "bandwidth"
+  const pending = new Set<number>()
+  return {
+    unsupported: (kind) => (network(kind) && proxy === undefined ? why : undefined),
+    apply: (fault, id) => {
+      if (proxy === undefined) throw new E2eError(`${fault.kind}: ${why}`)
+      proxy.apply(id, proxyRules(fault, allNames))
+      pending.add(id)
+      return {
+        heal: () => {
+          if (pending.delete(id)) proxy.heal(id)
+        }
+      }
+    },
+    healAll: () => {
+      pending.clear()
+      proxy?.healAll()
     }
   }
 }

@@ -4,7 +4,9 @@
  * and scanned for ERROR lines. HTTP (`/metrics`, `/net_info`) is reached through a unix socket:
  * the node's own `[rpc] laddr = "unix://..."` when the node supports it, else a `socat` bridge in
  * the namespace from the socket to the node's 127.0.0.1:26660 (the root namespace cannot route to
- * the nodes). On loopback the runner talks TCP to 127.0.1.x:26660 directly.
+ * the nodes). On loopback the runner talks TCP to 127.0.1.x:26660 directly, and, with the link
+ * proxy (Proxy.ts), each node advertises and is dialed at its proxy port {@link PROXY_PORT} and
+ * binds its dials to its own address (`p2p.dial_from`), so the proxy knows each link.
  */
 import { spawn, type ChildProcess } from "node:child_process"
 import { createHash } from "node:crypto"
@@ -19,6 +21,10 @@ import { E2eError } from "./Sh.ts"
 
 export const P2P_PORT = 26656
 export const HTTP_PORT = 26660
+/** Loopback mode: the link proxy's port for the node, on the node's address (advertised, dialed). */
+export const PROXY_PORT = 26666
+/** Loopback mode: the proxy's port on the node's address that the fault verification connects to (an echo, not the node). */
+export const PROBE_PORT = 26667
 
 /** How the runner reaches a node's HTTP endpoints. */
 export type HttpTarget = { readonly socketPath: string } | { readonly host: string; readonly port: number }
@@ -72,6 +78,15 @@ export const nodeSupportsUnixRpc = (cliMain: string): boolean => {
   }
 }
 
+/** Whether the node takes `p2p.dial_from` (binds its dials to an address), which the link proxy needs. */
+export const nodeSupportsDialFrom = (cliMain: string): boolean => {
+  try {
+    return readFileSync(join(dirname(cliMain), `Config${extname(cliMain)}`), "utf8").includes("p2p.dial_from")
+  } catch {
+    return false
+  }
+}
+
 /** Whether `effect-p2p start` has `--probe` (asked once from `start --help`). */
 export const nodeSupportsProbe = async (cliMain: string): Promise<boolean> => {
   const r = await spawnWait(process.execPath, [cliMain, "start", "--help"])
@@ -83,8 +98,11 @@ export interface Prepared {
   readonly byName: ReadonlyMap<string, NodeProc>
 }
 
-/** Creates each node's home (`effect-p2p init`), reads its ID, writes its config.toml. */
-export const prepare = async (manifest: Manifest, hosts: ReadonlyArray<Host>, main: string, dir: string, unixRpc: boolean): Promise<Prepared> => {
+/**
+ * Creates each node's home (`effect-p2p init`), reads its ID, writes its config.toml. `proxied`:
+ * peers are reached through the loopback link proxy ({@link PROXY_PORT}) and dial from their own address.
+ */
+export const prepare = async (manifest: Manifest, hosts: ReadonlyArray<Host>, main: string, dir: string, unixRpc: boolean, proxied = false): Promise<Prepared> => {
   const homes = manifest.nodes.map((n) => join(dir, n.name))
   // init costs a Node start each: two at a time (two cores).
   for (let i = 0; i < homes.length; i += 2) {
@@ -108,7 +126,7 @@ export const prepare = async (manifest: Manifest, hosts: ReadonlyArray<Host>, ma
   const byName = new Map(nodes.map((n) => [n.spec.name, n]))
   const addr = (name: string) => {
     const n = byName.get(name)!
-    return `${n.nodeId}@${n.host.ip}:${P2P_PORT}`
+    return `${n.nodeId}@${n.host.ip}:${proxied ? PROXY_PORT : P2P_PORT}`
   }
   for (const n of nodes) {
     const withoutSelf = (names: ReadonlyArray<string>) => names.filter((x) => x !== n.spec.name).map(addr).join(",")
@@ -119,7 +137,8 @@ export const prepare = async (manifest: Manifest, hosts: ReadonlyArray<Host>, ma
       log_format: "plain",
       p2p: {
         laddr: `tcp://${n.host.ip}:${P2P_PORT}`,
-        external_address: `${n.host.ip}:${P2P_PORT}`,
+        external_address: `${n.host.ip}:${proxied ? PROXY_PORT : P2P_PORT}`,
+        ...(proxied ? { dial_from: n.host.ip } : {}),
         bootstrap_peers: withoutSelf(n.spec.bootstrap),
         persistent_peers: withoutSelf(n.spec.persistentPeers),
         max_num_inbound_peers: n.spec.maxInbound,

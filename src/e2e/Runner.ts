@@ -5,6 +5,10 @@
  * through its unix socket, /proc/PID for fds and RSS), and ends with the checks, a table and a JSON
  * report. Everything it created is removed at the end, on SIGINT/SIGTERM (see main.ts) and after a
  * failed check; leftovers of a crashed run are removed at the next start.
+ *
+ * Without namespaces the nodes run on 127.0.1.x and the network faults go through the userspace
+ * link proxy (Proxy.ts), which runs in this process: its sockets and timers share the event loop
+ * with the sampling (a few connections per node, so this costs little).
  */
 import { cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -15,6 +19,7 @@ import * as Fabric from "./Fabric.ts"
 import { drawFault, type Fault, type Manifest, ManifestError, NETWORK_KINDS, parse, rng } from "./Manifest.ts"
 import * as Netns from "./Netns.ts"
 import * as Nodes from "./Nodes.ts"
+import * as Proxy from "./Proxy.ts"
 import type { CheckRecord, FaultRecord, NodeRecord, Report } from "./Report.ts"
 import { E2eError, which } from "./Sh.ts"
 import * as Verify from "./Verify.ts"
@@ -85,6 +90,9 @@ export const control: Control = { aborted: false, reason: "", emergency: () => {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 
+/** Said of every loss fault on loopback. */
+const LOSS_NOTE = " (modeled as stall bursts: a userspace proxy cannot drop packets)"
+
 export const runE2e = async (options: RunOptions): Promise<Report> => {
   const manifestText = (() => {
     try {
@@ -111,14 +119,30 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
   const reportDir = join(tmpdir(), `effect-p2p-e2e-${manifest.name}-${runId}`)
 
   const support = options.loopback === true ? "--loopback given" : Netns.namespaceSupport()
-  if (support !== undefined) event(`no network namespaces (${support}): running on loopback 127.0.1.x with process faults only; network faults are skipped`)
+  // On loopback the link proxy needs a distinct address per node (Linux routes all of 127/8 to lo)
+  // and nodes that bind their dials to it.
+  const proxyWhy = support === undefined
+    ? undefined
+    : process.platform !== "linux"
+    ? "the link proxy needs an address per node (127.0.1.x), which only Linux's loopback has"
+    : !Nodes.nodeSupportsDialFrom(options.cliMain)
+    ? "the node has no p2p.dial_from, so the link proxy cannot tell its links apart"
+    : undefined
+  const proxied = support !== undefined && proxyWhy === undefined
+  if (support !== undefined) {
+    event(`no network namespaces (${support}): running on loopback 127.0.1.x; ${proxied ? `network faults through the userspace link proxy, loss modeled as stall bursts (a userspace proxy cannot drop packets)` : `process faults only, network faults are skipped (${proxyWhy})`}`)
+  }
 
   // Everything below is undone by teardown(), also on a signal; emergency() is the synchronous
   // part for process exit.
   let topology: Netns.Topology | undefined
   let prepared: Nodes.Prepared | undefined
   let fabric: Fabric.Fabric | undefined
+  let proxy: Proxy.Proxy | undefined
+  let echo: { readonly close: () => void } | undefined
   const emergency = () => {
+    proxy?.closeNow()
+    echo?.close()
     for (const n of prepared?.nodes ?? []) {
       Nodes.signal(n, "SIGKILL")
       try {
@@ -179,10 +203,26 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
     const probe = manifest.probe && (await Nodes.nodeSupportsProbe(options.cliMain))
     topology = Netns.create(runId, manifest.nodes.length, support)
     if (topology.mode === "netns") event(`namespaces ${Netns.PREFIX}${runId}-n0..n${manifest.nodes.length - 1} and switch ${topology.switchNs} (bridge br0), ${Netns.SUBNET}`)
-    prepared = await Nodes.prepare(manifest, topology.hosts, options.cliMain, dir, unixRpc)
+    prepared = await Nodes.prepare(manifest, topology.hosts, options.cliMain, dir, unixRpc, proxied)
     const { nodes, byName } = prepared
     const topo = topology
-    fabric = Fabric.make(topo, (name) => byName.get(name)!.host, nfqdelay, missing, manifest.seed)
+    const names = nodes.map((n) => n.spec.name)
+    if (proxied) {
+      const e = await Verify.startEcho()
+      echo = e
+      const ipToName = new Map(nodes.map((n) => [n.host.ip, n.spec.name]))
+      proxy = await Proxy.start({
+        targets: nodes.flatMap((n) => [
+          { name: n.spec.name, listen: { host: n.host.ip, port: Nodes.PROXY_PORT }, upstream: { host: n.host.ip, port: Nodes.P2P_PORT } },
+          { name: n.spec.name, listen: { host: n.host.ip, port: Nodes.PROBE_PORT }, upstream: { host: "127.0.0.1", port: e.port } }
+        ]),
+        sourceOf: (ip) => ipToName.get(ip)
+      })
+      event(`link proxy: each node listens on its address :${Nodes.P2P_PORT}, advertises :${Nodes.PROXY_PORT} (the proxy) and dials from its address; fault checks connect to :${Nodes.PROBE_PORT} (an echo)`)
+    }
+    fabric = topo.mode === "netns"
+      ? Fabric.make(topo, (name) => byName.get(name)!.host, nfqdelay, missing, manifest.seed)
+      : Fabric.makeProxied(proxy, names, `no network namespaces (${topo.reason}) and ${proxyWhy ?? "no link proxy"}`)
     const idToName = new Map(nodes.map((n) => [n.nodeId, n.spec.name]))
     const seeds = new Set(nodes.filter((n) => n.spec.seedMode).map((n) => n.spec.name))
     event(`${nodes.length} nodes: ${nodes.map((n) => `${n.spec.name}=${n.host.ip}`).join(" ")}; http via ${topo.mode === "loopback" ? "tcp" : unixRpc ? "the node's unix socket" : "socat bridges to unix sockets"}; probe ${probe ? "on" : "not supported by the node (skipped)"}`)
@@ -229,7 +269,7 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
       if (why !== undefined) event(`network condition ${f.kind} skipped: ${why}`)
       else {
         fabric!.apply(f, 60_000 + i)
-        event(`network condition for the whole run: ${f.kind} ${describeFault(f)}`)
+        event(`network condition for the whole run: ${f.kind} ${describeFault(f)}${proxied && f.kind === "loss" ? LOSS_NOTE : ""}`)
       }
     })
 
@@ -319,7 +359,7 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
       const bound = Checks.healBound(manifest.checks, fault.kind, fault.duration)
       const baseline = baselineNow()
       const record: FaultRecord = {
-        id, kind: fault.kind, nodes: nodesOf, detail: describeFault(fault), start: now(), heal: undefined, timeToHeal: undefined,
+        id, kind: fault.kind, nodes: nodesOf, detail: `${describeFault(fault)}${proxied && fault.kind === "loss" ? LOSS_NOTE : ""}`, start: now(), heal: undefined, timeToHeal: undefined,
         bound: bound.total, boundTerms: { ...bound }, result: "pending", note: delayedBy > 1000 ? `started ${(delayedBy / 1000).toFixed(0)}s late: waited for the mesh to form or the previous fault to heal` : "",
         baseline: Object.fromEntries(baseline), peersLost: 0, effect: undefined
       }
@@ -335,12 +375,12 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
       if (NETWORK_KINDS.has(fault.kind)) {
         const applied = fabric!.apply(fault, id)
         heal = async () => applied.heal()
-        if (topo.mode === "netns") {
-          const v = await Verify.verify(fault, (name) => byName.get(name)!.host, nodes[0]!.spec.name)
-          if (v !== undefined) {
-            record.effect = v.detail
-            check(`fault #${id} ${fault.kind} in effect`, v.ok, v.detail)
-          }
+        const v = topo.mode === "netns"
+          ? await Verify.verify(fault, (name) => byName.get(name)!.host, nodes[0]!.spec.name)
+          : await Verify.verifyProxied(fault, (name) => byName.get(name)!.host.ip, Nodes.PROBE_PORT, names)
+        if (v !== undefined) {
+          record.effect = v.detail
+          check(`fault #${id} ${fault.kind} in effect`, v.ok, v.detail)
         }
       } else if (fault.kind === "pause") {
         const targets = fault.nodes.map((x) => byName.get(x)!)
@@ -574,6 +614,12 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
       n.log?.end()
     }
     fabric?.healAll()
+    if (proxy !== undefined) {
+      const st = proxy.stats()
+      event(`link proxy: ${st.accepted} connections (${st.refused} refused, ${st.unknownSource} from no node's address), at most ${(st.maxPipeHeld / 1024).toFixed(0)} KiB held in one direction, readers paused ${st.pausedReads} times; closing`)
+      await proxy.close()
+    }
+    echo?.close()
     try {
       mkdirSync(reportDir, { recursive: true })
       for (const n of nodes) if (existsSync(join(n.home, "node.log"))) cpSync(join(n.home, "node.log"), join(reportDir, `${n.spec.name}.log`))

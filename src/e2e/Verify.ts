@@ -4,9 +4,17 @@
  * answers at once with a reset ("refused") and a blocked one times out. The nodes' own port is
  * never used (a connection closed before its handshake would count as a failed handshake against
  * our address). Needs only bash (`/dev/tcp`) and `timeout`.
+ *
+ * On loopback ({@link verifyProxied}) the same questions are asked through the link proxy: from a
+ * node's address to another node's probe port on the proxy, which applies that link's faults and
+ * leads to an echo server in the runner (never to the node). A link cut both ways resets the
+ * connect ("refused"), a one-way cut stalls the echo, latency delays it; loss must hold some of 20
+ * echoes (the proxy models loss as stalls); bandwidth must pace a burst + 0.4 s worth of bytes.
  */
 import { spawn } from "node:child_process"
 import { readFileSync } from "node:fs"
+import * as Net from "node:net"
+import { bytesPerSecond } from "./Fabric.ts"
 import type { Fault } from "./Manifest.ts"
 import type { Host } from "./Netns.ts"
 
@@ -117,5 +125,120 @@ export const stopped = (pid: number | undefined): boolean => {
     return stat.slice(stat.lastIndexOf(")") + 2).startsWith("T")
   } catch {
     return false
+  }
+}
+
+/** An echo server on 127.0.0.1: where the proxy's probe ports lead (a node is never touched). */
+export const startEcho = (): Promise<{ readonly port: number; readonly close: () => void }> =>
+  new Promise((resolve, reject) => {
+    const sockets = new Set<Net.Socket>()
+    const server = Net.createServer((s) => {
+      sockets.add(s)
+      s.on("error", () => {})
+      s.on("close", () => sockets.delete(s))
+      s.on("data", (d) => s.write(d))
+    })
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () =>
+      resolve({
+        port: (server.address() as Net.AddressInfo).port,
+        close: () => {
+          for (const s of sockets) s.destroy()
+          server.close()
+        }
+      }))
+  })
+
+/** What one connect through the proxy saw: the echo of `size` bytes, a reset or close, or nothing in time. */
+export interface Echo {
+  readonly outcome: "answered" | "refused" | "stalled"
+  /** From the connect to the echo's last byte (or the reset, or the timeout). */
+  readonly ms: number
+}
+
+/** Connects from `fromIp` to `toIp:port`, sends `size` bytes and waits for their echo, at most `timeoutMs`. */
+export const echoOnce = (fromIp: string, toIp: string, port: number, timeoutMs: number, size = 1): Promise<Echo> =>
+  new Promise((resolve) => {
+    const t0 = Date.now()
+    let got = 0
+    let settled = false
+    const s = Net.connect({ host: toIp, port, localAddress: fromIp }, () => s.write(Buffer.alloc(size, 0x2a)))
+    const done = (outcome: Echo["outcome"]) => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      s.destroy()
+      resolve({ outcome, ms: Date.now() - t0 })
+    }
+    const timer = setTimeout(() => done("stalled"), timeoutMs)
+    s.on("data", (d: Buffer) => {
+      got += d.length
+      if (got >= size) done("answered")
+    })
+    s.on("error", () => done("refused"))
+    s.on("close", () => done("refused"))
+  })
+
+const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+
+/** Burst of the proxy's token buckets (its default). */
+const PROXY_BURST = 32 * 1024
+
+/**
+ * Whether `fault` is in effect on loopback, asked through the link proxy's probe ports (see the
+ * top of this file). `ipOf` gives a node's address, `names` every node's name.
+ */
+export const verifyProxied = async (fault: Fault, ipOf: (name: string) => string, probePort: number, names: ReadonlyArray<string>): Promise<Verdict | undefined> => {
+  const first = names[0]!
+  const other = (n: string) => names.find((x) => x !== n)!
+  const probe = (a: string, b: string, attempts = 2, timeoutMs = 800) =>
+    Promise.all(Array.from({ length: attempts }, () => echoOnce(ipOf(a), ipOf(b), probePort, timeoutMs)))
+  const say = (a: string, b: string, list: ReadonlyArray<Echo>) => {
+    const answered = list.filter((e) => e.outcome === "answered")
+    return answered.length > 0 ? `${a}->${b} open (echo in ${median(answered.map((e) => e.ms))} ms)` : `${a}->${b} ${list.some((e) => e.outcome === "refused") ? "refused" : "stalled"}`
+  }
+  const blocked = (list: ReadonlyArray<Echo>) => list.every((e) => e.outcome !== "answered")
+  switch (fault.kind) {
+    case "partition": {
+      const [g0, g1] = [fault.groups[0]!, fault.groups[1]!]
+      const across = await probe(g0[0]!, g1[0]!)
+      const within = g0.length > 1 ? await probe(g0[0]!, g0[1]!) : undefined
+      const ok = blocked(across) && (within === undefined || !blocked(within))
+      return { ok, detail: `through the link proxy: ${say(g0[0]!, g1[0]!, across)}${within === undefined ? "" : `, ${say(g0[0]!, g0[1]!, within)}`}` }
+    }
+    case "one_way": {
+      const cut = await probe(fault.from[0]!, fault.to[0]!)
+      return { ok: blocked(cut), detail: `through the link proxy: ${say(fault.from[0]!, fault.to[0]!, cut)}` }
+    }
+    case "isolate": {
+      const n = fault.nodes[0]!
+      const r = await probe(n, other(n))
+      return { ok: blocked(r), detail: `through the link proxy: ${say(n, other(n), r)}` }
+    }
+    case "loss": {
+      const from = fault.nodes[0] ?? first
+      const r = await probe(from, other(from), 20, 1500)
+      // An echo on loopback takes a few ms; a "lost" chunk or SYN holds it 200 ms or more.
+      const held = r.filter((e) => e.outcome !== "answered" || e.ms >= 150).length
+      return { ok: fault.percent === 0 || held > 0, detail: `${held}/${r.length} echoes from ${from} held (loss modeled as stalls by the link proxy)` }
+    }
+    case "latency": {
+      const from = fault.nodes[0] ?? first
+      const r = (await probe(from, other(from), 3, 2000 + 2 * (fault.delay + fault.jitter))).filter((e) => e.outcome === "answered").map((e) => e.ms)
+      const rtt = r.length === 0 ? undefined : median(r)!
+      return { ok: rtt !== undefined && rtt >= 0.9 * fault.delay, detail: `echo round trip from ${from} through the link proxy ${rtt ?? "-"} ms (delay ${fault.delay} ms)` }
+    }
+    case "bandwidth": {
+      const from = fault.nodes[0] ?? first
+      const rate = bytesPerSecond(fault.rate)
+      // The burst goes at once; 0.4 s worth of the rate after it (at most 4 MiB).
+      const size = Math.min(4 * 1024 * 1024, PROXY_BURST + Math.round(rate * 0.4))
+      const expected = ((size - PROXY_BURST) / rate) * 1000
+      const e = await echoOnce(ipOf(from), ipOf(other(from)), probePort, 3_000 + 3 * expected, size)
+      const ok = e.outcome === "answered" && e.ms >= 0.8 * expected
+      return { ok, detail: `${size} bytes from ${from} through the link proxy in ${e.outcome === "answered" ? `${e.ms} ms` : e.outcome} (at ${fault.rate} at least ${Math.round(expected)} ms)` }
+    }
+    default:
+      return undefined
   }
 }
