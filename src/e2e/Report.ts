@@ -4,6 +4,7 @@
  */
 import { writeFileSync } from "node:fs"
 import type { FaultKind } from "./Manifest.ts"
+import type { Stats } from "./Proxy.ts"
 
 export interface FaultRecord {
   readonly id: number
@@ -67,6 +68,8 @@ export interface Report {
   probe: { readonly enabled: boolean; sent: number; received: number; missingDuringFaults: number; missingOutside: number; duplicates: number } | undefined
   /** Drops of a node's peer count while no fault was in force ("n0 4->3 at 26s"). */
   peersLostOutsideFaults: ReadonlyArray<string>
+  /** Loopback mode: the link proxy's counts at the end (undefined in namespace mode, or without the proxy). */
+  linkProxy?: Stats
   passed: boolean
   logs: string
 }
@@ -102,6 +105,7 @@ export const render = (r: Report): string => {
     nodes,
     "",
     probe,
+    ...(r.linkProxy === undefined ? [] : [`link proxy: ${r.linkProxy.accepted} connections, ${r.linkProxy.refused} refused, ${r.linkProxy.unknownSource} from no node's address, at most ${(r.linkProxy.maxPipeHeld / 1024).toFixed(0)} KiB held in one direction, readers paused ${r.linkProxy.pausedReads} times`]),
     `peers lost outside fault windows: ${r.peersLostOutsideFaults.length === 0 ? "none" : r.peersLostOutsideFaults.join(", ")}`,
     `heal bound: ${r.boundFormula}`,
     "",

@@ -359,7 +359,7 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
       const bound = Checks.healBound(manifest.checks, fault.kind, fault.duration)
       const baseline = baselineNow()
       const record: FaultRecord = {
-        id, kind: fault.kind, nodes: nodesOf, detail: `${describeFault(fault)}${proxied && fault.kind === "loss" ? LOSS_NOTE : ""}`, start: now(), heal: undefined, timeToHeal: undefined,
+        id, kind: fault.kind, nodes: nodesOf, detail: `${describeFault(fault)}${proxied && fault.kind === "loss" ? " as stalls" : ""}`, start: now(), heal: undefined, timeToHeal: undefined,
         bound: bound.total, boundTerms: { ...bound }, result: "pending", note: delayedBy > 1000 ? `started ${(delayedBy / 1000).toFixed(0)}s late: waited for the mesh to form or the previous fault to heal` : "",
         baseline: Object.fromEntries(baseline), peersLost: 0, effect: undefined
       }
@@ -370,7 +370,7 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
         event(`fault #${id} ${fault.kind} skipped: ${why}`)
         return
       }
-      event(`fault #${id} ${fault.kind} start: ${nodesOf.join(",")} ${record.detail} for ${(fault.duration / 1000).toFixed(1)}s (heal bound ${(bound.total / 1000).toFixed(1)}s)`)
+      event(`fault #${id} ${fault.kind} start: ${nodesOf.join(",")} ${describeFault(fault)}${proxied && fault.kind === "loss" ? LOSS_NOTE : ""} for ${(fault.duration / 1000).toFixed(1)}s (heal bound ${(bound.total / 1000).toFixed(1)}s)`)
       let heal: () => Promise<void>
       if (NETWORK_KINDS.has(fault.kind)) {
         const applied = fabric!.apply(fault, id)
@@ -616,6 +616,7 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
     fabric?.healAll()
     if (proxy !== undefined) {
       const st = proxy.stats()
+      report.linkProxy = st
       event(`link proxy: ${st.accepted} connections (${st.refused} refused, ${st.unknownSource} from no node's address), at most ${(st.maxPipeHeld / 1024).toFixed(0)} KiB held in one direction, readers paused ${st.pausedReads} times; closing`)
       await proxy.close()
     }
