@@ -224,6 +224,25 @@ describe.skipIf(!linux)("loopback link proxy", () => {
       c.socket.destroy()
     }))
 
+  it.live("a node that is down: the connection is reset (its peer's dial fails) and counted as refused", () =>
+    withProxy("echo", {}, async (p, up) => {
+      up.close()
+      await sleep(50)
+      assert.isTrue(await refused(p.ports[0]!))
+      assert.isDefined(await until(1_000, () => p.stats().open === 0))
+      assert.strictEqual(p.stats().refused, 1)
+    }))
+
+  it.live("a connection held by a one-way cut is reset after pendingTimeout, without ever reaching the node", () =>
+    withProxy("echo", { pendingTimeout: 200 }, async (p, up) => {
+      p.apply(1, [{ kind: "cut", pairs: [["b", "a"]] }])
+      const c = await connect(p.ports[0]!)
+      c.socket.write("x")
+      assert.isDefined(await until(1_500, c.closed))
+      assert.strictEqual(up.sockets.length, 0)
+      assert.strictEqual(p.stats().open, 0)
+    }))
+
   it.live("close destroys every connection, stops listening and leaves nothing open", () =>
     Effect.promise(async () => {
       const up = await upstream("echo")
