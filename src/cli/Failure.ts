@@ -11,12 +11,12 @@
 import { Cause, Exit, Schema } from "effect"
 
 /** Exit codes. */
-export const EXIT = { ok: 0, runtime: 1, input: 2, signal: 130 } as const
+export const EXIT = { ok: 0, runtime: 1, input: 2 } as const
 
 /** A failure the command already put into words for the operator. */
 export class CommandFailure extends Schema.TaggedError<CommandFailure>()("CommandFailure", {
   message: Schema.String,
-  exitCode: Schema.Literals([1, 2, 130])
+  exitCode: Schema.Literals([1, 2])
 }) {}
 
 /** What to print and the exit code. */
