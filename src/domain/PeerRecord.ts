@@ -57,6 +57,24 @@ export const empty = (id: NodeId.NodeId, fields: Partial<Omit<PeerRecord, "id">>
   ...fields
 })
 
+/**
+ * The record with every time after `now` set to `now` (the same record when none is). Times from
+ * the future come from a clock that was ahead when they were written (a VM restored, a clock
+ * stepped back by NTP): left as they are, a dial failure an hour "ahead" would hold its address's
+ * retry back for that hour more.
+ */
+export const clampTimes = (record: PeerRecord, now: number): PeerRecord => {
+  const late = (t: number | undefined) => t !== undefined && t > now
+  if (!late(record.lastConnected) && !late(record.lastDisconnected) && !record.addresses.some((a) => late(a.lastDialSuccess) || late(a.lastDialFailure))) return record
+  const clamp = (t: number | undefined) => (late(t) ? now : t)
+  return {
+    ...record,
+    lastConnected: clamp(record.lastConnected),
+    lastDisconnected: clamp(record.lastDisconnected),
+    addresses: record.addresses.map((a) => (late(a.lastDialSuccess) || late(a.lastDialFailure) ? { ...a, lastDialSuccess: clamp(a.lastDialSuccess), lastDialFailure: clamp(a.lastDialFailure) } : a))
+  }
+}
+
 /** A fresh address entry with no dial history. */
 export const addressInfo = (address: NodeAddress.NodeAddress): AddressInfo => ({ address, lastDialSuccess: undefined, lastDialFailure: undefined, dialFailures: 0 })
 

@@ -177,7 +177,7 @@ export const make = Effect.fn("PeerManager.make")(function* (
 
   // Load the stored peers and bans.
   const loaded = yield* store.load
-  yield* transition((s) => Peers.load(s, loaded))
+  yield* transition((s, now) => Peers.load(s, loaded, now))
   const loadedBans = yield* store.loadBans
   yield* transition((s, now) => Bans.load(s, loadedBans, now))
 

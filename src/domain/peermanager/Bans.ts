@@ -124,9 +124,11 @@ export const strike = (
 /** Loads stored bans; expired ones are removed from the store. */
 export const load = (state: State, bans: ReadonlyArray<Ban.Ban>, now: number): Outcome => {
   const draft = new Draft(state)
-  for (const b of bans) {
-    const key = Ban.key(b.subject)
-    if (Ban.isActive(b, now)) draft.setBan(key, b, true)
+  for (const stored of bans) {
+    const key = Ban.key(stored.subject)
+    // A ban written by a clock that was ahead starts now and keeps its length (not longer by the skew).
+    const b = stored.since > now ? { ...stored, since: now, until: now + (stored.until - stored.since) } : stored
+    if (Ban.isActive(b, now)) draft.setBan(key, b, b === stored)
     else draft.deleteBan(key)
   }
   return draft.done(undefined)

@@ -100,17 +100,18 @@ const addTo = (draft: Draft, address: NodeAddress.NodeAddress, now: number, sour
  * The state after loading stored peers: our own ID dropped, persistence and fixed scores taken from
  * the options (rows whose persistent flag changed are rewritten), then pruned.
  */
-export const load = (state: State, records: ReadonlyArray<PeerRecord.PeerRecord>): Outcome => {
+export const load = (state: State, records: ReadonlyArray<PeerRecord.PeerRecord>, now?: number): Outcome => {
   const draft = new Draft(state)
-  for (const r of records) {
-    if (r.id === state.self) {
-      draft.setPeer(r, true)
-      draft.deletePeer(r.id)
+  for (const stored of records) {
+    if (stored.id === state.self) {
+      draft.setPeer(stored, true)
+      draft.deletePeer(stored.id)
       continue
     }
+    const r = now === undefined ? stored : PeerRecord.clampTimes(stored, now)
     const persistent = state.options.persistentPeers.has(r.id)
     const configured = { ...r, persistent, fixedScore: state.options.peerScores.get(r.id) ?? 0 }
-    draft.setPeer(configured, persistent === r.persistent)
+    draft.setPeer(configured, persistent === r.persistent && r === stored)
   }
   prune(draft)
   return draft.done(undefined)

@@ -74,6 +74,22 @@ describe("Dialing.retryTime", () => {
     assert.strictEqual(Dialing.retryTime(state, peer, peer.addresses[0]!), 5400)
   })
 
+  it("times from the future (written while the clock was ahead) are loaded as now, and rewritten", () => {
+    const HOUR = 3_600_000
+    const now = 10_000
+    const ahead = PeerRecord.empty(a, { lastConnected: now + HOUR, addresses: [{ ...PeerRecord.addressInfo(mem(a)), dialFailures: 3, lastDialFailure: now + HOUR, lastDialSuccess: now + HOUR - 1 }] })
+    const out = Peers.load(stateWith({ minRetryTime: 100 }), [ahead], now)
+    const peer = out.state.peers.get(a)!
+    assert.deepStrictEqual([peer.lastConnected, peer.addresses[0]!.lastDialFailure, peer.addresses[0]!.lastDialSuccess], [now, now, now])
+    // Retried after the backoff from now, not an hour later.
+    assert.strictEqual(Dialing.retryTime(out.state, peer, peer.addresses[0]!), now + 400)
+    assert.deepStrictEqual(out.persist.map((p) => p.id), [a])
+    // A record from the past is kept as stored and not rewritten.
+    const past = Peers.load(stateWith({ minRetryTime: 100 }), [failed(3, 5000)], now)
+    assert.strictEqual(past.state.peers.get(a)!.addresses[0]!.lastDialFailure, 5000)
+    assert.deepStrictEqual(past.persist, [])
+  })
+
   it("a failure loaded from the store with retries off is never retried", () => {
     const state = Peers.load(stateWith(), [failed(1, 5000)]).state
     const peer = state.peers.get(a)!

@@ -178,3 +178,15 @@ describe("misbehaviour escalates to a ban", () => {
     }
   })
 })
+
+describe("Bans.load", () => {
+  it("a ban written while the clock was ahead starts now and keeps its length; others load as stored", () => {
+    const now = 1_000
+    const ahead: Ban.Ban = { subject: subject(a), since: now + HOUR, until: now + 2 * HOUR, reason: "test" }
+    const forever: Ban.Ban = { subject: subject(b), since: now + HOUR, until: Number.POSITIVE_INFINITY, reason: "test" }
+    const normal: Ban.Ban = { subject: subject(c), since: 0, until: HOUR, reason: "test" }
+    const out = Bans.load(stateWith(), [ahead, forever, normal], now)
+    assert.deepStrictEqual([out.state.bans.get(Ban.key(ahead.subject))?.until, out.state.bans.get(Ban.key(forever.subject))?.until, out.state.bans.get(Ban.key(normal.subject))?.until], [now + HOUR, Number.POSITIVE_INFINITY, HOUR])
+    assert.deepStrictEqual(out.persistBans.map((x) => Ban.key(x.subject)).sort(), [Ban.key(ahead.subject), Ban.key(forever.subject)].sort())
+  })
+})
