@@ -1,0 +1,133 @@
+/**
+ * Handshake benchmarks between two processes on loopback (the other one is bench/_tcp-peer.ts in
+ * `ours-accept` mode): full TCP dials (connect, SecretConnection, NodeInfo exchange, MConnection
+ * start) per second,
+ * - handshake-sequential: one dial after another;
+ * - handshake-parallel: 16 dials in flight at once (16 fibers, each dialing in a loop).
+ * Baseline, measured in the same run: the crypto of one handshake, for both sides, done in a loop
+ * with node:crypto (2 × X25519 keygen, 2 × X25519 derive, 2 × Ed25519 sign with a cached key, 2 ×
+ * Ed25519 verify with a fresh public key object): an upper bound on handshakes/s for one core
+ * doing both sides. The ratio is how close a full handshake comes to that floor.
+ *
+ * BENCH_SCALE scales the counts. BENCH_ONLY=sequential or BENCH_ONLY=parallel runs only that
+ * part, without the baseline (for profiling the dialing process with node --cpu-prof).
+ */
+import { spawn, type ChildProcess } from "node:child_process"
+import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, randomBytes, sign, verify } from "node:crypto"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { Context, Effect, Layer } from "effect"
+import * as Endpoint from "../src/domain/Endpoint.ts"
+import * as NodeIdentity from "../src/layers/NodeIdentity.ts"
+import * as TcpTransport from "../src/layers/TcpTransport.ts"
+import { Transport } from "../src/services/Transport.ts"
+import { benchChannel, benchInfo, benchKey, benchMConnection } from "./_tcp-common.ts"
+
+const here = dirname(fileURLToPath(import.meta.url))
+const SCALE = Number(process.env["BENCH_SCALE"] ?? 1)
+const PARALLEL = 16
+
+const now = () => Number(process.hrtime.bigint()) / 1e6
+
+const startPeer = Effect.acquireRelease(
+  Effect.callback<{ child: ChildProcess; port: number }, Error>((resume) => {
+    const child = spawn(process.execPath, [join(here, "_tcp-peer.ts"), "ours-accept"], { stdio: ["ignore", "pipe", "inherit"] })
+    let out = ""
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d.toString()
+      const m = /PORT (\d+)/.exec(out)
+      if (m !== null) resume(Effect.succeed({ child, port: Number(m[1]) }))
+    })
+    child.once("exit", (code) => resume(Effect.fail(new Error(`peer ours-accept exited with ${code}`))))
+  }),
+  ({ child }) => Effect.sync(() => child.kill("SIGINT"))
+)
+
+// ------------------------------------------------------------------------------------------------
+// The crypto floor: what both sides of one handshake compute, in node:crypto, nothing else.
+
+const X25519_PKCS8 = Buffer.from("302e020100300506032b656e04220420", "hex")
+const X25519_SPKI = Buffer.from("302a300506032b656e032100", "hex")
+const ED25519_SPKI = Buffer.from("302a300506032b6570032100", "hex")
+
+const cryptoPerSecond = (count: number): number => {
+  const signer = generateKeyPairSync("ed25519")
+  const edPub = signer.publicKey.export({ format: "der", type: "spki" }).subarray(-32)
+  const challenge = randomBytes(32)
+  const ephemeral = () => {
+    const priv = createPrivateKey({ key: Buffer.concat([X25519_PKCS8, randomBytes(32)]), format: "der", type: "pkcs8" })
+    return { priv, pub: createPublicKey(priv).export({ format: "der", type: "spki" }).subarray(-32) }
+  }
+  const one = () => {
+    const a = ephemeral()
+    const b = ephemeral()
+    diffieHellman({ privateKey: a.priv, publicKey: createPublicKey({ key: Buffer.concat([X25519_SPKI, b.pub]), format: "der", type: "spki" }) })
+    diffieHellman({ privateKey: b.priv, publicKey: createPublicKey({ key: Buffer.concat([X25519_SPKI, a.pub]), format: "der", type: "spki" }) })
+    for (let side = 0; side < 2; side++) {
+      const sig = sign(null, challenge, signer.privateKey)
+      const pub = createPublicKey({ key: Buffer.concat([ED25519_SPKI, edPub]), format: "der", type: "spki" })
+      if (!verify(null, challenge, pub, sig)) throw new Error("bad signature")
+    }
+  }
+  for (let i = 0; i < Math.min(200, count); i++) one()
+  const start = now()
+  for (let i = 0; i < count; i++) one()
+  return count / ((now() - start) / 1000)
+}
+
+// ------------------------------------------------------------------------------------------------
+
+const ourTransport = Effect.map(
+  Layer.build(TcpTransport.layer({ host: "127.0.0.1", port: 0, mconnection: benchMConnection }).pipe(Layer.provide(NodeIdentity.layer(benchKey(1))))),
+  (ctx) => Context.get(ctx, Transport)
+)
+
+const options = { nodeInfo: benchInfo(benchKey(1)), nodeKey: benchKey(1), expectedId: benchKey(2).nodeId, channels: [benchChannel] }
+
+/** One dial with a full handshake; the connection is closed at once. */
+const dialOnce = (t: Transport["Service"], port: number) =>
+  Effect.scoped(Effect.gen(function* () {
+    const conn = yield* t.dial(Endpoint.make({ protocol: "mconn", ip: "127.0.0.1", port }))
+    yield* conn.handshake(options)
+  }))
+
+const rate = (t: Transport["Service"], port: number, count: number, parallel: number) =>
+  Effect.gen(function* () {
+    const perFiber = Math.ceil(count / parallel)
+    const start = now()
+    yield* Effect.forEach(
+      Array.from({ length: parallel }, (_, i) => i),
+      () => Effect.gen(function* () {
+        for (let i = 0; i < perFiber; i++) yield* dialOnce(t, port)
+      }),
+      { concurrency: "unbounded", discard: true }
+    )
+    return (perFiber * parallel) / ((now() - start) / 1000)
+  })
+
+const round = (x: number) => Math.round(x)
+
+const main = Effect.scoped(Effect.gen(function* () {
+  const { port } = yield* startPeer
+  const t = yield* ourTransport
+  // Warm-up: both processes JIT-compile the whole path.
+  yield* rate(t, port, 200, 1)
+  yield* rate(t, port, 200, PARALLEL)
+  const only = process.env["BENCH_ONLY"]
+  if (only !== undefined) {
+    const r = yield* rate(t, port, Math.floor(2000 * SCALE), only === "parallel" ? PARALLEL : 1)
+    console.log(JSON.stringify({ name: `handshake-${only}-profile`, handshakes_per_s: round(r) }))
+    return
+  }
+  const baseline = cryptoPerSecond(Math.max(200, Math.floor(2000 * SCALE)))
+  const sequential = yield* rate(t, port, Math.max(100, Math.floor(1000 * SCALE)), 1)
+  const parallel = yield* rate(t, port, Math.max(160, Math.floor(3200 * SCALE)), PARALLEL)
+  const uptime = (yield* Effect.promise(() => import("node:os"))).loadavg()[0]!
+  console.log(JSON.stringify({ name: "handshake-sequential", handshakes_per_s: round(sequential), baseline: round(baseline), ratio: +(sequential / baseline).toFixed(3), load1: +uptime.toFixed(2) }))
+  console.log(JSON.stringify({ name: "handshake-parallel", parallel: PARALLEL, handshakes_per_s: round(parallel), baseline: round(baseline), ratio: +(parallel / baseline).toFixed(3), load1: +uptime.toFixed(2) }))
+}))
+
+Effect.runPromise(main).then(() => process.exit(0), (e) => {
+  console.error(e)
+  process.exit(1)
+})
