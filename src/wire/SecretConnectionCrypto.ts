@@ -17,15 +17,18 @@ import {
   createPrivateKey,
   createPublicKey,
   diffieHellman,
+  generateKeyPairSync,
   hkdfSync,
   randomBytes,
   sign,
   verify,
   type KeyObject
 } from "node:crypto"
+import { createRequire } from "node:module"
 import { create, fromBinary } from "@bufbuild/protobuf"
 import { sizeDelimitedEncode, sizeDelimitedPeek } from "@bufbuild/protobuf/wire"
 import { AuthSigMessageSchema } from "../proto/tendermint/p2p/conn_pb.ts"
+import * as NodeKey from "../domain/NodeKey.ts"
 import { Transcript } from "./Merlin.ts"
 
 // ---------------------------------------------------------------------------------------------
@@ -82,7 +85,6 @@ export class AuthSigError extends Error {
 const X25519_PKCS8_PREFIX = Buffer.from("302e020100300506032b656e04220420", "hex")
 const X25519_SPKI_PREFIX = Buffer.from("302a300506032b656e032100", "hex")
 const ED25519_PKCS8_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex")
-const ED25519_SPKI_PREFIX = Buffer.from("302a300506032b6570032100", "hex")
 
 const requireLength = (what: string, bytes: Uint8Array, length: number): void => {
   if (bytes.length !== length) throw new RangeError(`${what} must be ${length} bytes, got ${bytes.length}`)
@@ -117,11 +119,47 @@ export interface EphemeralKeyPair {
 }
 
 /**
+ * X25519 through `sodium-native` (libsodium) when it is installed: about 2x node:crypto for a key
+ * pair plus a DH, because node:crypto has to build a `KeyObject` from DER for every raw key (25-55
+ * µs each). Same function, same bytes: libsodium clamps the scalar like OpenSSL and refuses an
+ * all-zero output (its status -1, mapped below to the same error as OpenSSL's failure).
+ */
+interface SodiumX25519 {
+  crypto_scalarmult_base(q: Uint8Array, n: Uint8Array): void
+  crypto_scalarmult(q: Uint8Array, n: Uint8Array, p: Uint8Array): void
+}
+
+let sodiumX25519: SodiumX25519 | null | undefined
+
+const loadSodiumX25519 = (): SodiumX25519 | null => {
+  if (sodiumX25519 === undefined) {
+    try {
+      sodiumX25519 = createRequire(import.meta.url)("sodium-native") as SodiumX25519
+    } catch {
+      sodiumX25519 = null
+    }
+  }
+  return sodiumX25519
+}
+
+/**
+ * The node:crypto private `KeyObject` of each secret made by {@link generateEphemeralKeyPair} on
+ * the node:crypto path, so {@link computeSharedSecret} does not rebuild it from DER (55 µs).
+ */
+const ephemeralKeyObjects = new WeakMap<Uint8Array, KeyObject>()
+
+/**
  * The X25519 key pair for a given 32-byte scalar. Deterministic, so tests can fix keys; the
  * handshake uses {@link generateEphemeralKeyPair}.
  */
 export const ephemeralKeyPairFromSecret = (secretKey: Uint8Array): EphemeralKeyPair => {
   requireLength("X25519 secret key", secretKey, X25519_KEY_LENGTH)
+  const sodium = loadSodiumX25519()
+  if (sodium !== null) {
+    const publicKey = new Uint8Array(X25519_KEY_LENGTH)
+    sodium.crypto_scalarmult_base(publicKey, secretKey)
+    return { secretKey: new Uint8Array(secretKey), publicKey }
+  }
   const publicKey = rawPublicKey(createPublicKey(privateKeyObject(X25519_PKCS8_PREFIX, secretKey)))
   return { secretKey: new Uint8Array(secretKey), publicKey }
 }
@@ -130,7 +168,15 @@ export const ephemeralKeyPairFromSecret = (secretKey: Uint8Array): EphemeralKeyP
  * A fresh ephemeral key pair, made like Go's `nacl/box.GenerateKey`: 32 random bytes as the
  * scalar, and pub = X25519(scalar, basepoint). One per connection, never reused.
  */
-export const generateEphemeralKeyPair = (): EphemeralKeyPair => ephemeralKeyPairFromSecret(randomBytes(X25519_KEY_LENGTH))
+export const generateEphemeralKeyPair = (): EphemeralKeyPair => {
+  if (loadSodiumX25519() !== null) return ephemeralKeyPairFromSecret(randomBytes(X25519_KEY_LENGTH))
+  // node:crypto: let it draw the scalar, and read both halves back as JWK (a DER export costs ~20 µs).
+  const { privateKey } = generateKeyPairSync("x25519")
+  const jwk = privateKey.export({ format: "jwk" })
+  const secretKey = new Uint8Array(Buffer.from(jwk.d!, "base64url"))
+  ephemeralKeyObjects.set(secretKey, privateKey)
+  return { secretKey, publicKey: new Uint8Array(Buffer.from(jwk.x!, "base64url")) }
+}
 
 /**
  * The 35 bytes to send: `22 0a 20 ‖ pub`, a length-delimited `google.protobuf.BytesValue`.
@@ -225,12 +271,18 @@ export const computeSharedSecret = (localSecret: Uint8Array, remotePublic: Uint8
   if (isLowOrderPoint(remotePublic)) {
     throw new KeyExchangeError("low_order_point", "remote ephemeral key is a low-order point")
   }
-  let dh: Buffer
+  let dh: Uint8Array
   try {
-    dh = diffieHellman({
-      privateKey: privateKeyObject(X25519_PKCS8_PREFIX, localSecret),
-      publicKey: publicKeyObject(X25519_SPKI_PREFIX, remotePublic)
-    })
+    const sodium = loadSodiumX25519()
+    if (sodium !== null) {
+      dh = new Uint8Array(X25519_KEY_LENGTH)
+      sodium.crypto_scalarmult(dh, localSecret, remotePublic)
+    } else {
+      dh = diffieHellman({
+        privateKey: ephemeralKeyObjects.get(localSecret) ?? privateKeyObject(X25519_PKCS8_PREFIX, localSecret),
+        publicKey: publicKeyObject(X25519_SPKI_PREFIX, remotePublic)
+      })
+    }
   } catch (cause) {
     throw new KeyExchangeError("zero_shared_secret", "X25519 derivation failed (all-zero shared secret)", { cause })
   }
@@ -330,7 +382,8 @@ export const signEd25519 = (privateKey: Uint8Array, message: Uint8Array): Uint8A
 export const verifyEd25519 = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean => {
   if (publicKey.length !== ED25519_KEY_LENGTH || signature.length !== ED25519_SIGNATURE_LENGTH) return false
   try {
-    return verify(null, message, publicKeyObject(ED25519_SPKI_PREFIX, publicKey), signature)
+    // NodeKey's cache of public key objects: a peer that reconnects skips the DER import (~27 µs).
+    return verify(null, message, NodeKey.publicKeyObject(publicKey), signature)
   } catch {
     return false
   }
