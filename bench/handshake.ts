@@ -10,7 +10,8 @@
  * doing both sides. The ratio is how close a full handshake comes to that floor.
  *
  * BENCH_SCALE scales the counts. BENCH_ONLY=sequential or BENCH_ONLY=parallel runs only that
- * part, without the baseline (for profiling the dialing process with node --cpu-prof).
+ * part, without the baseline (for profiling the dialing process with node --cpu-prof);
+ * BENCH_PROFILE_DIR=dir writes a CPU profile of the accepting process there.
  */
 import { spawn, type ChildProcess } from "node:child_process"
 import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, randomBytes, sign, verify } from "node:crypto"
@@ -31,7 +32,10 @@ const now = () => Number(process.hrtime.bigint()) / 1e6
 
 const startPeer = Effect.acquireRelease(
   Effect.callback<{ child: ChildProcess; port: number }, Error>((resume) => {
-    const child = spawn(process.execPath, [join(here, "_tcp-peer.ts"), "ours-accept"], { stdio: ["ignore", "pipe", "inherit"] })
+    // BENCH_PROFILE_DIR: the peer writes a CPU profile there (it exits on SIGINT so the profile is written).
+    const dir = process.env["BENCH_PROFILE_DIR"]
+    const profile = dir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${dir}`, "--import", "data:text/javascript,process.on('SIGINT',()=>process.exit(0))"]
+    const child = spawn(process.execPath, [...profile, join(here, "_tcp-peer.ts"), "ours-accept"], { stdio: ["ignore", "pipe", "inherit"] })
     let out = ""
     child.stdout!.on("data", (d: Buffer) => {
       out += d.toString()
@@ -94,6 +98,7 @@ const dialOnce = (t: Transport["Service"], port: number) =>
 const rate = (t: Transport["Service"], port: number, count: number, parallel: number) =>
   Effect.gen(function* () {
     const perFiber = Math.ceil(count / parallel)
+    const cpu = process.cpuUsage()
     const start = now()
     yield* Effect.forEach(
       Array.from({ length: parallel }, (_, i) => i),
@@ -102,7 +107,9 @@ const rate = (t: Transport["Service"], port: number, count: number, parallel: nu
       }),
       { concurrency: "unbounded", discard: true }
     )
-    return (perFiber * parallel) / ((now() - start) / 1000)
+    const seconds = (now() - start) / 1000
+    const used = process.cpuUsage(cpu)
+    return { perSecond: (perFiber * parallel) / seconds, cpuUs: (used.user + used.system) / (perFiber * parallel) }
   })
 
 const round = (x: number) => Math.round(x)
@@ -116,15 +123,18 @@ const main = Effect.scoped(Effect.gen(function* () {
   const only = process.env["BENCH_ONLY"]
   if (only !== undefined) {
     const r = yield* rate(t, port, Math.floor(2000 * SCALE), only === "parallel" ? PARALLEL : 1)
-    console.log(JSON.stringify({ name: `handshake-${only}-profile`, handshakes_per_s: round(r) }))
+    console.log(JSON.stringify({ name: `handshake-${only}-profile`, handshakes_per_s: round(r.perSecond), dialer_cpu_us: round(r.cpuUs) }))
     return
   }
   const baseline = cryptoPerSecond(Math.max(200, Math.floor(2000 * SCALE)))
   const sequential = yield* rate(t, port, Math.max(100, Math.floor(1000 * SCALE)), 1)
   const parallel = yield* rate(t, port, Math.max(160, Math.floor(3200 * SCALE)), PARALLEL)
   const uptime = (yield* Effect.promise(() => import("node:os"))).loadavg()[0]!
-  console.log(JSON.stringify({ name: "handshake-sequential", handshakes_per_s: round(sequential), baseline: round(baseline), ratio: +(sequential / baseline).toFixed(3), load1: +uptime.toFixed(2) }))
-  console.log(JSON.stringify({ name: "handshake-parallel", parallel: PARALLEL, handshakes_per_s: round(parallel), baseline: round(baseline), ratio: +(parallel / baseline).toFixed(3), load1: +uptime.toFixed(2) }))
+  // dialer_cpu_us: CPU time (user + system) of the dialing process per handshake; the accepting side is similar.
+  const line = (name: string, r: { perSecond: number; cpuUs: number }, extra: object) =>
+    console.log(JSON.stringify({ name, ...extra, handshakes_per_s: round(r.perSecond), baseline: round(baseline), ratio: +(r.perSecond / baseline).toFixed(3), dialer_cpu_us: round(r.cpuUs), load1: +uptime.toFixed(2) }))
+  line("handshake-sequential", sequential, {})
+  line("handshake-parallel", parallel, { parallel: PARALLEL })
 }))
 
 Effect.runPromise(main).then(() => process.exit(0), (e) => {
