@@ -7,7 +7,9 @@
  *
  * @since 0.1.0
  */
-import { NodeRuntime, NodeServices } from "@effect/platform-node"
+// Deep imports: the package's index loads every module it has (node-redis among them, ~650 modules).
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Console, Effect, Layer, Logger, Option } from "effect"
 import { Command, Flag, GlobalFlag } from "effect/cli"
 import * as NodeLayer from "../layers/Node.ts"
