@@ -24,6 +24,7 @@ import { CommandFailure } from "./Failure.ts"
 import * as Home from "./Home.ts"
 import * as LogLevel from "./LogLevel.ts"
 import * as Probe from "./Probe.ts"
+import * as Settle from "./Settle.ts"
 
 /** The version the node reports (NodeInfo `version`, `--version`). */
 export const VERSION = "0.1.0"
@@ -211,6 +212,8 @@ const runNode = Effect.fn("Start.runNode")(function* (home: string, config: Conf
       const served = server.metrics === true ? "/metrics, /net_info, /status, /health" : "/net_info, /status, /health and JSON-RPC"
       yield* LogLevel.main(Effect.logInfo(`serving ${served} on ${bound.url}`))
     }
+    // Give back what loading and starting took beyond what the idle node keeps (Settle.ts).
+    yield* Effect.sync(Settle.reduceMemory)
     return yield* Effect.never
   })).pipe(Effect.mapError((e) => explain(config, e)), Effect.onInterrupt(() => LogLevel.main(Effect.logInfo("shutting down"))))
 })
