@@ -3,6 +3,7 @@ import { create, toBinary } from "@bufbuild/protobuf"
 import { randomBytes } from "node:crypto"
 import * as fc from "fast-check"
 import { AuthSigMessageSchema } from "../../src/proto/tendermint/p2p/conn_pb.ts"
+import * as NodeKey from "../../src/domain/NodeKey.ts"
 import * as SC from "../../src/wire/SecretConnectionCrypto.ts"
 import { hasFixture, hex, readFixture, readJsonFixture, toHex } from "../fixtures.ts"
 import { thrown } from "../helpers.ts"
@@ -184,6 +185,15 @@ describe("SecretConnection crypto: AuthSigMessage", () => {
     const goKey = Uint8Array.from([...nodeKey, ...nodePub])
     assert.strictEqual(toHex(SC.ed25519PublicKey(goKey)), toHex(nodePub))
     assert.strictEqual(toHex(SC.signEd25519(goKey, challenge)), toHex(SC.signEd25519(nodeKey, challenge)))
+  })
+
+  it("signChallenge (libsodium when installed) signs exactly like NodeKey.sign", () => {
+    for (let i = 0; i < 20; i++) {
+      const key = NodeKey.fromSeed(randomBytes(32))
+      const challenge = randomBytes(32)
+      assert.strictEqual(toHex(SC.signChallenge(key, challenge)), toHex(NodeKey.sign(key, challenge)))
+      assert.strictEqual(toHex(SC.signChallenge(key, challenge)), toHex(NodeKey.sign(key, challenge)))
+    }
   })
 
   it("a tampered signature, another challenge or another key fails verification", () => {

@@ -191,7 +191,7 @@ export const handshake = Effect.fnUntraced(function* (
   const challenge = Crypto.challenge(lo, hi, dh)
   const writer = new SecretWriter(new FrameSealer(secrets.sendKey, { aead }))
   const reader = new SecretReader(new FrameOpener(secrets.recvKey, { aead }))
-  const signature = NodeKey.sign(key, challenge)
+  const signature = Crypto.signChallenge(key, challenge)
   // The AuthSigMessage is one sealed write of its own (frame 0 alone); the NodeInfo starts frame 1.
   const authSig = writer.seal(Crypto.encodeAuthSigMessage(key.publicKey, signature))
   if (nodeInfo === undefined) yield* stream.write(authSig)
