@@ -62,55 +62,85 @@ export class PlaintextInbox {
 
   /** Takes exactly `n` plaintext bytes, reading and decrypting more as needed. */
   take(n: number): Effect.Effect<Uint8Array, ConnectionClosed | ConnectionError> {
-    const stream = this.#stream
-    const reader = this.#reader
-    const chunks = this.chunks
-    const remote = this.#remote
-    const available = () => {
-      let total = 0
-      for (const c of chunks) total += c.length
-      return total
-    }
+    // Synchronous when the bytes are already here (in the handshake, they usually are).
+    if (this.#available() >= n) return Effect.succeed(this.#takeBuffered(n))
+    const self = this
     return Effect.gen(function* () {
-      while (available() < n) {
-        const chunk = yield* stream.read
-        yield* tryWire(
-          () => reader.pushTo(chunk, chunks),
-          (e) => new ConnectionError({ remote, reason: "decrypt", message: `${remote}: ${e.message}` })
-        )
-      }
-      const out = new Uint8Array(n)
-      let filled = 0
-      while (filled < n) {
-        const c = chunks[0]!
-        const take = Math.min(c.length, n - filled)
-        out.set(c.subarray(0, take), filled)
-        filled += take
-        if (take === c.length) chunks.shift()
-        else chunks[0] = c.subarray(take)
-      }
-      return out
+      while (self.#available() < n) yield* self.#readMore()
+      return self.#takeBuffered(n)
     })
   }
 
   /** Reads one uvarint-length-delimited message of at most `max` bytes (the limit checked before reading the body). */
   readDelimited(max: number, what: string, remote: string): Effect.Effect<Uint8Array, ConnectionClosed | ConnectionError> {
     const self = this
-    return Effect.gen(function* () {
-      const decoder = new UvarintDecoder(max)
-      while (true) {
-        const byte = yield* self.take(1)
+    const decoder = new UvarintDecoder(max)
+    const tooLarge = () => new ConnectionError({ remote, reason: "too_large", message: `${remote} sent a ${what} longer than ${max} bytes` })
+    // Decodes the length from the bytes at hand; true once it is complete.
+    const decodeBuffered = (): boolean => {
+      const chunks = self.chunks
+      while (chunks.length > 0) {
+        const c = chunks[0]!
         let done: boolean
         try {
-          done = decoder.decode(byte, 0, 1)
+          done = decoder.decode(c, 0, c.length)
         } catch (e) {
           if (!(e instanceof UvarintError)) throw e
-          return yield* new ConnectionError({ remote, reason: "too_large", message: `${remote} sent a ${what} longer than ${max} bytes` })
+          throw tooLarge()
+        }
+        if (decoder.next === c.length) chunks.shift()
+        else chunks[0] = c.subarray(decoder.next)
+        if (done) return true
+      }
+      return false
+    }
+    return Effect.gen(function* () {
+      while (true) {
+        let done: boolean
+        try {
+          done = decodeBuffered()
+        } catch (e) {
+          if (e instanceof ConnectionError) return yield* e
+          throw e
         }
         if (done) break
+        yield* self.#readMore()
       }
       return yield* self.take(decoder.value)
     })
+  }
+
+  #available(): number {
+    let total = 0
+    for (const c of this.chunks) total += c.length
+    return total
+  }
+
+  /** Reads one chunk and decrypts what it completes. */
+  #readMore(): Effect.Effect<void, ConnectionClosed | ConnectionError> {
+    const reader = this.#reader
+    const chunks = this.chunks
+    const remote = this.#remote
+    return Effect.flatMap(this.#stream.read, (chunk) =>
+      tryWire(
+        () => void reader.pushTo(chunk, chunks),
+        (e) => new ConnectionError({ remote, reason: "decrypt", message: `${remote}: ${e.message}` })
+      ))
+  }
+
+  #takeBuffered(n: number): Uint8Array {
+    const chunks = this.chunks
+    const out = new Uint8Array(n)
+    let filled = 0
+    while (filled < n) {
+      const c = chunks[0]!
+      const take = Math.min(c.length, n - filled)
+      out.set(c.subarray(0, take), filled)
+      filled += take
+      if (take === c.length) chunks.shift()
+      else chunks[0] = c.subarray(take)
+    }
+    return out
   }
 }
 
