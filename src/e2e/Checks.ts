@@ -35,9 +35,9 @@ export interface Bound {
  * - cap: `maxRetryTime` (30 min), or `maxRetryTimePersistent` (5 min) for persistent peers;
  * - K: keepalive detection, `pingInterval + pongTimeout` (60 s + 45 s by default), for faults that
  *   leave both processes alive (a connection one side gave up on during the fault is noticed by the
- *   other only when it next sends, at worst its next ping); 0 for kill/restart/wipe (the kernel
+ *   other only when it next sends, at worst its next ping); 0 for kill/restart/wipe/skew (the kernel
  *   closes the dead process's sockets, peers see it at once);
- * - startup: only for kill/restart/wipe (the node is started again at heal);
+ * - startup: only for kill/restart/wipe/skew (the node is started again at heal);
  * - retryJitter 5 s, dialTimeout 3 s, handshake 1 s (LAN), slack 2 s (1 s sampling and scheduling).
  *
  * `check.heal_bound` in the manifest replaces the derived total.
@@ -54,7 +54,7 @@ export const healBound = (checks: Checks, kind: FaultKind, durationMs: number, p
 }
 
 /** The bound formula as text (the report and docs/E2E.md print it). */
-export const BOUND_FORMULA = "K + min(2P + minRetryTime, maxRetryTime|maxRetryTimePersistent) + retryJitter + dialTimeout + handshake + startup + slack; K = pingInterval + pongTimeout (0 for kill/restart/wipe), startup only for kill/restart/wipe"
+export const BOUND_FORMULA = "K + min(2P + minRetryTime, maxRetryTime|maxRetryTimePersistent) + retryJitter + dialTimeout + handshake + startup + slack; K = pingInterval + pongTimeout (0 for kill/restart/wipe/skew), startup only for kill/restart/wipe/skew"
 
 // ---------------------------------------------------------------------------------------------
 // Whole again

@@ -19,13 +19,16 @@ export class ManifestError extends Error {
 }
 
 /** Fault kinds the runner injects. */
-export const FAULT_KINDS = ["partition", "one_way", "isolate", "loss", "latency", "bandwidth", "pause", "kill", "restart", "wipe"] as const
+export const FAULT_KINDS = ["partition", "one_way", "isolate", "loss", "latency", "bandwidth", "pause", "kill", "restart", "wipe", "skew"] as const
 export type FaultKind = (typeof FAULT_KINDS)[number]
 
 /** Faults that need network namespaces (skipped on loopback). */
 export const NETWORK_KINDS: ReadonlySet<FaultKind> = new Set(["partition", "one_way", "isolate", "loss", "latency", "bandwidth"])
-/** Faults that stop the node process (its peers see it down at once; it is restarted at heal). */
-export const PROCESS_DOWN_KINDS: ReadonlySet<FaultKind> = new Set(["kill", "restart", "wipe"])
+/**
+ * Faults that stop the node process (its peers see it down at once; it is restarted at heal). A
+ * skew restarts it twice: with its clock moved (libfaketime) at the start, and as it was at heal.
+ */
+export const PROCESS_DOWN_KINDS: ReadonlySet<FaultKind> = new Set(["kill", "restart", "wipe", "skew"])
 
 const ALIASES: Record<string, FaultKind> = {
   "one-way": "one_way",
@@ -76,6 +79,8 @@ export interface Fault {
   readonly jitter: number
   /** bandwidth: tc tbf rate, e.g. "1mbit". */
   readonly rate: string
+  /** skew: how far the nodes' wall clock is moved (ms, + ahead, - behind) while the fault lasts. */
+  readonly skew: number
 }
 
 export interface RandomFaults {
@@ -96,6 +101,8 @@ export interface RandomFaults {
   readonly rate: string
   /** Nodes never killed or restarted (so their RSS and fds can be judged over the whole run). */
   readonly spare: ReadonlyArray<string>
+  /** skew faults: the clock offset's size (ms); each draw picks ahead or behind. */
+  readonly skew: number
 }
 
 export interface Checks {
@@ -320,7 +327,8 @@ const parseFault = (r: Reader, names: ReadonlySet<string>, at: number): Fault =>
     percent: r.num("percent", 30, 0, 100),
     delay: r.duration("delay", 100),
     jitter: r.duration("jitter", 0),
-    rate: r.rate("rate", "1mbit")
+    rate: r.rate("rate", "1mbit"),
+    skew: parseOffset(r.key("offset"), r.raw("offset") ?? "+1h")
   }
   const g = r.raw("groups")
   let groups: Array<Array<string>> = []
@@ -371,6 +379,7 @@ const parseRandom = (doc: Table, duration: number, names: ReadonlySet<string>): 
     delay: r.duration("delay", 100),
     jitter: r.duration("jitter", 50),
     rate: r.rate("rate", "1mbit"),
+    skew: parseOffset("random.skew", r.raw("skew") ?? "+1h"),
     spare: r.strings("spare", [])
   }
   checkNames("random.spare", out.spare, names)
@@ -467,6 +476,19 @@ export const parse = (text: string, source = "manifest"): Manifest => {
 // ---------------------------------------------------------------------------------------------
 // Random faults
 
+/** Longest clock offset a skew fault takes: a year either way. */
+export const MAX_SKEW = 366 * 24 * 3_600_000
+
+/** A signed clock offset: "+1h", "-30m", "+90s" (no sign: ahead). */
+export const parseOffset = (key: string, v: unknown): number => {
+  if (typeof v !== "string" || !/^[+-]?\s*\S/.test(v)) throw new ManifestError(key, `must be a clock offset like "+1h" or "-30m", got ${JSON.stringify(v)}`)
+  const text = v.trim()
+  const sign = text.startsWith("-") ? -1 : 1
+  const ms = parseDuration(key, text.replace(/^[+-]\s*/, ""))
+  if (ms < 1_000 || ms > MAX_SKEW) throw new ManifestError(key, `must be from 1s to 366 days either way, got ${JSON.stringify(v)}`)
+  return sign * ms
+}
+
 /** A small seeded generator (mulberry32): the same seed draws the same faults. */
 export const rng = Seeded.generator
 
@@ -480,7 +502,8 @@ export const drawFault = (random: RandomFaults, names: ReadonlyArray<string>, at
   const chosen = shuffled.slice(0, count)
   const rest = names.filter((n) => !chosen.includes(n))
   const duration = Math.round(random.minDuration + next() * (random.maxDuration - random.minDuration))
-  const base: Fault = { kind, at, duration, nodes: chosen, groups: [], from: [], to: [], percent: random.lossPercent, delay: random.delay, jitter: random.jitter, rate: random.rate }
+  const skew = Math.abs(random.skew) * (next() < 0.5 ? -1 : 1)
+  const base: Fault = { kind, at, duration, nodes: chosen, groups: [], from: [], to: [], percent: random.lossPercent, delay: random.delay, jitter: random.jitter, rate: random.rate, skew }
   if (kind === "partition") return { ...base, nodes: [], groups: [chosen, rest] }
   if (kind === "one_way") return { ...base, nodes: [], from: chosen, to: rest }
   return base

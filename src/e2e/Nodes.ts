@@ -167,14 +167,14 @@ export const prepare = async (manifest: Manifest, hosts: ReadonlyArray<Host>, ma
 }
 
 /** Starts (or restarts) a node process. `onExit` hears every exit with whether the runner expected it. */
-export const start = (n: NodeProc, cliMain: string, probe: boolean, allow: ReadonlyArray<RegExp>, onExit: (n: NodeProc, code: number | null, signal: string | null, expected: boolean) => void, isError: (line: string, allow: ReadonlyArray<RegExp>) => boolean): void => {
+export const start = (n: NodeProc, cliMain: string, probe: boolean, allow: ReadonlyArray<RegExp>, onExit: (n: NodeProc, code: number | null, signal: string | null, expected: boolean) => void, isError: (line: string, allow: ReadonlyArray<RegExp>) => boolean, env: Readonly<Record<string, string>> = {}): void => {
   const args = [cliMain, "start", "--home", n.home, ...(probe ? ["--probe"] : [])]
   const c = inHost(n.host, process.execPath, args)
   if (n.log === undefined) n.log = createWriteStream(join(n.home, "node.log"), { flags: "a" })
   const log = n.log
   log.write(`--- e2e: start #${n.incarnation + 1} at ${new Date().toISOString()}\n`)
   // Its own process group: a Ctrl-C at the terminal reaches the runner only, which stops nodes itself.
-  const child = spawn(c.cmd, [...c.args], { stdio: ["ignore", "pipe", "pipe"], detached: true })
+  const child = spawn(c.cmd, [...c.args], { stdio: ["ignore", "pipe", "pipe"], detached: true, env: { ...process.env, ...env } })
   n.child = child
   n.pid = child.pid
   n.incarnation++
@@ -288,6 +288,40 @@ export const get = (target: HttpTarget, path: string, timeoutMs = 2_000): Promis
     req.on("error", reject)
     req.end()
   })
+
+/** The node's clock as its HTTP server states it (the `Date` header of `/status`), in epoch ms. */
+export const clockOf = (target: HttpTarget, timeoutMs = 2_000): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const options: http.RequestOptions = "socketPath" in target
+      ? { socketPath: target.socketPath, path: "/status", agent: false, timeout: timeoutMs }
+      : { host: target.host, port: target.port, path: "/status", agent: false, timeout: timeoutMs }
+    const req = http.request(options, (res) => {
+      res.resume()
+      const date = Date.parse(res.headers.date ?? "")
+      if (Number.isNaN(date)) reject(new Error("no Date header"))
+      else resolve(date)
+    })
+    req.on("timeout", () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)))
+    req.on("error", reject)
+    req.end()
+  })
+
+/** libfaketime's preload library, if installed (Debian's `faketime` package). */
+export const findFaketime = (): string | undefined => {
+  for (const dir of ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib", "/usr/local/lib"]) {
+    const lib = join(dir, "faketime", "libfaketime.so.1")
+    if (existsSync(lib)) return lib
+  }
+  return undefined
+}
+
+/** The environment that runs a node with its wall clock moved by `skewMs` (monotonic time untouched, so timers keep their pace). */
+export const skewedEnv = (lib: string, skewMs: number): Record<string, string> => ({
+  LD_PRELOAD: lib,
+  FAKETIME: `${skewMs < 0 ? "-" : "+"}${Math.round(Math.abs(skewMs) / 1000)}`,
+  FAKETIME_DONT_FAKE_MONOTONIC: "1",
+  FAKETIME_NO_CACHE: "1"
+})
 
 /** Prometheus text into `name{labels}` → value. */
 export const parseMetrics = (text: string): ReadonlyMap<string, number> => {

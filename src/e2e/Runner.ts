@@ -74,6 +74,8 @@ const describeFault = (f: Fault): string => {
       return "kill -9, wipe peer store, restart"
     case "restart":
       return "SIGTERM, restart"
+    case "skew":
+      return `clock ${f.skew < 0 ? "-" : "+"}${Math.round(Math.abs(f.skew) / 1000)}s: SIGTERM, restart under libfaketime, and back at heal`
     default:
       return ""
   }
@@ -201,6 +203,17 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
       if (!which("socat")) throw new E2eError("the node has no unix-socket rpc.laddr yet and socat is missing (apt-get install socat): the runner cannot reach the nodes' HTTP from the root namespace")
     }
     const probe = manifest.probe && (await Nodes.nodeSupportsProbe(options.cliMain))
+    const wantsSkew = manifest.faults.some((f) => f.kind === "skew") || (manifest.random?.kinds.includes("skew") ?? false)
+    let faketime = wantsSkew ? Nodes.findFaketime() : undefined
+    if (wantsSkew && faketime === undefined && which("apt-get")) {
+      event("installing faketime with apt-get (for skew faults)")
+      const { run } = await import("./Sh.ts")
+      if (run("apt-get", ["install", "-y", "--no-install-recommends", "faketime"], { allowFail: true, timeout: 300_000 }).code !== 0) {
+        run("apt-get", ["update"], { allowFail: true, timeout: 300_000 })
+        run("apt-get", ["install", "-y", "--no-install-recommends", "faketime"], { allowFail: true, timeout: 300_000 })
+      }
+      faketime = Nodes.findFaketime()
+    }
     topology = Netns.create(runId, manifest.nodes.length, support)
     if (topology.mode === "netns") event(`namespaces ${Netns.PREFIX}${runId}-n0..n${manifest.nodes.length - 1} and switch ${topology.switchNs} (bridge br0), ${Netns.SUBNET}`)
     prepared = await Nodes.prepare(manifest, topology.hosts, options.cliMain, dir, unixRpc, proxied)
@@ -241,8 +254,8 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
       n.unexpectedExits.push({ t: now(), code, signal: sig })
       event(`node ${n.spec.name} exited unexpectedly (code ${code}, signal ${sig}); see ${join(n.home, "node.log")}`)
     }
-    const startNode = (n: Nodes.NodeProc) => {
-      Nodes.start(n, options.cliMain, probe, allow, onExit, Checks.unexpectedError)
+    const startNode = (n: Nodes.NodeProc, env: Readonly<Record<string, string>> = {}) => {
+      Nodes.start(n, options.cliMain, probe, allow, onExit, Checks.unexpectedError, env)
       Nodes.recordPid(dir, n.pid)
       event(`node ${n.spec.name} started (pid ${n.pid}${n.incarnation > 1 ? `, start #${n.incarnation}` : ""})`)
     }
@@ -263,7 +276,7 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
       ...(c.loss > 0 ? [{ kind: "loss" as const, percent: c.loss }] : []),
       ...(c.delay > 0 || c.jitter > 0 ? [{ kind: "latency" as const, delay: c.delay, jitter: c.jitter }] : []),
       ...(c.rate !== "" ? [{ kind: "bandwidth" as const, rate: c.rate }] : [])
-    ].map((p) => ({ at: 0, duration: manifest.duration, nodes: [], groups: [], from: [], to: [], percent: 0, delay: 0, jitter: 0, rate: "", ...p }))
+    ].map((p) => ({ at: 0, duration: manifest.duration, nodes: [], groups: [], from: [], to: [], percent: 0, delay: 0, jitter: 0, rate: "", skew: 0, ...p }))
     base.forEach((f, i) => {
       const why = fabric!.unsupported(f.kind)
       if (why !== undefined) event(`network condition ${f.kind} skipped: ${why}`)
@@ -355,7 +368,7 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
     const startFault = async (fault: Fault, delayedBy: number) => {
       const id = nextId++
       const nodesOf = Checks.faultNodes(fault)
-      const why = fabric!.unsupported(fault.kind)
+      const why = fault.kind === "skew" ? (faketime === undefined ? "libfaketime not found (Debian: apt-get install faketime)" : undefined) : fabric!.unsupported(fault.kind)
       const bound = Checks.healBound(manifest.checks, fault.kind, fault.duration)
       const baseline = baselineNow()
       const record: FaultRecord = {
@@ -398,6 +411,31 @@ export const runE2e = async (options: RunOptions): Promise<Report> => {
               n.state = "running"
             }
           }
+        }
+      } else if (fault.kind === "skew") {
+        const targets = fault.nodes.map((x) => byName.get(x)!).filter((n) => n.state === "running")
+        const restartWith = async (n: Nodes.NodeProc, env: Readonly<Record<string, string>>) => {
+          await Nodes.stop(n, "SIGTERM")
+          n.restarts++
+          nodeRecords[n.spec.index]!.restarts = n.restarts
+          startNode(n, env)
+        }
+        for (const n of targets) await restartWith(n, Nodes.skewedEnv(faketime!, fault.skew))
+        // In effect when each node's HTTP Date header is off by the skew (to within 5 s), read once it serves.
+        const offsets: Array<string> = []
+        let ok = targets.length > 0
+        for (const n of targets) {
+          let offset: number | undefined
+          for (let i = 0; i < 40 && offset === undefined; i++) {
+            offset = await Nodes.clockOf(n.http).then((t) => t - Date.now(), () => undefined)
+            if (offset === undefined) await sleep(250)
+          }
+          offsets.push(`${n.spec.name} ${offset === undefined ? "no answer" : `${(offset / 1000).toFixed(0)}s`}`)
+          if (offset === undefined || Math.abs(offset - fault.skew) > 5_000) ok = false
+        }
+        check(`fault #${id} skew in effect`, ok, `clock off by ${offsets.join(", ")} (want ${(fault.skew / 1000).toFixed(0)}s)`)
+        heal = async () => {
+          for (const n of targets) if (n.state === "running" || n.state === "paused") await restartWith(n, {})
         }
       } else {
         const targets = fault.nodes.map((x) => byName.get(x)!).filter((n) => n.state === "running" || n.state === "paused")

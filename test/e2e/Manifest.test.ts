@@ -130,6 +130,18 @@ groups = [["seed"], ["a", "n2"]]
     expect(() => parse(`[nodes]\ncount = 2\n[random]\nspare = ["x"]\n`)).toThrow(/^random\.spare: unknown node/)
   })
 
+  it("a skew fault moves the clock by a signed offset (ahead by default); a bad offset names its key", () => {
+    const m = parse(`duration = "60s"\n[nodes]\ncount = 3\n[[perturbation]]\nat = "10s"\nkind = "skew"\nnodes = ["n1"]\noffset = "-30m"\n[[perturbation]]\nat = "30s"\nkind = "skew"\nnodes = ["n2"]\n`)
+    expect(m.faults.map((f) => [f.kind, f.skew])).toEqual([["skew", -1_800_000], ["skew", 3_600_000]])
+    expect(keyOf(`duration = "60s"\n[nodes]\ncount = 2\n[[perturbation]]\nat = "10s"\nkind = "skew"\nnodes = ["n1"]\noffset = "soon"\n`)).toBe("perturbation[0].offset")
+    expect(keyOf(`duration = "60s"\n[nodes]\ncount = 2\n[[perturbation]]\nat = "10s"\nkind = "skew"\nnodes = ["n1"]\noffset = "+400d"\n`)).toBe("perturbation[0].offset")
+    expect(keyOf(`duration = "60s"\n[nodes]\ncount = 2\n[[perturbation]]\nat = "10s"\nkind = "skew"\n`)).toBe("perturbation[0].nodes")
+    const random = parse(`duration = "10m"\n[nodes]\ncount = 4\n[random]\nkinds = ["skew"]\nskew = "2h"\n`).random!
+    const next = rng(3)
+    const drawn = Array.from({ length: 20 }, (_, i) => drawFault(random, ["n0", "n1", "n2", "n3"], i * 10_000, next))
+    expect(new Set(drawn.map((f) => f.skew))).toEqual(new Set([7_200_000, -7_200_000]))
+  })
+
   it("the shipped manifests parse", () => {
     for (const name of ["ci", "soak", "churn"]) {
       const path = join(import.meta.dirname, "..", "..", "e2e", "manifests", `${name}.toml`)
@@ -139,6 +151,6 @@ groups = [["seed"], ["a", "n2"]]
     const ci = parse(readFileSync(join(import.meta.dirname, "..", "..", "e2e", "manifests", "ci.toml"), "utf8"))
     expect(ci.nodes.length).toBe(5)
     expect(ci.duration).toBeLessThan(180_000)
-    expect(new Set(ci.faults.map((f) => f.kind))).toEqual(new Set(["partition", "one_way", "isolate", "loss", "latency", "bandwidth", "pause", "kill", "wipe"]))
+    expect(new Set(ci.faults.map((f) => f.kind))).toEqual(new Set(["partition", "one_way", "isolate", "loss", "latency", "bandwidth", "pause", "kill", "wipe", "skew"]))
   })
 })
