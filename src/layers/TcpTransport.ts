@@ -172,7 +172,10 @@ const makeConnection = Effect.fnUntraced(function* (
       : Effect.fail(new ConnectionError({ remote, reason: "not_handshaken", message: `connection to ${remote} has not completed its handshake` }))
 
   const exchange = Effect.fnUntraced(function* (options: HandshakeOptions) {
-    const secret = yield* SecretConnection.handshake(stream, options.nodeKey, remote, aead, deadlines.ephemeralKey)
+    // Our NodeInfo goes in the same write as our AuthSig (one round trip fewer; the same frames on
+    // the wire): it leaves before the peer's signature is checked, sealed under this connection's
+    // keys, and it is what any peer that completes a handshake receives anyway.
+    const secret = yield* SecretConnection.handshake(stream, options.nodeKey, remote, aead, deadlines.ephemeralKey, options.nodeInfo)
     const nodeInfo = yield* SecretConnection.exchangeNodeInfo(stream, secret, options.nodeInfo, remote)
     return { peer: { nodeInfo, publicKey: secret.remotePublicKey } satisfies Peer, secret }
   })
