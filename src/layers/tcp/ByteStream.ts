@@ -32,6 +32,22 @@ export interface ByteStream {
 /** Bytes read from the kernel per pull. */
 const CHUNK_SIZE = 64 * 1024
 
+/** Bytes queued in user space before `tryWrite` asks the caller to wait for `drain`. */
+const WRITE_HIGH_WATER = 256 * 1024
+
+/**
+ * Bytes Node reads from the kernel ahead of our pulls. At Node's default (64 KiB) one full read
+ * stops reading until the next pull, a fiber hop later, so the kernel sits idle between reads;
+ * 1 MiB keeps a few reads in flight. Node has no public setter after construction, and the socket
+ * comes from the transport's listener or dialer, so this sets the stream state's field.
+ */
+const READ_HIGH_WATER = 1024 * 1024
+
+const raiseReadMark = (socket: Net.Socket) => {
+  const state = (socket as unknown as { _readableState?: { highWaterMark?: number } })._readableState
+  if (state !== undefined && typeof state.highWaterMark === "number" && state.highWaterMark < READ_HIGH_WATER) state.highWaterMark = READ_HIGH_WATER
+}
+
 // The reader is in binary mode: strings never come, but the type allows them.
 const asBytes = (c: Uint8Array | string): Uint8Array => (typeof c === "string" ? Buffer.from(c) : c)
 
@@ -40,6 +56,7 @@ const isEnd = (e: Socket.SocketError) => e.reason._tag === "SocketCloseError"
 /** Wraps a connected `net.Socket`. The socket is destroyed when `scope` closes. */
 export const fromNetSocket = Effect.fnUntraced(function* (socket: Net.Socket, remote: string): Effect.fn.Return<ByteStream, never, Scope.Scope> {
   socket.setNoDelay(true)
+  raiseReadMark(socket)
   const effectSocket = yield* NodeSocket.fromDuplex(Effect.succeed(socket), { chunkSize: CHUNK_SIZE })
   const reader = yield* effectSocket.reader.pipe(Effect.orDie)
   const writer = yield* effectSocket.writer
@@ -63,7 +80,11 @@ export const fromNetSocket = Effect.fnUntraced(function* (socket: Net.Socket, re
     }),
     write: (chunk) => (socket.destroyed ? Effect.fail(closed(`connection to ${remote} is closed`)) : Effect.mapError(writer.write(chunk), mapError)),
     tryWrite: (chunk, onDrained) => {
-      if (socket.destroyed || socket.write(chunk)) return true
+      if (socket.destroyed) return true
+      // Past Node's 16 KiB writable mark `write` asks us to wait, but one packed 64 KiB write
+      // already passes it: waiting then would leave the kernel idle between writes. Keep writing
+      // until WRITE_HIGH_WATER is queued; `drain` comes once the queue empties (write said false).
+      if (socket.write(chunk) || socket.writableLength <= WRITE_HIGH_WATER) return true
       socket.once("drain", onDrained)
       return false
     },

@@ -31,6 +31,8 @@ export { defaults, validateConfig, type Config } from "./MConnectionConfig.ts"
 
 /** Size of one socket write. */
 const WRITE_BUFFER = 64 * 1024
+/** Packed writes the send loop makes before it yields to senders. */
+const WRITES_PER_TURN = 4
 /** How often `recentlySent` decays (CometBFT's updateStats). */
 const DECAY_PERIOD = 2_000
 
@@ -204,8 +206,12 @@ export const make = Effect.fnUntraced(function* (options: {
         yield* Deferred.await(wakeSender)
         continue
       }
-      flush(yield* Clock.currentTimeMillis)
-      // Let senders add more before the next packed write.
+      // Several packed writes while the socket takes them (the kernel stays busy), then let
+      // senders add more before the next round.
+      const now = yield* Clock.currentTimeMillis
+      for (let i = 0; i < WRITES_PER_TURN && flush(now); i++) {
+        if (draining) break
+      }
       yield* Effect.yieldNow
     }
   })
