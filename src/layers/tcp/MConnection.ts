@@ -229,12 +229,14 @@ export const make = Effect.fnUntraced(function* (options: {
    */
   const consume = (chunks: ReadonlyArray<Uint8Array>): Array<Received> | undefined => {
     let overflow: Array<Received> | undefined
+    // One clock read per batch, not per packet (a 64 KiB read holds hundreds of small packets).
+    let any = false
     for (const chunk of chunks) {
       packets.push(chunk)
       while (true) {
         const packet = packets.next()
         if (packet === undefined) break
-        lastReceived = clock.currentTimeMillisUnsafe()
+        any = true
         if (packet._tag === "Ping") {
           pongPending = true
         } else if (packet._tag === "Msg") {
@@ -246,6 +248,7 @@ export const make = Effect.fnUntraced(function* (options: {
         }
       }
     }
+    if (any) lastReceived = clock.currentTimeMillisUnsafe()
     if (pongPending) scheduleFlush()
     return overflow
   }
