@@ -8,7 +8,8 @@
  *
  * @since 0.1.0
  */
-import { Result, Schema } from "effect"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
 import { parse as parseToml, stringify } from "smol-toml"
 import * as Ip from "../domain/Ip.ts"
 import * as NodeAddress from "../domain/NodeAddress.ts"

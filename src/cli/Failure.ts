@@ -8,7 +8,9 @@
  *
  * @since 0.1.0
  */
-import { Cause, Exit, Schema } from "effect"
+import * as Cause from "effect/Cause"
+import * as Exit from "effect/Exit"
+import * as Schema from "effect/Schema"
 
 /** Exit codes. */
 export const EXIT = { ok: 0, runtime: 1, input: 2 } as const

@@ -6,7 +6,8 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
-import { Effect, Result } from "effect"
+import * as Effect from "effect/Effect"
+import * as Result from "effect/Result"
 import * as NodeKey from "../domain/NodeKey.ts"
 import * as Config from "./Config.ts"
 import { CommandFailure } from "./Failure.ts"

@@ -4,7 +4,9 @@
  *
  * @since 0.1.0
  */
-import { Effect, References, type LogLevel } from "effect"
+import * as Effect from "effect/Effect"
+import * as References from "effect/References"
+import type * as LogLevel from "effect/LogLevel"
 
 /** Moves the cursor home and clears the screen: prefix of each frame of a view redrawn in place. */
 export const CLEAR_SCREEN = "\x1b[H\x1b[2J"

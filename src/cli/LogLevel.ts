@@ -6,7 +6,12 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer, Logger, LogLevel as EffectLogLevel, References, Result } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as EffectLogLevel from "effect/LogLevel"
+import * as References from "effect/References"
+import * as Result from "effect/Result"
 
 /** A level as written in `config.toml`. */
 export type Level = "debug" | "info" | "warn" | "error" | "none"

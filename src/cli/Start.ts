@@ -11,7 +11,10 @@
  * @since 0.1.0
  */
 import * as Net from "node:net"
-import { Context, Effect, Layer, Result } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Result from "effect/Result"
 import * as Endpoint from "../domain/Endpoint.ts"
 import { formatGoDuration } from "../domain/GoDuration.ts"
 import * as ListenFailure from "../domain/ListenFailure.ts"

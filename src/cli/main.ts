@@ -10,7 +10,11 @@
 // Deep imports: the package's index loads every module it has (node-redis among them, ~650 modules).
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
-import { Console, Effect, Layer, Logger, Option } from "effect"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as Option from "effect/Option"
 import { Command, Flag, GlobalFlag } from "effect/cli"
 import * as NodeLayer from "../layers/Node.ts"
 import * as Config from "./Config.ts"

@@ -8,7 +8,9 @@
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf"
 import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt"
-import { Option, Result, Schema } from "effect"
+import * as Option from "effect/Option"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
 import { BanSchema } from "../proto/tendermint/p2p/peerstore_pb.ts"
 import * as Ip from "./Ip.ts"
 import * as NodeId from "./NodeId.ts"

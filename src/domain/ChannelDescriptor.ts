@@ -5,7 +5,8 @@
  * @since 0.1.0
  */
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf"
-import { Result, Schema } from "effect"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
 
 /** Channel IDs are bytes on the MConnection wire. */
 export type ChannelId = number

@@ -4,7 +4,9 @@
  *
  * @since 0.1.0
  */
-import { Option, Result, Schema } from "effect"
+import * as Option from "effect/Option"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
 import * as Ip from "./Ip.ts"
 import * as NodeAddress from "./NodeAddress.ts"
 import * as NodeId from "./NodeId.ts"

@@ -7,7 +7,7 @@
  *
  * @since 0.1.0
  */
-import { Result } from "effect"
+import * as Result from "effect/Result"
 import * as NodeId from "./NodeId.ts"
 import * as NodeInfo from "./NodeInfo.ts"
 

@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Option } from "effect"
+import * as Option from "effect/Option"
 
 /** Bytes in an IPv4 address. */
 export const IPV4_LENGTH = 4

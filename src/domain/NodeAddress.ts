@@ -7,7 +7,9 @@
  *
  * @since 0.1.0
  */
-import { Effect, Result, Schema } from "effect"
+import * as Effect from "effect/Effect"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
 import * as NodeId from "./NodeId.ts"
 
 /** The protocol given to addresses written without a scheme. */

@@ -5,7 +5,11 @@
  * @since 0.1.0
  */
 import { createHash } from "node:crypto"
-import { Brand, Effect, Result, Schema, SchemaGetter } from "effect"
+import * as Brand from "effect/Brand"
+import * as Effect from "effect/Effect"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
+import * as SchemaGetter from "effect/SchemaGetter"
 
 /** A validated node ID. Plain strings compare and hash by value, so it works as a map key. */
 export type NodeId = string & Brand.Brand<"NodeId">

@@ -6,7 +6,8 @@
  * @since 0.1.0
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf"
-import { Result, Schema } from "effect"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
 import { DefaultNodeInfoSchema, type DefaultNodeInfo } from "../proto/tendermint/p2p/types_pb.ts"
 import type * as NodeId from "./NodeId.ts"
 

@@ -7,7 +7,9 @@
  * @since 0.1.0
  */
 import { createPrivateKey, createPublicKey, randomBytes, sign as edSign, verify as edVerify, type KeyObject } from "node:crypto"
-import { Effect, Result, Schema } from "effect"
+import * as Effect from "effect/Effect"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
 import * as NodeId from "./NodeId.ts"
 
 /** An Ed25519 key pair with its node ID. */

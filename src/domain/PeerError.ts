@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 /**
  * A peer misbehaved: `message` says how, `fatal` asks for disconnection, `ban` (a duration such as

@@ -9,7 +9,9 @@
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf"
 import { timestampFromMs, timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt"
-import { Equal, Result, Schema } from "effect"
+import * as Equal from "effect/Equal"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
 import { PeerInfoSchema } from "../proto/tendermint/p2p/peerstore_pb.ts"
 import * as NodeAddress from "./NodeAddress.ts"
 import * as NodeId from "./NodeId.ts"

@@ -5,7 +5,8 @@
  * @since 0.1.0
  */
 import { create } from "@bufbuild/protobuf"
-import { Option, Result } from "effect"
+import * as Option from "effect/Option"
+import * as Result from "effect/Result"
 import type * as Endpoint from "./Endpoint.ts"
 import * as Ip from "./Ip.ts"
 import * as NodeAddress from "./NodeAddress.ts"

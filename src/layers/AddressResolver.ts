@@ -6,7 +6,11 @@
  * @since 0.1.0
  */
 import { lookup as dnsLookup } from "node:dns/promises"
-import { Duration, Effect, Layer, Predicate, Result } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Predicate from "effect/Predicate"
+import * as Result from "effect/Result"
 import * as Endpoint from "../domain/Endpoint.ts"
 import * as Ip from "../domain/Ip.ts"
 import * as NodeAddress from "../domain/NodeAddress.ts"

@@ -5,7 +5,9 @@
  *
  * @since 0.1.0
  */
-import { Duration, Effect, Result } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Result from "effect/Result"
 import * as HandshakeCheck from "../domain/HandshakeCheck.ts"
 import {
   DEFAULT_HANDSHAKE_TIMEOUT,

@@ -16,7 +16,13 @@
  *
  * @since 0.1.0
  */
-import { Cause, Clock, Deferred, Effect, Exit, Queue, Result } from "effect"
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Queue from "effect/Queue"
+import * as Result from "effect/Result"
 import * as Endpoint from "../domain/Endpoint.ts"
 import { FlowMonitor } from "../domain/FlowMonitor.ts"
 import * as NodeInfo from "../domain/NodeInfo.ts"

@@ -10,7 +10,15 @@
  *
  * @since 0.1.0
  */
-import { Clock, Deferred, Effect, Exit, FiberSet, Layer, Option, Result, type Scope } from "effect"
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberSet from "effect/FiberSet"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Result from "effect/Result"
+import type * as Scope from "effect/Scope"
 import type * as Endpoint from "../domain/Endpoint.ts"
 import * as Seeded from "../domain/Seeded.ts"
 import type * as NodeId from "../domain/NodeId.ts"

@@ -4,7 +4,12 @@
  *
  * @since 0.1.0
  */
-import { Deferred, Effect, Layer, Queue, Result, Scope } from "effect"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Queue from "effect/Queue"
+import * as Result from "effect/Result"
+import * as Scope from "effect/Scope"
 import * as Endpoint from "../domain/Endpoint.ts"
 import * as NodeAddress from "../domain/NodeAddress.ts"
 import * as NodeId from "../domain/NodeId.ts"

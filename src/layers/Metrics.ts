@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Metric } from "effect"
+import * as Metric from "effect/Metric"
 
 /** Connected peers routed by the router. */
 export const peers = Metric.gauge("p2p_peers", { description: "Number of peers connected and routed." })

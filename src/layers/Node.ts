@@ -12,7 +12,9 @@
  * @since 0.1.0
  */
 import { join } from "node:path"
-import { Effect, Layer, Metric } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import type * as ChannelDescriptor from "../domain/ChannelDescriptor.ts"
 import * as NodeAddress from "../domain/NodeAddress.ts"
 import type * as NodeId from "../domain/NodeId.ts"

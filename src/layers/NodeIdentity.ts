@@ -5,7 +5,8 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as NodeKey from "../domain/NodeKey.ts"
 import { NodeIdentity } from "../services/NodeIdentity.ts"
 

@@ -5,7 +5,9 @@
  */
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises"
 import { dirname } from "node:path"
-import { Effect, Layer, Predicate } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Predicate from "effect/Predicate"
 import * as NodeKey from "../domain/NodeKey.ts"
 import { NodeIdentity, NodeKeyFileError } from "../services/NodeIdentity.ts"
 

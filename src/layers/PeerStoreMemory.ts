@@ -6,7 +6,8 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Ban from "../domain/Ban.ts"
 import type * as NodeId from "../domain/NodeId.ts"
 import * as PeerRecord from "../domain/PeerRecord.ts"

@@ -5,7 +5,10 @@
  *
  * @since 0.1.0
  */
-import { Effect, Metric, Result, type Context } from "effect"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as Result from "effect/Result"
+import type * as Context from "effect/Context"
 import * as Ban from "../domain/Ban.ts"
 import * as PeerRecord from "../domain/PeerRecord.ts"
 import * as Metrics from "./Metrics.ts"

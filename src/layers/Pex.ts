@@ -12,7 +12,14 @@
  *
  * @since 0.1.0
  */
-import { Clock, Deferred, Effect, FiberSet, Layer, Option, Random, Stream } from "effect"
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Random from "effect/Random"
+import * as Stream from "effect/Stream"
 import type * as ChannelDescriptor from "../domain/ChannelDescriptor.ts"
 import * as Envelope from "../domain/Envelope.ts"
 import * as NodeAddress from "../domain/NodeAddress.ts"

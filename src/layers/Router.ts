@@ -34,7 +34,8 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { background } from "./Signal.ts"
 import { decodeOptions, Router, type OptionsInput } from "../services/Router.ts"
 import * as Channels from "./router/Channels.ts"

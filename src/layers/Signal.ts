@@ -5,7 +5,12 @@
  *
  * @since 0.1.0
  */
-import { type Clock, Deferred, Effect, Exit, References, type Scope } from "effect"
+import type * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as References from "effect/References"
+import type * as Scope from "effect/Scope"
 
 /** A replaceable signal. */
 export interface Signal {

@@ -6,7 +6,10 @@
  *
  * @since 0.1.0
  */
-import { Context, Schema, type Duration, type Effect } from "effect"
+import * as Context from "effect/Context"
+import * as Schema from "effect/Schema"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
 import type * as Endpoint from "../domain/Endpoint.ts"
 import type * as NodeAddress from "../domain/NodeAddress.ts"
 

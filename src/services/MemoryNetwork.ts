@@ -17,7 +17,11 @@
  *
  * @since 0.1.0
  */
-import { Context, Result, Schema, type Effect, type Option } from "effect"
+import * as Context from "effect/Context"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
+import type * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
 import * as Opt from "../domain/Options.ts"
 import type * as Endpoint from "../domain/Endpoint.ts"
 import type * as NodeId from "../domain/NodeId.ts"

@@ -4,7 +4,8 @@
  *
  * @since 0.1.0
  */
-import { Context, Schema } from "effect"
+import * as Context from "effect/Context"
+import * as Schema from "effect/Schema"
 import type * as NodeKey from "../domain/NodeKey.ts"
 
 /** The node's Ed25519 key and the node ID derived from it. */

@@ -5,7 +5,13 @@
  *
  * @since 0.1.0
  */
-import { Context, Duration, Result, Schema, type Effect, type Scope, type Stream } from "effect"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
+import type * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
 import type * as Ban from "../domain/Ban.ts"
 import * as NodeAddress from "../domain/NodeAddress.ts"
 import * as NodeId from "../domain/NodeId.ts"

@@ -6,7 +6,9 @@
  *
  * @since 0.1.0
  */
-import { Context, Schema, type Effect } from "effect"
+import * as Context from "effect/Context"
+import * as Schema from "effect/Schema"
+import type * as Effect from "effect/Effect"
 import type * as Ban from "../domain/Ban.ts"
 import type * as NodeId from "../domain/NodeId.ts"
 import type * as PeerRecord from "../domain/PeerRecord.ts"

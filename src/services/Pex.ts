@@ -9,7 +9,10 @@
  *
  * @since 0.1.0
  */
-import { Context, Result, Schema, type Effect } from "effect"
+import * as Context from "effect/Context"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
+import type * as Effect from "effect/Effect"
 import * as ChannelDescriptor from "../domain/ChannelDescriptor.ts"
 import type * as NodeId from "../domain/NodeId.ts"
 import * as Opt from "../domain/Options.ts"

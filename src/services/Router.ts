@@ -6,7 +6,12 @@
  * @since 0.1.0
  */
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf"
-import { Context, Result, Schema, type Effect, type Scope, type Stream } from "effect"
+import * as Context from "effect/Context"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
+import type * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
 import type * as ChannelDescriptor from "../domain/ChannelDescriptor.ts"
 import type * as Endpoint from "../domain/Endpoint.ts"
 import type * as Envelope from "../domain/Envelope.ts"

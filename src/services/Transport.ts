@@ -6,7 +6,11 @@
  *
  * @since 0.1.0
  */
-import { Context, Duration, Schema, type Effect, type Scope } from "effect"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Schema from "effect/Schema"
+import type * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import type * as ChannelDescriptor from "../domain/ChannelDescriptor.ts"
 import type * as Endpoint from "../domain/Endpoint.ts"
 import type { FlowStatus } from "../domain/FlowMonitor.ts"

@@ -5,7 +5,13 @@
  *
  * @since 0.1.0
  */
-import { Cause, Effect, Option, Queue, Schema, Stream, type Scope } from "effect"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import type * as Scope from "effect/Scope"
 import { isDeepStrictEqual } from "node:util"
 import type * as NodeId from "../domain/NodeId.ts"
 import type * as PeerUpdate from "../domain/PeerUpdate.ts"

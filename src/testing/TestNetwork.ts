@@ -21,7 +21,12 @@
  * @since 0.1.0
  */
 import type { DescMessage } from "@bufbuild/protobuf"
-import { Context, Effect, Exit, Layer, Scope, type Stream } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
 import type * as ChannelDescriptor from "../domain/ChannelDescriptor.ts"
 import * as NodeAddress from "../domain/NodeAddress.ts"
 import type * as NodeId from "../domain/NodeId.ts"

@@ -13,7 +13,13 @@
  * @since 0.1.0
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Duration, Effect, Exit, Fiber, Layer, Scope } from "effect"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Scope from "effect/Scope"
 import { TestClock } from "effect/testing"
 import * as Endpoint from "../domain/Endpoint.ts"
 import * as NodeInfo from "../domain/NodeInfo.ts"

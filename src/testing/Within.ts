@@ -6,7 +6,10 @@
  *
  * @since 0.1.0
  */
-import { Clock, Duration, Effect, Schema } from "effect"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
 
 /** A wait ran out of (virtual or real) time. */
 export class WaitTimedOut extends Schema.TaggedError<WaitTimedOut>()("WaitTimedOut", {

@@ -9,7 +9,14 @@
  * @since 0.1.0
  */
 import { fromBinary, toBinary } from "@bufbuild/protobuf"
-import { Clock, Effect, Exit, Option, Predicate, Schema, type Scope, Semaphore } from "effect"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as Semaphore from "effect/Semaphore"
 import * as NodeAddress from "../../domain/NodeAddress.ts"
 import * as NodeId from "../../domain/NodeId.ts"
 import * as NodeInfo from "../../domain/NodeInfo.ts"

@@ -4,7 +4,8 @@
  *
  * @since 0.1.0
  */
-import { type Effect, Result } from "effect"
+import type * as Effect from "effect/Effect"
+import * as Result from "effect/Result"
 import * as NodeAddress from "../../domain/NodeAddress.ts"
 import * as NodeId from "../../domain/NodeId.ts"
 import * as TcpTransport from "../../layers/TcpTransport.ts"

@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Result } from "effect"
+import * as Result from "effect/Result"
 import * as NodeAddress from "../NodeAddress.ts"
 import type * as NodeId from "../NodeId.ts"
 import * as PeerRecord from "../PeerRecord.ts"

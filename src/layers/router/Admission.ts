@@ -5,7 +5,9 @@
  *
  * @since 0.1.0
  */
-import { type Cause, Effect, Exit } from "effect"
+import type * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Endpoint from "../../domain/Endpoint.ts"
 import type * as NodeId from "../../domain/NodeId.ts"
 import type * as NodeInfo from "../../domain/NodeInfo.ts"

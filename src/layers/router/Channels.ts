@@ -7,7 +7,12 @@
  * @since 0.1.0
  */
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf"
-import { type Cause, type Duration, Effect, Metric, Queue, Stream } from "effect"
+import type * as Cause from "effect/Cause"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as Queue from "effect/Queue"
+import * as Stream from "effect/Stream"
 import * as ChannelDescriptor from "../../domain/ChannelDescriptor.ts"
 import type * as Envelope from "../../domain/Envelope.ts"
 import type * as NodeId from "../../domain/NodeId.ts"

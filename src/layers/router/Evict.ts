@@ -5,7 +5,8 @@
  *
  * @since 0.1.0
  */
-import { Effect, Metric } from "effect"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
 import * as Metrics from "../Metrics.ts"
 import type { State } from "./State.ts"
 

@@ -5,7 +5,13 @@
  *
  * @since 0.1.0
  */
-import { Cause, Clock, Effect, Exit, FiberSet, Option, Scope } from "effect"
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberSet from "effect/FiberSet"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
 import * as Ban from "../../domain/Ban.ts"
 import * as Endpoint from "../../domain/Endpoint.ts"
 import * as Ip from "../../domain/Ip.ts"

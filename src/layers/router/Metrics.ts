@@ -6,7 +6,10 @@
  *
  * @since 0.1.0
  */
-import { Deferred, Effect, Exit, Metric } from "effect"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Metric from "effect/Metric"
 import type * as NodeId from "../../domain/NodeId.ts"
 import * as Metrics from "../Metrics.ts"
 import type { PeerEntry } from "./State.ts"

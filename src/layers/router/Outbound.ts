@@ -5,7 +5,11 @@
  *
  * @since 0.1.0
  */
-import { Effect, Exit, FiberSet, Option, Semaphore } from "effect"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberSet from "effect/FiberSet"
+import * as Option from "effect/Option"
+import * as Semaphore from "effect/Semaphore"
 import * as Endpoint from "../../domain/Endpoint.ts"
 import * as NodeAddress from "../../domain/NodeAddress.ts"
 import type * as NodeId from "../../domain/NodeId.ts"

@@ -5,7 +5,10 @@
  *
  * @since 0.1.0
  */
-import { Cause, Deferred, Effect, Queue } from "effect"
+import * as Cause from "effect/Cause"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Queue from "effect/Queue"
 import type { QueueType } from "../../services/Router.ts"
 
 /** An encoded message bound for a peer. */

@@ -8,7 +8,13 @@
  * @since 0.1.0
  */
 import { fromBinary } from "@bufbuild/protobuf"
-import { Cause, Deferred, Effect, Exit, Fiber, Metric, Queue } from "effect"
+import * as Cause from "effect/Cause"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Metric from "effect/Metric"
+import * as Queue from "effect/Queue"
 import * as MessageType from "../../domain/router/MessageType.ts"
 import type * as NodeInfo from "../../domain/NodeInfo.ts"
 import type { Connection } from "../../services/Transport.ts"

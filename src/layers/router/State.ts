@@ -6,7 +6,11 @@
  *
  * @since 0.1.0
  */
-import { type Cause, Clock, Effect, FiberSet, Queue } from "effect"
+import type * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
+import * as Queue from "effect/Queue"
 import * as ChannelDescriptor from "../../domain/ChannelDescriptor.ts"
 import type * as Envelope from "../../domain/Envelope.ts"
 import type * as NodeId from "../../domain/NodeId.ts"

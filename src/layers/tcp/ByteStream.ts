@@ -6,7 +6,8 @@
  * @since 0.1.0
  */
 import * as NodeSocket from "@effect/platform-node/NodeSocket"
-import { Effect, Scope } from "effect"
+import * as Effect from "effect/Effect"
+import * as Scope from "effect/Scope"
 import type * as Socket from "effect/socket/Socket"
 import type * as Net from "node:net"
 import { ConnectionClosed, ConnectionError } from "../../services/Transport.ts"

@@ -12,7 +12,14 @@
  *
  * @since 0.1.0
  */
-import { Cause, Clock, Deferred, Effect, Exit, Predicate, Queue, Scope } from "effect"
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Predicate from "effect/Predicate"
+import * as Queue from "effect/Queue"
+import * as Scope from "effect/Scope"
 import type * as ChannelDescriptor from "../../domain/ChannelDescriptor.ts"
 import { FlowMonitor } from "../../domain/FlowMonitor.ts"
 import { ConnectionClosed, ConnectionError, type ConnectionStatus, type Received } from "../../services/Transport.ts"

@@ -4,7 +4,8 @@
  *
  * @since 0.1.0
  */
-import { Result, Schema } from "effect"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
 import * as Opt from "../../domain/Options.ts"
 
 /** CometBFT's defaults. */

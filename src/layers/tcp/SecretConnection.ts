@@ -10,7 +10,9 @@
  *
  * @since 0.1.0
  */
-import { Clock, Effect, Result } from "effect"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Result from "effect/Result"
 import * as NodeInfo from "../../domain/NodeInfo.ts"
 import * as NodeKey from "../../domain/NodeKey.ts"
 import { ConnectionClosed, ConnectionError, HandshakeAuthFailed, HandshakeTimeout, InvalidPeerNodeInfo } from "../../services/Transport.ts"
