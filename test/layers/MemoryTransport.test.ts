@@ -85,13 +85,19 @@ describe("MemoryTransport", () => {
 })
 
 describe("MemoryTransport handshake", () => {
+  /** `a` dials node 2 (`b`); returns both ends. */
+  const connect = (a: Transport["Service"], b: Transport["Service"]) =>
+    Effect.gen(function* () {
+      const accepting = yield* Effect.forkChild(b.accept)
+      const conn = yield* a.dial(MemoryTransport.endpoint(TransportSuite.key(2).nodeId))
+      return [conn, yield* Fiber.join(accepting)] as const
+    })
+
   it.effect("a side presenting a public key whose private half it does not hold is refused with HandshakeAuthFailed", () =>
     Effect.gen(function* () {
       const a = yield* build(1)
       const b = yield* build(2)
-      const accepting = yield* Effect.forkChild(b.accept)
-      const ab = yield* a.dial(MemoryTransport.endpoint(TransportSuite.key(2).nodeId))
-      const ba = yield* Fiber.join(accepting)
+      const [ab, ba] = yield* connect(a, b)
       // Node 1's key pair presenting node 3's public key and ID.
       const impostor = { ...TransportSuite.key(1), publicKey: TransportSuite.key(3).publicKey, nodeId: TransportSuite.key(3).nodeId }
       const [, fromB] = yield* Effect.all([
@@ -101,11 +107,7 @@ describe("MemoryTransport handshake", () => {
       assert.strictEqual(fromB._tag, "HandshakeAuthFailed")
       assert.include(fromB.message, "could not prove it holds the key it presented")
       // An honest key is accepted: the same pair with node 1's own public key handshakes.
-      const [c1, c2] = yield* Effect.gen(function* () {
-        const accepting2 = yield* Effect.forkChild(b.accept)
-        const conn = yield* a.dial(MemoryTransport.endpoint(TransportSuite.key(2).nodeId))
-        return [conn, yield* Fiber.join(accepting2)] as const
-      })
+      const [c1, c2] = yield* connect(a, b)
       const [p1, p2] = yield* Effect.all([
         c1.handshake({ nodeInfo: TransportSuite.nodeInfo(TransportSuite.key(1)), nodeKey: TransportSuite.key(1) }),
         c2.handshake({ nodeInfo: TransportSuite.nodeInfo(TransportSuite.key(2)), nodeKey: TransportSuite.key(2) })
