@@ -44,7 +44,14 @@ export const make: Effect.Effect<Signal> = Effect.gen(function* () {
  * whose deadline has not moved since it last slept does not start a timer of its own, and none
  * races the signal. A timer that is no longer needed still fires: a spurious wake-up, harmless.
  */
-export const timer = (signal: Signal, scope: Scope.Scope) => {
+export const timer = (signal: Signal, scope: Scope.Scope) => earliest(scope, () => Effect.sync(() => signal.fireUnsafe()))
+
+/**
+ * One timer fiber of `scope` at a time, armed for the earliest time asked for: `arm(at, now)`
+ * starts one only when `at` is before the one armed, and `fire` runs when it goes off (a timer
+ * overtaken by an earlier one still fires: callers re-check, so a spurious wake-up is harmless).
+ */
+const earliest = (scope: Scope.Scope, fire: () => Effect.Effect<void>) => {
   let armedAt = Number.POSITIVE_INFINITY
   return (at: number, now: number): Effect.Effect<void> =>
     Effect.suspend(() => {
@@ -54,9 +61,9 @@ export const timer = (signal: Signal, scope: Scope.Scope) => {
         Effect.andThen(
           // Whole milliseconds, at least one: a fractional deadline would wake just short of it.
           Effect.sleep(Math.max(1, Math.ceil(at - now))),
-          Effect.sync(() => {
+          Effect.suspend(() => {
             if (armedAt === at) armedAt = Number.POSITIVE_INFINITY
-            signal.fireUnsafe()
+            return fire()
           })
         ),
         scope
@@ -128,26 +135,15 @@ export const deadlines = (scope: Scope.Scope, clock: Clock.Clock): Deadlines => 
     }
     return top
   }
-  let armedAt = Number.POSITIVE_INFINITY
-  /** Wakes what is due at `now`, then arms the timer for the earliest deadline left, if earlier than the one armed. */
+  const arm = earliest(scope, () => settle(clock.currentTimeMillisUnsafe()))
+  /** Wakes what is due at `now`, then arms the timer for the earliest deadline left. */
   const settle = (now: number): Effect.Effect<void> => {
     while (heap.length > 0 && (heap[0]!.cancelled || heap[0]!.at <= now)) {
       const e = pop()
       if (!e.cancelled) Deferred.doneUnsafe(e.reached, Exit.void)
     }
     const next = heap[0]?.at
-    if (next === undefined || next >= armedAt) return Effect.void
-    armedAt = next
-    return Effect.asVoid(Effect.forkIn(
-      Effect.andThen(
-        Effect.sleep(Math.max(1, Math.ceil(next - now))),
-        Effect.suspend(() => {
-          if (armedAt === next) armedAt = Number.POSITIVE_INFINITY
-          return settle(clock.currentTimeMillisUnsafe())
-        })
-      ),
-      scope
-    ))
+    return next === undefined ? Effect.void : arm(next, now)
   }
   const reached = (at: number): Effect.Effect<void> =>
     Effect.suspend(() => {
