@@ -34,6 +34,7 @@
  * `close` destroys every socket, stops every listener and timer.
  */
 import * as Net from "node:net"
+import * as TokenBucket from "../domain/TokenBucket.ts"
 
 /** What a fault does to the links. Node names as in the manifest; `"all"`: every node. */
 export type Rule =
@@ -105,29 +106,6 @@ const MAX_LOSS_STALL = 3_200
 /** The address without an IPv4-mapped prefix (`::ffff:127.0.1.10` → `127.0.1.10`). */
 export const plainIp = (ip: string | undefined): string => (ip ?? "").replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, "")
 
-/** A token bucket: `rate` bytes/s, at most `burst` bytes at once. */
-export class Bucket {
-  readonly rate: number
-  readonly burst: number
-  private tokens: number
-  private last: number
-  constructor(rate: number, burst: number, now: number) {
-    this.rate = rate
-    this.burst = burst
-    this.tokens = burst
-    this.last = now
-  }
-  /** Milliseconds until `n` bytes (at most `burst`) may go; 0: now. */
-  wait(n: number, now: number): number {
-    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.rate) / 1000)
-    this.last = now
-    return this.tokens >= n ? 0 : Math.ceil(((n - this.tokens) * 1000) / this.rate)
-  }
-  take(n: number): void {
-    this.tokens -= n
-  }
-}
-
 /** A link's state: the rules in force folded for one direction. */
 interface Policy {
   readonly cut: boolean
@@ -135,7 +113,7 @@ interface Policy {
   readonly jitter: number
   /** Probability 0..1 that a chunk (or a new connection) is "lost". */
   readonly loss: number
-  readonly buckets: ReadonlyArray<Bucket>
+  readonly buckets: ReadonlyArray<TokenBucket.TokenBucket>
 }
 
 const OPEN: Policy = { cut: false, delay: 0, jitter: 0, loss: 0, buckets: [] }
@@ -168,7 +146,7 @@ export const start = async (options: Options): Promise<Proxy> => {
   const pendingTimeout = options.pendingTimeout ?? 30_000
   const random = options.random ?? Math.random
 
-  const rules = new Map<number, { readonly rules: ReadonlyArray<Rule>; readonly buckets: Map<string, Bucket> }>()
+  const rules = new Map<number, { readonly rules: ReadonlyArray<Rule>; readonly buckets: Map<string, TokenBucket.TokenBucket> }>()
   let cache = new Map<string | undefined, Map<string | undefined, Policy>>()
   const counters = { accepted: 0, refused: 0, unknownSource: 0, maxPipeHeld: 0, pausedReads: 0 }
   const pipes = new Set<Pipe>()
@@ -180,7 +158,7 @@ export const start = async (options: Options): Promise<Proxy> => {
     if (row === undefined) cache.set(from, (row = new Map()))
     const known = row.get(to)
     if (known !== undefined) return known
-    let p: { cut: boolean; delay: number; jitter: number; keep: number; buckets: Array<Bucket> } = { cut: false, delay: 0, jitter: 0, keep: 1, buckets: [] }
+    let p: { cut: boolean; delay: number; jitter: number; keep: number; buckets: Array<TokenBucket.TokenBucket> } = { cut: false, delay: 0, jitter: 0, keep: 1, buckets: [] }
     for (const entry of rules.values()) {
       for (const r of entry.rules) {
         if (r.kind === "cut") p.cut ||= r.pairs.some(([a, b]) => a === from && b === to)
@@ -188,7 +166,7 @@ export const start = async (options: Options): Promise<Proxy> => {
         else if (r.kind === "loss" && (hits(r.nodes, from) || (r.nodes !== "all" && hits(r.nodes, to)))) p.keep *= 1 - r.percent / 100
         else if (r.kind === "bandwidth" && hits(r.nodes, from)) {
           let b = entry.buckets.get(from!)
-          if (b === undefined) entry.buckets.set(from!, (b = new Bucket(r.bytesPerSecond, burst, Date.now())))
+          if (b === undefined) entry.buckets.set(from!, (b = TokenBucket.make(r.bytesPerSecond, burst)))
           p.buckets.push(b)
         }
       }
@@ -277,9 +255,9 @@ export const start = async (options: Options): Promise<Proxy> => {
             item.data = item.data.subarray(0, burst)
           }
           const n = item.data.length
-          const wait = Math.max(...p.buckets.map((b) => b.wait(n, now)))
+          const wait = Math.max(...p.buckets.map((b) => b.delay(n, now)))
           if (wait > 0) return later(wait)
-          for (const b of p.buckets) b.take(n)
+          for (const b of p.buckets) b.take(n, now)
         }
         queue.shift()
         bytes -= item.data.length

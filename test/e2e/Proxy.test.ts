@@ -277,17 +277,3 @@ describe.skipIf(!linux)("loopback link proxy", () => {
       c.destroy()
     }))
 })
-
-describe("token bucket", () => {
-  it("lets a burst go at once, then paces at the rate", () => {
-    const b = new Proxy.Bucket(1000, 500, 0)
-    assert.strictEqual(b.wait(500, 0), 0)
-    b.take(500)
-    assert.strictEqual(b.wait(100, 0), 100)
-    assert.strictEqual(b.wait(100, 100), 0)
-    b.take(100)
-    assert.strictEqual(b.wait(500, 10_000), 0, "never more than the burst")
-    b.take(500)
-    assert.strictEqual(b.wait(1, 10_000), 1)
-  })
-})
