@@ -25,13 +25,14 @@ export const e2eCommand = Command.make("e2e", {
   report: Flag.String("report").pipe(Flag.withDescription("where the JSON report goes (default: the run's log directory)"), Flag.optional)
 }, (f) =>
   Effect.gen(function* () {
-    const args = [f.manifest, ...(f.loopback ? ["--loopback"] : []), ...(f.lines ? ["--lines"] : []), ...(f.live ? ["--live"] : [])]
     const report = Option.getOrUndefined(f.report)
-    if (report !== undefined) args.push("--report", report)
+    const live = f.live ? true : f.lines ? false : undefined
     // The runner owns SIGINT/SIGTERM (it stops the nodes and removes the namespaces before it
     // returns), so the run is not interrupted from outside: it is told, and finishes cleaning up.
-    const { runCommand } = yield* Effect.promise(() => import("../e2e/main.ts"))
-    const code = yield* Effect.promise(() => runCommand(args))
+    const { run } = yield* Effect.promise(() => import("../e2e/main.ts"))
+    const code = yield* Effect.promise(() =>
+      run({ manifestPath: f.manifest, loopback: f.loopback, ...(live === undefined ? {} : { live }), ...(report === undefined ? {} : { reportPath: report }) })
+    )
     // Stopped by SIGINT/SIGTERM: the runner has removed what it created. The main fiber was
     // interrupted by the same signal, and an interrupted run exits 0, so the code is set here.
     if (code === 130) return yield* Effect.sync(() => process.exit(130))

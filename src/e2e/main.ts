@@ -25,8 +25,7 @@ const usage = "usage: effect-p2p e2e MANIFEST.toml (or npm run e2e -- MANIFEST.t
 
 /**
  * Runs the e2e command with its arguments (without the program name) and returns the exit code;
- * installs the SIGINT/SIGTERM/SIGHUP handlers that stop the run and clean up. The `effect-p2p e2e`
- * subcommand can call this.
+ * parses them, then {@link run}.
  */
 export const runCommand = async (args: ReadonlyArray<string>): Promise<number> => {
   let manifestPath: string | undefined
@@ -55,7 +54,23 @@ export const runCommand = async (args: ReadonlyArray<string>): Promise<number> =
     process.stderr.write(`${usage}\n`)
     return 2
   }
+  return run({ manifestPath, loopback, ...(live === undefined ? {} : { live }), ...(reportPath === undefined ? {} : { reportPath }) })
+}
 
+/** What a run is told, parsed (by {@link runCommand} or by the `effect-p2p e2e` subcommand). */
+export interface CommandOptions {
+  readonly manifestPath: string
+  readonly loopback: boolean
+  /** Live view (default: when stdout is a terminal); false: one line per event. */
+  readonly live?: boolean
+  readonly reportPath?: string
+}
+
+/**
+ * Runs a manifest and returns the exit code (0 passed, 1 a check failed, 2 bad manifest, 130
+ * stopped by a signal); installs the SIGINT/SIGTERM/SIGHUP handlers that stop the run and clean up.
+ */
+export const run = async ({ manifestPath, loopback, live, reportPath }: CommandOptions): Promise<number> => {
   let signals = 0
   const onSignal = (sig: NodeJS.Signals) => {
     signals++
