@@ -135,6 +135,11 @@ export interface FrameAead {
   sealInto(plaintext: Uint8Array, nonce: Uint8Array, target: Uint8Array, offset: number): void
   /** Opens a 1044-byte sealed frame; returns its 1028-byte plaintext (owned by the caller) or `undefined` if authentication fails. */
   open(sealed: Uint8Array, nonce: Uint8Array): Uint8Array | undefined
+  /**
+   * Opens a 1044-byte sealed frame into `target[offset, offset + 1028)`; false if authentication
+   * fails (the target's bytes are then unspecified).
+   */
+  openInto(sealed: Uint8Array, nonce: Uint8Array, target: Uint8Array, offset: number): boolean
 }
 
 /** Makes a {@link FrameAead} for a 32-byte key. */
@@ -168,6 +173,18 @@ export const nodeCryptoAead: FrameAeadFactory = (key) => {
         return undefined
       }
       return pt
+    },
+    openInto(sealed, nonce, target, offset) {
+      const decipher = createDecipheriv("chacha20-poly1305", keyObject, nonce, options)
+      decipher.setAuthTag(sealed.subarray(TOTAL_FRAME_SIZE, SEALED_FRAME_SIZE))
+      const pt = decipher.update(sealed.subarray(0, TOTAL_FRAME_SIZE))
+      try {
+        decipher.final()
+      } catch {
+        return false
+      }
+      target.set(pt, offset)
+      return true
     }
   }
 }
@@ -303,6 +320,33 @@ export class FrameOpener {
     this.nonce.increment()
     // A plain Uint8Array view (not the Buffer subclass), so `slice` on it copies as usual.
     return new Uint8Array(pt.buffer, pt.byteOffset + DATA_LEN_SIZE, chunkLength)
+  }
+
+  /**
+   * Opens the 1044-byte frame at `source[offset, offset + 1044)` into
+   * `target[targetOffset, targetOffset + 1028)` (the 4-byte length, then the chunk and its
+   * padding), advances the nonce and returns the chunk's length: the chunk is at
+   * `target[targetOffset + 4, targetOffset + 4 + length)`. Lets a reader decrypt many frames into
+   * one buffer without a buffer per frame. Errors as {@link FrameOpener.openFrameAt}.
+   */
+  openFrameInto(source: Uint8Array, offset: number, target: Uint8Array, targetOffset: number): number {
+    if (offset < 0 || offset + SEALED_FRAME_SIZE > source.length) {
+      throw new RangeError(`a sealed frame is ${SEALED_FRAME_SIZE} bytes; source too short`)
+    }
+    if (targetOffset < 0 || targetOffset + TOTAL_FRAME_SIZE > target.length) {
+      throw new RangeError(`a plaintext frame is ${TOTAL_FRAME_SIZE} bytes; target too short`)
+    }
+    if (this.nonce.exhausted) throw new NonceOverflowError()
+    if (!this.#aead.openInto(source.subarray(offset, offset + SEALED_FRAME_SIZE), this.nonce.bytes, target, targetOffset)) {
+      throw new FrameOpenError("authentication", "failed to decrypt SecretConnection frame")
+    }
+    const t = targetOffset
+    const chunkLength = target[t]! | (target[t + 1]! << 8) | (target[t + 2]! << 16) | (target[t + 3]! << 24)
+    if (chunkLength < 0 || chunkLength > DATA_MAX_SIZE) {
+      throw new FrameOpenError("chunk_length", `chunkLength is greater than dataMaxSize (${chunkLength >>> 0})`)
+    }
+    this.nonce.increment()
+    return chunkLength
   }
 
   /** Opens one 1044-byte frame. See {@link FrameOpener.openFrameAt}; `RangeError` if it is not 1044 bytes. */

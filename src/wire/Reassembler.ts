@@ -5,7 +5,9 @@
  * Limits come first: a piece for a channel outside 0..255 or not registered, or one that would
  * take the buffered message past the channel's `recvMessageCapacity`, is refused before a byte
  * is copied or allocated. A message that arrives in a single packet is returned as is (zero
- * copy); a multi-packet one is copied once into a buffer grown by doubling up to the capacity.
+ * copy); a multi-packet one is copied once into a buffer grown by doubling up to the capacity,
+ * which starts at the size of the channel's previous multi-packet message: a stream of 64 KiB
+ * messages gets one 64 KiB buffer each, not five growing ones.
  * Pieces are copied, not kept by reference, so a peer cannot pin many large chunks with tiny
  * pieces.
  *
@@ -58,6 +60,8 @@ class ChannelState {
   readonly initial: number
   buffer: Uint8Array = EMPTY
   length = 0
+  /** The size of the last multi-packet message: the first buffer of the next one. */
+  last = 0
   constructor(capacity: number, initial: number) {
     this.capacity = capacity
     this.initial = initial
@@ -109,7 +113,7 @@ export class Reassembler {
     }
     if (ch.length === 0 && eof) return data
     if (total > ch.buffer.length) {
-      let size = Math.max(ch.buffer.length * 2, ch.initial, total)
+      let size = Math.max(ch.buffer.length * 2, ch.initial, total, ch.length === 0 ? ch.last : 0)
       if (size > ch.capacity) size = ch.capacity
       const grown = new Uint8Array(size)
       if (ch.length > 0) grown.set(ch.buffer.subarray(0, ch.length))
@@ -118,9 +122,12 @@ export class Reassembler {
     ch.buffer.set(data, ch.length)
     ch.length = total
     if (!eof) return undefined
-    const message = ch.buffer.subarray(0, total)
+    // Much smaller than the buffer (the previous message was larger): a copy of its own, so the
+    // message does not hold on to the spare room.
+    const message = ch.buffer.length > 2 * total ? ch.buffer.slice(0, total) : ch.buffer.subarray(0, total)
     ch.buffer = EMPTY
     ch.length = 0
+    ch.last = total
     return message
   }
 }

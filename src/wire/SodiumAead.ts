@@ -55,6 +55,16 @@ export const sodiumAead: FrameAeadFactory = (key) => {
         return undefined
       }
       return new Uint8Array(out.buffer, out.byteOffset, TOTAL_FRAME_SIZE)
+    },
+    openInto(sealed, nonce, target, offset) {
+      try {
+        sodium.crypto_aead_chacha20poly1305_ietf_decrypt_detached(
+          target.subarray(offset, offset + TOTAL_FRAME_SIZE), null, sealed.subarray(0, TOTAL_FRAME_SIZE), sealed.subarray(TOTAL_FRAME_SIZE, TOTAL_FRAME_SIZE + AEAD_TAG_SIZE), null, nonce, k
+        )
+      } catch {
+        return false
+      }
+      return true
     }
   }
 }

@@ -18,15 +18,25 @@ import type { SecretReader, SecretWriter } from "../../src/wire/SecretStream.ts"
 
 const REMOTE = "192.0.2.1:26656"
 
-/** A stream that delivers one chunk, then nothing; writes go nowhere. */
-const oneChunkStream = (): ByteStream => {
-  let sent = false
+/** A stream that delivers one chunk (none when `silent`), pulled or pushed, then nothing; writes go nowhere. */
+const oneChunkStream = (options: { readonly silent?: boolean } = {}): ByteStream => {
+  let sent = options.silent === true
+  const next = () => {
+    if (sent) return undefined
+    sent = true
+    return Uint8Array.of(1, 2, 3)
+  }
   return {
     read: Effect.suspend(() => {
-      if (sent) return Effect.never
-      sent = true
-      return Effect.succeed(Uint8Array.of(1, 2, 3))
+      const chunk = next()
+      return chunk === undefined ? Effect.never : Effect.succeed(chunk)
     }),
+    push: ({ onChunk }) => {
+      const chunk = next()
+      if (chunk !== undefined) onChunk(chunk)
+    },
+    pause: () => {},
+    resume: () => {},
     write: () => Effect.void,
     tryWrite: () => true,
     cancelDrained: () => {},
@@ -111,7 +121,7 @@ describe("MConnection: a write that throws", () => {
     Effect.gen(function* () {
       const bug = new RangeError("sealing failed")
       const conn = yield* start(new TypeError("unused"), {
-        stream: { ...oneChunkStream(), read: Effect.never },
+        stream: oneChunkStream({ silent: true }),
         sealRange: () => {
           throw bug
         }

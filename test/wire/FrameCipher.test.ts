@@ -216,6 +216,10 @@ describe("FrameCipher", () => {
         open: (sealed, nonce) => {
           calls.push(`open ${toHex(nonce)}`)
           return inner.open(sealed, nonce)
+        },
+        openInto: (sealed, nonce, target, offset) => {
+          calls.push(`open ${toHex(nonce)}`)
+          return inner.openInto(sealed, nonce, target, offset)
         }
       }
     }

@@ -31,6 +31,25 @@ describe("Reassembler", () => {
     assert.strictEqual(r.onMsg(1, true, next), next)
   })
 
+  it("sizes a message's buffer from the channel's previous one: no regrowth for equal sizes, no spare room kept for a smaller one", () => {
+    const r = new R.Reassembler([{ id: 1, recvMessageCapacity: 1 << 20, recvBufferCapacity: 16 }])
+    const send = (size: number) => {
+      const piece = new Uint8Array(1000).fill(size & 0xff)
+      let message: Uint8Array | undefined
+      for (let sent = 0; sent < size; sent += 1000) message = r.onMsg(1, sent + 1000 >= size, piece.subarray(0, Math.min(1000, size - sent)))
+      return message!
+    }
+    // The first grows by doubling from 16 bytes; the buffer may be larger than the message.
+    assert.strictEqual(send(10_000).length, 10_000)
+    const second = send(10_000)
+    assert.strictEqual(second.length, 10_000)
+    assert.strictEqual(second.buffer.byteLength, 10_000)
+    assert.isTrue(second.every((b) => b === (10_000 & 0xff)))
+    const small = send(3_000)
+    assert.strictEqual(small.length, 3_000)
+    assert.strictEqual(small.buffer.byteLength, 3_000)
+  })
+
   it("delivers empty messages: an eof with no data, alone or after pieces", () => {
     const r = new R.Reassembler([{ id: 0, recvMessageCapacity: 10 }])
     assert.strictEqual(r.onMsg(0, true, new Uint8Array(0))!.length, 0)

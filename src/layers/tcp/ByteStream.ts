@@ -1,21 +1,43 @@
 /**
- * A TCP socket as the TCP transport uses it: pull a chunk, write a buffer, close. Built on
- * `effect/socket` (`NodeSocket.fromDuplex`), whose reader is pull-based: bytes are read from the
- * kernel only when we ask, so a slow consumer backs up into the peer's TCP window.
+ * A TCP socket as the TCP transport uses it, in two modes:
+ *
+ * - pull (`read`), for the handshake: the next chunk, waiting for it. While nothing is waiting the
+ *   socket is paused, so a slow reader backs up into the peer's TCP window.
+ * - push (`push`), for the MConnection: every chunk goes to a callback, synchronously in the
+ *   socket's own `data` event (no fiber hop between the kernel and the decoder), and the callback
+ *   pauses and resumes the socket for backpressure.
+ *
+ * Plain `node:net` events: `end` is the peer closing (`ConnectionClosed`), `error` an I/O failure
+ * (`ConnectionError`), `close` without either our own `close`.
  *
  * @since 0.1.0
  */
-import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import * as Effect from "effect/Effect"
-import * as Scope from "effect/Scope"
-import type * as Socket from "effect/socket/Socket"
+import type * as Scope from "effect/Scope"
 import type * as Net from "node:net"
 import { ConnectionClosed, ConnectionError } from "../../services/Transport.ts"
 
+/** Where `push` sends what the socket reads. */
+export interface PushHandlers {
+  /** A chunk read from the socket, called in the socket's `data` event. */
+  readonly onChunk: (chunk: Uint8Array) => void
+  /** The end of the stream or its failure, called once, after every chunk. */
+  readonly onEnd: (error: ConnectionClosed | ConnectionError) => void
+}
+
 /** A connected byte stream owned by a scope. */
 export interface ByteStream {
-  /** The next chunk of bytes; `ConnectionClosed` at end of stream. */
+  /** The next chunk of bytes; `ConnectionClosed` at end of stream. Not after `push`. */
   readonly read: Effect.Effect<Uint8Array, ConnectionClosed | ConnectionError>
+  /**
+   * From now on hands every chunk to `handlers.onChunk` as the socket reads it (chunks read before
+   * but not yet pulled come first, synchronously, in this call) and the end to `handlers.onEnd`.
+   */
+  readonly push: (handlers: PushHandlers) => void
+  /** Stops reading (push mode): the kernel buffers, then the peer's TCP window fills. */
+  readonly pause: () => void
+  /** Reads again after `pause`. */
+  readonly resume: () => void
   /** Writes a buffer, waiting while the kernel buffer is full. */
   readonly write: (chunk: Uint8Array) => Effect.Effect<void, ConnectionClosed | ConnectionError>
   /**
@@ -30,16 +52,13 @@ export interface ByteStream {
   readonly close: Effect.Effect<void>
 }
 
-/** Bytes read from the kernel per pull. */
-const CHUNK_SIZE = 64 * 1024
-
 /** Bytes queued in user space before `tryWrite` asks the caller to wait for `drain`. */
 const WRITE_HIGH_WATER = 256 * 1024
 
 /**
- * Bytes Node reads from the kernel ahead of our pulls. At Node's default (64 KiB) one full read
- * stops reading until the next pull, a fiber hop later, so the kernel sits idle between reads;
- * 1 MiB keeps a few reads in flight. Node has no public setter after construction, and the socket
+ * Bytes Node reads from the kernel ahead of the consumer, once the handshake is done. At Node's default (64 KiB) one full
+ * read stops reading until the consumer catches up, so the kernel sits idle between reads; 1 MiB
+ * keeps a few reads in flight. Node has no public setter after construction, and the socket
  * comes from the transport's listener or dialer, so this sets the stream state's field.
  */
 const READ_HIGH_WATER = 1024 * 1024
@@ -49,37 +68,109 @@ const raiseReadMark = (socket: Net.Socket) => {
   if (state !== undefined && typeof state.highWaterMark === "number" && state.highWaterMark < READ_HIGH_WATER) state.highWaterMark = READ_HIGH_WATER
 }
 
-// The reader is in binary mode: strings never come, but the type allows them.
-const asBytes = (c: Uint8Array | string): Uint8Array => (typeof c === "string" ? Buffer.from(c) : c)
+type Resume = (effect: Effect.Effect<Uint8Array, ConnectionClosed | ConnectionError>) => void
 
-const isEnd = (e: Socket.SocketError) => e.reason._tag === "SocketCloseError"
-
-/** Wraps a connected `net.Socket`. The socket is destroyed when `scope` closes. */
+/** Wraps a connected `net.Socket`. The socket is destroyed when the current scope closes. */
 export const fromNetSocket = Effect.fnUntraced(function* (socket: Net.Socket, remote: string): Effect.fn.Return<ByteStream, never, Scope.Scope> {
   socket.setNoDelay(true)
-  raiseReadMark(socket)
-  const effectSocket = yield* NodeSocket.fromDuplex(Effect.succeed(socket), { chunkSize: CHUNK_SIZE })
-  const reader = yield* effectSocket.reader.pipe(Effect.orDie)
-  const writer = yield* effectSocket.writer
-  let pending: ReadonlyArray<Uint8Array | string> = []
-  let index = 0
-  const closed = (message: string) => new ConnectionClosed({ remote, message })
-  const mapError = (e: Socket.SocketError) =>
-    isEnd(e) ? closed(`${remote} closed the connection`) : new ConnectionError({ remote, reason: "io", message: `connection to ${remote} failed: ${e.message}` })
+  /** Chunks read but not yet pulled (pull mode, or before `push` hands them over). */
+  const pending: Array<Uint8Array> = []
+  let waiter: Resume | undefined
+  let handlers: PushHandlers | undefined
+  let ended: ConnectionClosed | ConnectionError | undefined
+  /** Paused by the push consumer. */
+  let paused = false
+
+  const onData = (chunk: Uint8Array) => {
+    if (handlers !== undefined) return handlers.onChunk(chunk)
+    if (waiter !== undefined) {
+      const resume = waiter
+      waiter = undefined
+      return resume(Effect.succeed(chunk))
+    }
+    pending.push(chunk)
+    socket.pause()
+  }
+  const finish = (error: ConnectionClosed | ConnectionError) => {
+    if (ended !== undefined) return
+    ended = error
+    if (handlers !== undefined) return handlers.onEnd(error)
+    if (waiter !== undefined && pending.length === 0) {
+      const resume = waiter
+      waiter = undefined
+      resume(Effect.fail(error))
+    }
+  }
+  const onEnd = () => finish(new ConnectionClosed({ remote, message: `${remote} closed the connection` }))
+  const onError = (e: Error) => finish(new ConnectionError({ remote, reason: "io", message: `connection to ${remote} failed: ${e.message}` }))
+  const onClose = () => finish(new ConnectionClosed({ remote, message: `connection to ${remote} is closed` }))
+  socket.on("data", onData)
+  socket.on("end", onEnd)
+  socket.on("error", onError)
+  socket.on("close", onClose)
+  // Flowing, so that the peer's close is seen even before anyone reads (an accepted socket may
+  // start paused); the first chunk nobody waits for pauses it again.
+  socket.resume()
+
   const close = Effect.sync(() => {
     if (!socket.destroyed) socket.destroy()
   })
-  yield* Effect.addFinalizer(() => close)
+  yield* Effect.addFinalizer(() =>
+    Effect.sync(() => {
+      if (!socket.destroyed) socket.destroy()
+      // A pull waiting in another fiber ends now rather than at the socket's `close` event.
+      onClose()
+    })
+  )
+
+  /** Waits until the socket takes writes again (or is gone: the reader reports why). */
+  const awaitDrain = Effect.callback<void>((resume) => {
+    const done = () => {
+      socket.off("drain", done)
+      socket.off("close", done)
+      resume(Effect.void)
+    }
+    socket.on("drain", done)
+    socket.on("close", done)
+    return Effect.sync(() => {
+      socket.off("drain", done)
+      socket.off("close", done)
+    })
+  })
+
+  const read = Effect.callback<Uint8Array, ConnectionClosed | ConnectionError>((resume) => {
+    if (pending.length > 0) return resume(Effect.succeed(pending.shift()!))
+    if (ended !== undefined) return resume(Effect.fail(ended))
+    waiter = resume
+    socket.resume()
+    return Effect.sync(() => {
+      if (waiter === resume) waiter = undefined
+    })
+  })
+
   return {
-    read: Effect.suspend(() => {
-      if (index < pending.length) return Effect.succeed(asBytes(pending[index++]!))
-      return Effect.map(Effect.mapError(reader.pull, mapError), (chunks) => {
-        pending = chunks
-        index = 1
-        return asBytes(chunks[0])
-      })
-    }),
-    write: (chunk) => (socket.destroyed ? Effect.fail(closed(`connection to ${remote} is closed`)) : Effect.mapError(writer.write(chunk), mapError)),
+    read,
+    push: (next) => {
+      handlers = next
+      // Only now: before the handshake a peer gets Node's default read-ahead, not 1 MiB.
+      raiseReadMark(socket)
+      while (pending.length > 0) next.onChunk(pending.shift()!)
+      if (ended !== undefined) next.onEnd(ended)
+      else if (!paused) socket.resume()
+    },
+    pause: () => {
+      paused = true
+      socket.pause()
+    },
+    resume: () => {
+      paused = false
+      if (!socket.destroyed) socket.resume()
+    },
+    write: (chunk) =>
+      Effect.suspend(() => {
+        if (socket.destroyed) return Effect.fail(new ConnectionClosed({ remote, message: `connection to ${remote} is closed` }))
+        return socket.write(chunk) ? Effect.void : awaitDrain
+      }),
     tryWrite: (chunk, onDrained) => {
       if (socket.destroyed) return true
       // Past Node's 16 KiB writable mark `write` asks us to wait, but one packed 64 KiB write

@@ -18,7 +18,6 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Predicate from "effect/Predicate"
-import * as Queue from "effect/Queue"
 import * as Scope from "effect/Scope"
 import type * as ChannelDescriptor from "../../domain/ChannelDescriptor.ts"
 import { FlowMonitor } from "../../domain/FlowMonitor.ts"
@@ -32,6 +31,7 @@ import { UvarintError } from "../../wire/Uvarint.ts"
 import * as TokenBucket from "../../domain/TokenBucket.ts"
 import type { ByteStream } from "./ByteStream.ts"
 import type { Config } from "./MConnectionConfig.ts"
+import { ReceiveBuffer } from "./ReceiveBuffer.ts"
 import type { Secret } from "./SecretConnection.ts"
 
 export { defaults, validateConfig, type Config } from "./MConnectionConfig.ts"
@@ -40,6 +40,19 @@ export { defaults, validateConfig, type Config } from "./MConnectionConfig.ts"
 const WRITE_BUFFER = 64 * 1024
 /** Packed writes the send loop makes before it yields to senders. */
 const WRITES_PER_TURN = 4
+/**
+ * A received one-packet message stays a view of the plaintext it came in when that buffer is no
+ * larger than this (a pooled slab, a short read); otherwise it is copied.
+ */
+const KEEP_VIEW_BELOW = 16 * 1024
+
+/** A copy in Node's Buffer pool, as a plain `Uint8Array`. */
+const copyOf = (data: Uint8Array): Uint8Array => {
+  const b = Buffer.allocUnsafe(data.length)
+  b.set(data)
+  return new Uint8Array(b.buffer, b.byteOffset, data.length)
+}
+
 /** How often `recentlySent` decays (CometBFT's updateStats). */
 const DECAY_PERIOD = 2_000
 
@@ -85,7 +98,7 @@ export const make = Effect.fnUntraced(function* (options: {
   const registered = new Set(options.channels.map((c) => c.id))
   const reassembler = new Reassembler(options.channels.map((c) => ({ id: c.id, recvMessageCapacity: c.recvMessageCapacity })))
   const packets = new PacketReader({ maxPacketSize: maxPacketMsgSize(config.maxPacketMsgPayloadSize) })
-  const received = yield* Queue.bounded<Received, ConnectionClosed | ConnectionError>(config.receiveBuffer)
+  const received = new ReceiveBuffer<Received, ConnectionClosed | ConnectionError>(config.receiveBuffer)
   const done = yield* Deferred.make<void>()
   /** Why the connection closed: a typed error, or a defect (a bug of ours) that `send` and `receive` then die with. */
   let closedWith: Cause.Cause<ConnectionClosed | ConnectionError> | undefined
@@ -94,8 +107,6 @@ export const make = Effect.fnUntraced(function* (options: {
   let pongPending = false
   /** Closed by the peer (end of stream) rather than by us or an error: buffered messages still drain. */
   let remoteEnded = false
-  let batch: ReadonlyArray<Received> = []
-  let batchIndex = 0
   let pingPending = false
   let lastReceived = yield* Clock.currentTimeMillis
   const established = lastReceived
@@ -122,7 +133,9 @@ export const make = Effect.fnUntraced(function* (options: {
       signal("sender")
       signal("enqueuers")
       stream.cancelDrained(onDrain)
-      return Effect.all([Queue.failCause(received, cause), stream.close, Deferred.succeed(done, undefined)], { discard: true })
+      received.close(cause, remoteEnded)
+      signalReceiver()
+      return Effect.all([stream.close, Deferred.succeed(done, undefined)], { discard: true })
     })
 
   /** Closes with `error` (the first one wins). */
@@ -224,18 +237,41 @@ export const make = Effect.fnUntraced(function* (options: {
   })
 
   // ---------------------------------------------------------------------------------------------
+  // Receiving. After the handshake the socket pushes each read into `onChunk`, which decrypts,
+  // parses and reassembles it and hands the messages to a waiting `receive` at once, in the
+  // socket's own callback: no fiber between the kernel and the consumer. When the receive buffer
+  // is full, the receive rate is exceeded or the wire code throws, it pauses the socket and the
+  // receive loop (a fiber) takes over until it can resume it: backpressure reaches the peer's TCP
+  // window, and errors become the connection's.
   const recvRate = TokenBucket.make(config.recvRate)
   const plaintexts: Array<Uint8Array> = []
+  /** Messages complete but not yet in the receive buffer (it was full); the receive loop delivers them. */
+  let overflow: Array<Received> | undefined
+  /** How long the receive rate asks to wait before reading more. */
+  let rateWait = 0
+  /** What the wire code threw in the socket's callback. */
+  let recvThrown: { readonly error: unknown } | undefined
+  /** Why the stream ended, once it has. */
+  let streamEnd: ConnectionClosed | ConnectionError | undefined
+  /** The receive loop has paused the socket and handles what comes until it resumes it. */
+  let holding = false
+  /** Chunks that arrived while holding (a read already under way when the socket was paused). */
+  const held: Array<Uint8Array> = []
+  let wakeReceiver = Deferred.makeUnsafe<void>()
+  const signalReceiver = () => {
+    const d = wakeReceiver
+    wakeReceiver = Deferred.makeUnsafe<void>()
+    Deferred.doneUnsafe(d, Exit.void)
+  }
 
   /**
-   * Handles decrypted bytes synchronously (packets, pings, pongs, reassembly) and returns the
-   * complete messages that did not fit in the receive buffer; the caller waits to deliver those.
-   * Staying synchronous matters: this runs once per socket read on the latency path. Pongs are
-   * coalesced: one per batch of bytes read, not one per ping, or each 3-byte ping would cost a
-   * 1044-byte sealed frame (a flood of pings would make us send ~350 times what the peer sends).
+   * Handles decrypted bytes synchronously (packets, pings, pongs, reassembly): complete messages
+   * go into the receive buffer, and what does not fit into `overflow`, for the receive loop.
+   * Pongs are coalesced: one per batch of bytes read, not one per ping, or each 3-byte ping
+   * would cost a 1044-byte sealed frame (a flood of pings would make us send ~350 times what the
+   * peer sends).
    */
-  const consume = (chunks: ReadonlyArray<Uint8Array>): Array<Received> | undefined => {
-    let overflow: Array<Received> | undefined
+  const consume = (chunks: ReadonlyArray<Uint8Array>) => {
     // One clock read per batch, not per packet (a 64 KiB read holds hundreds of small packets).
     let any = false
     for (const chunk of chunks) {
@@ -247,35 +283,93 @@ export const make = Effect.fnUntraced(function* (options: {
         if (packet._tag === "Ping") {
           pongPending = true
         } else if (packet._tag === "Msg") {
-          const message = reassembler.onMsg(packet.channelId, packet.eof, packet.data)
+          let message = reassembler.onMsg(packet.channelId, packet.eof, packet.data)
           if (message !== undefined) {
+            // A one-packet message is a view of the read's plaintext (up to ~63 KiB): it gets a
+            // copy of its own, so a consumer keeping a small message does not keep the whole read.
+            if (message === packet.data && message.buffer.byteLength > KEEP_VIEW_BELOW) message = copyOf(message)
             const item = { channelId: packet.channelId, data: message }
-            if (overflow !== undefined || !Queue.offerUnsafe(received, item)) (overflow ??= []).push(item)
+            if (overflow !== undefined || !received.add(item)) (overflow ??= []).push(item)
           }
         }
       }
     }
     if (any) lastReceived = clock.currentTimeMillisUnsafe()
     if (pongPending) scheduleFlush()
-    return overflow
   }
 
-  /** Delivers what did not fit, waiting while `receive` is behind (backpressure to the socket). */
-  const deliver = (overflow: Array<Received> | undefined) =>
-    overflow === undefined ? Effect.void : Effect.forEach(overflow, (item) => Queue.offer(received, item), { discard: true })
+  /** One socket read: rate accounting, decryption, then `consume`. */
+  const handleChunk = (chunk: Uint8Array) => {
+    const now = clock.currentTimeMillisUnsafe()
+    recvMonitor.update(chunk.length, now)
+    rateWait = recvRate.take(chunk.length, now)
+    plaintexts.length = 0
+    secret.reader.pushTo(chunk, plaintexts)
+    consume(plaintexts)
+  }
+
+  const hold = () => {
+    holding = true
+    stream.pause()
+    signalReceiver()
+  }
+
+  const onChunk = (chunk: Uint8Array) => {
+    if (closedWith !== undefined) return
+    if (holding) {
+      held.push(chunk)
+      return
+    }
+    try {
+      handleChunk(chunk)
+    } catch (e) {
+      // Outside any fiber: the receive loop ends the connection with it (or dies with it).
+      recvThrown = { error: e }
+      return hold()
+    }
+    // The consumer runs now, in this callback, and may close the connection.
+    received.wake()
+    if (closedWith === undefined && (overflow !== undefined || rateWait > 0)) hold()
+  }
+
+  const onEnd = (error: ConnectionClosed | ConnectionError) => {
+    streamEnd = error
+    signalReceiver()
+  }
 
   const recvLoop = Effect.gen(function* () {
-    yield* deliver(consume(secret.inbox.chunks.splice(0)))
+    // Bytes that came with the handshake's last read; the socket pushes the rest.
+    holding = true
+    consume(secret.inbox.chunks.splice(0))
+    received.wake()
+    stream.push({ onChunk, onEnd })
     while (closedWith === undefined) {
-      const chunk = yield* stream.read
-      const now = clock.currentTimeMillisUnsafe()
-      recvMonitor.update(chunk.length, now)
-      const wait = recvRate.take(chunk.length, now)
-      if (wait > 0) yield* Effect.sleep(wait)
-      plaintexts.length = 0
-      secret.reader.pushTo(chunk, plaintexts)
-      const overflow = consume(plaintexts)
-      if (overflow !== undefined) yield* deliver(overflow)
+      if (holding) {
+        if (recvThrown !== undefined) return yield* Effect.die(recvThrown.error)
+        if (overflow !== undefined) {
+          const items = overflow
+          overflow = undefined
+          // Waits while `receive` is behind: the socket stays paused.
+          for (const item of items) yield* received.offer(item)
+          continue
+        }
+        if (rateWait > 0) {
+          const wait = rateWait
+          rateWait = 0
+          yield* Effect.sleep(wait)
+          continue
+        }
+        if (held.length > 0) {
+          handleChunk(held.shift()!)
+          received.wake()
+          continue
+        }
+        holding = false
+        stream.resume()
+      }
+      // The peer's end comes after everything it sent was handled.
+      if (streamEnd !== undefined) return yield* Effect.fail(streamEnd)
+      yield* Deferred.await(wakeReceiver)
     }
   })
 
@@ -362,16 +456,8 @@ export const make = Effect.fnUntraced(function* (options: {
 
   return {
     send,
-    receive: Effect.suspend(() => {
-      if (closedWith !== undefined && !remoteEnded) return Effect.failCause(closedWith)
-      // Everything buffered is taken at once and handed out one by one: one wake-up per batch.
-      if (batchIndex < batch.length) return Effect.succeed(batch[batchIndex++]!)
-      return Effect.map(Queue.takeAll(received), (items) => {
-        batch = items
-        batchIndex = 1
-        return items[0]
-      })
-    }),
+    // Once closed, the buffer fails takers at once, or after what it holds when the peer hung up.
+    receive: received.take,
     close: shutdown(new ConnectionClosed({ remote, message: `connection to ${remote} is closed` })),
     awaitClosed: Deferred.await(done),
     status: Effect.sync((): ConnectionStatus => {

@@ -20,6 +20,11 @@ const pipe = Effect.gen(function* () {
     const writes: Array<number> = []
     const stream: ByteStream = {
       read: Queue.take(incoming),
+      push: () => {
+        throw new Error("the handshake tests only pull")
+      },
+      pause: () => {},
+      resume: () => {},
       write: (chunk) => Effect.sync(() => {
         writes.push(chunk.length)
         Queue.offerUnsafe(outgoing, chunk.slice())
