@@ -43,7 +43,13 @@ const ours = Effect.gen(function* () {
     return
   }
   // Echo until the other side goes (then exit normally, so a profiled run writes its profile).
-  yield* Effect.forever(Effect.flatMap(conn.receive, (m) => conn.send(m.channelId, m.data))).pipe(Effect.ignore)
+  // A plain loop: `Effect.forever` yields to the event loop (a setImmediate) every round.
+  yield* Effect.gen(function* () {
+    while (true) {
+      const m = yield* conn.receive
+      yield* conn.send(m.channelId, m.data)
+    }
+  }).pipe(Effect.ignore)
 })
 
 const raw = () => {

@@ -2,7 +2,8 @@
  * TCP benchmarks, between two processes on loopback (the other one is bench/_tcp-peer.ts):
  * - tcp-throughput (size 100, 1024, 65536): our transport vs raw node:net carrying the same sealed
  *   1044-byte frames packed into writes of up to 64 KiB (the best this frame format allows);
- * - tcp-pingpong: 100-byte round trips, p50/p99, vs the same raw sealed-frame ping-pong;
+ * - tcp-pingpong: 100-byte round trips, p50/p99, vs the same raw sealed-frame ping-pong, the two
+ *   interleaved in blocks (see `pingPong`), with the CPU time of this process per round trip;
  * - tcp-handshake: sequential dials with full handshakes per second, and RSS per idle connection.
  * Both sides use the same frame cipher (libsodium when installed), so ratios measure our overhead.
  */
@@ -14,7 +15,7 @@ import { Context, Effect, Layer, Scope } from "effect"
 import * as Endpoint from "../src/domain/Endpoint.ts"
 import * as TcpTransport from "../src/layers/TcpTransport.ts"
 import * as NodeIdentity from "../src/layers/NodeIdentity.ts"
-import { Transport } from "../src/services/Transport.ts"
+import { type Connection, Transport } from "../src/services/Transport.ts"
 import { FrameOpener, FrameSealer, DATA_MAX_SIZE } from "../src/wire/FrameCipher.ts"
 import { SecretReader, SecretWriter } from "../src/wire/SecretStream.ts"
 import { defaultAead } from "../src/wire/SodiumAead.ts"
@@ -111,43 +112,106 @@ const WARMUP_ROUNDS = 2000
 
 const percentile = (xs: Array<number>, p: number) => xs.sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))]!
 
-const oursPingPong = (rounds: number) =>
-  Effect.scoped(Effect.gen(function* () {
-    const { port } = yield* startPeer("ours-echo")
-    const t = yield* ourTransport
-    const conn = yield* dialOurs(t, port)
-    const payload = new Uint8Array(100).fill(1)
-    const samples: Array<number> = []
-    for (let i = 0; i < rounds + WARMUP_ROUNDS; i++) {
+/** CPU time (user + system) of this process, in µs. */
+const cpuNow = () => {
+  const u = process.cpuUsage()
+  return u.user + u.system
+}
+
+/** Our side of 100-byte round trips over a handshaken connection. */
+const ourRounds = (conn: Connection, payload: Uint8Array, rounds: number, out?: Array<number>) =>
+  Effect.gen(function* () {
+    for (let i = 0; i < rounds; i++) {
       const start = now()
       yield* conn.send(benchChannel.id, payload)
       yield* conn.receive
-      if (i >= WARMUP_ROUNDS) samples.push((now() - start) * 1000)
+      out?.push((now() - start) * 1000)
     }
-    return samples
+  })
+
+/** The same round trips over a raw socket carrying sealed frames. */
+const rawRounds = (raw: RawPing, rounds: number, out?: Array<number>) =>
+  Effect.promise(() => new Promise<void>((resolve) => {
+    let i = 0
+    let start = now()
+    raw.onReply = () => {
+      out?.push((now() - start) * 1000)
+      if (++i === rounds) return resolve()
+      start = now()
+      raw.send()
+    }
+    raw.send()
   }))
 
-const rawPingPong = (rounds: number) =>
-  Effect.scoped(Effect.gen(function* () {
-    const { port } = yield* startPeer("raw-echo")
-    const socket = yield* rawConnect(port)
-    const writer = new SecretWriter(new FrameSealer(RAW_KEY_A, { aead: defaultAead }))
-    const reader = new SecretReader(new FrameOpener(RAW_KEY_B, { aead: defaultAead }))
-    const payload = new Uint8Array(100).fill(1)
-    const samples = yield* Effect.promise(() => new Promise<Array<number>>((resolve) => {
-      const out: Array<number> = []
-      let i = 0
-      let start = now()
+interface RawPing {
+  send: () => void
+  onReply: () => void
+}
+
+const rawPing = (port: number) =>
+  Effect.acquireRelease(
+    Effect.map(rawConnect(port), (socket): RawPing => {
+      const writer = new SecretWriter(new FrameSealer(RAW_KEY_A, { aead: defaultAead }))
+      const reader = new SecretReader(new FrameOpener(RAW_KEY_B, { aead: defaultAead }))
+      const payload = new Uint8Array(100).fill(1)
+      const raw: RawPing = { send: () => void socket.write(writer.seal(payload)), onReply: () => {} }
       socket.on("data", (c) => {
-        if (reader.push(c).length === 0) return
-        if (i >= WARMUP_ROUNDS) out.push((now() - start) * 1000)
-        if (++i === rounds + WARMUP_ROUNDS) return resolve(out)
-        start = now()
-        socket.write(writer.seal(payload))
+        if (reader.push(c).length > 0) raw.onReply()
       })
-      socket.write(writer.seal(payload))
-    }))
-    socket.destroy()
+      ;(raw as { socket?: Net.Socket }).socket = socket
+      return raw
+    }),
+    (raw) => Effect.sync(() => (raw as { socket?: Net.Socket }).socket?.destroy())
+  )
+
+/** Rounds per block: ours and the raw baseline alternate in blocks, so both see the same machine. */
+const BLOCK = 250
+
+/**
+ * 100-byte ping-pong, ours and the raw sealed-frame baseline, each against its own echo process,
+ * interleaved in blocks of {@link BLOCK} rounds: this machine's round-trip time shifts by 2-3x
+ * with the load on the other core (a descheduled, idle vCPU wakes slowly), and two runs one after
+ * the other can land in different regimes. Also the CPU time of this process per round.
+ */
+const pingPong = (rounds: number) =>
+  Effect.scoped(Effect.gen(function* () {
+    const ours = yield* startPeer("ours-echo")
+    const t = yield* ourTransport
+    const conn = yield* dialOurs(t, ours.port)
+    const raw = yield* rawPing((yield* startPeer("raw-echo")).port)
+    const payload = new Uint8Array(100).fill(1)
+    yield* ourRounds(conn, payload, WARMUP_ROUNDS)
+    yield* rawRounds(raw, WARMUP_ROUNDS)
+    const ourSamples: Array<number> = []
+    const rawSamples: Array<number> = []
+    let ourCpu = 0
+    let rawCpu = 0
+    for (let done = 0; done < rounds; done += BLOCK) {
+      const n = Math.min(BLOCK, rounds - done)
+      let c = cpuNow()
+      yield* ourRounds(conn, payload, n, ourSamples)
+      ourCpu += cpuNow() - c
+      c = cpuNow()
+      yield* rawRounds(raw, n, rawSamples)
+      rawCpu += cpuNow() - c
+    }
+    return { ourSamples, rawSamples, ourCpu: ourCpu / rounds, rawCpu: rawCpu / rounds }
+  }))
+
+/** One side alone, for a profile (BENCH_ONLY=pingpong or pingpong-raw). */
+const pingPongAlone = (which: "ours" | "raw", rounds: number) =>
+  Effect.scoped(Effect.gen(function* () {
+    const samples: Array<number> = []
+    if (which === "ours") {
+      const conn = yield* dialOurs(yield* ourTransport, (yield* startPeer("ours-echo")).port)
+      const payload = new Uint8Array(100).fill(1)
+      yield* ourRounds(conn, payload, WARMUP_ROUNDS)
+      yield* ourRounds(conn, payload, rounds, samples)
+    } else {
+      const raw = yield* rawPing((yield* startPeer("raw-echo")).port)
+      yield* rawRounds(raw, WARMUP_ROUNDS)
+      yield* rawRounds(raw, rounds, samples)
+    }
     return samples
   }))
 
@@ -192,8 +256,8 @@ const main = Effect.gen(function* () {
     console.log(JSON.stringify({ name: "tcp-throughput-1024", ours_mb_s: +((1024 * n) / 1e3 / ours).toFixed(1), raw_mb_s: +((1024 * n) / 1e3 / base).toFixed(1), ratio: +(base / ours).toFixed(3) }))
     return
   }
-  if (only === "pingpong") {
-    const samples = yield* oursPingPong(Math.floor(2000 * SCALE))
+  if (only === "pingpong" || only === "pingpong-raw") {
+    const samples = yield* pingPongAlone(only === "pingpong" ? "ours" : "raw", Math.floor(2000 * SCALE))
     console.log(JSON.stringify({ name: "tcp-pingpong-profile", p50_us: Math.round(percentile(samples, 0.5)) }))
     return
   }
@@ -215,8 +279,7 @@ const main = Effect.gen(function* () {
     }))
   }
   const rounds = Math.max(500, Math.floor(5000 * SCALE))
-  const ourSamples = yield* oursPingPong(rounds)
-  const rawSamples = yield* rawPingPong(rounds)
+  const { ourSamples, rawSamples, ourCpu, rawCpu } = yield* pingPong(rounds)
   const p50 = percentile(ourSamples, 0.5)
   const basep50 = percentile(rawSamples, 0.5)
   const p99 = percentile(ourSamples, 0.99)
@@ -230,7 +293,9 @@ const main = Effect.gen(function* () {
     baseline: Math.round(basep50),
     baseline_p99_us: Math.round(basep99),
     ratio: +(p50 / basep50).toFixed(3),
-    ratio_p99: +(p99 / basep99).toFixed(3)
+    ratio_p99: +(p99 / basep99).toFixed(3),
+    cpu_us_per_round: +ourCpu.toFixed(1),
+    baseline_cpu_us_per_round: +rawCpu.toFixed(1)
   }))
   const h = yield* handshakes(Math.max(50, Math.floor(300 * SCALE)))
   console.log(JSON.stringify({ name: "tcp-handshake", handshakes_per_s: Math.round(h.perSecond), rss_kb_per_conn: Math.round(h.rssKbPerConn), baseline: 150, ratio: +(h.perSecond / 150).toFixed(3) }))

@@ -222,12 +222,17 @@ const makeConnection = Effect.fnUntraced(function* (
     return peer
   }, Effect.onError(() => stream.close))
 
+  const receiveLater = Effect.suspend(() => (mconn === undefined ? notReady() : mconn.receive))
   return {
     localEndpoint: local,
     remoteEndpoint,
     handshake,
-    send: (channelId, data) => Effect.suspend(() => (mconn === undefined ? notReady() : mconn.send(channelId, data))),
-    receive: Effect.suspend(() => (mconn === undefined ? notReady() : mconn.receive)),
+    // Once handshaken, the MConnection's own effects: no layer of ours on the per-message path.
+    send: (channelId, data) =>
+      mconn !== undefined ? mconn.send(channelId, data) : Effect.suspend(() => (mconn === undefined ? notReady() : mconn.send(channelId, data))),
+    get receive() {
+      return mconn !== undefined ? mconn.receive : receiveLater
+    },
     close: Effect.suspend(() => (mconn === undefined ? stream.close : mconn.close)),
     awaitClosed: Deferred.await(closed),
     // Before the handshake nothing has been sent on any channel.

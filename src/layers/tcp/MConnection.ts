@@ -40,19 +40,6 @@ export { defaults, validateConfig, type Config } from "./MConnectionConfig.ts"
 const WRITE_BUFFER = 64 * 1024
 /** Packed writes the send loop makes before it yields to senders. */
 const WRITES_PER_TURN = 4
-/**
- * A received one-packet message stays a view of the plaintext it came in when that buffer is no
- * larger than this (a pooled slab, a short read); otherwise it is copied.
- */
-const KEEP_VIEW_BELOW = 16 * 1024
-
-/** A copy in Node's Buffer pool, as a plain `Uint8Array`. */
-const copyOf = (data: Uint8Array): Uint8Array => {
-  const b = Buffer.allocUnsafe(data.length)
-  b.set(data)
-  return new Uint8Array(b.buffer, b.byteOffset, data.length)
-}
-
 /** How often `recentlySent` decays (CometBFT's updateStats). */
 const DECAY_PERIOD = 2_000
 
@@ -199,20 +186,23 @@ export const make = Effect.fnUntraced(function* (options: {
    */
   let flushScheduled = false
   let flushDefect: { readonly error: unknown } | undefined
+  /** The scheduled flush, if it has not run yet. */
+  const runScheduledFlush = () => {
+    if (!flushScheduled) return
+    flushScheduled = false
+    // Outside any fiber: an exception here would reach the process. It goes to the send loop
+    // instead, which ends the connection with it (a wire error) or dies with it (a bug).
+    try {
+      if (!flush(clock.currentTimeMillisUnsafe()) && hasWork()) signal("sender")
+    } catch (e) {
+      flushDefect = { error: e }
+      signal("sender")
+    }
+  }
   const scheduleFlush = () => {
     if (flushScheduled) return
     flushScheduled = true
-    queueMicrotask(() => {
-      flushScheduled = false
-      // Outside any fiber: an exception here would reach the process. It goes to the send loop
-      // instead, which ends the connection with it (a wire error) or dies with it (a bug).
-      try {
-        if (!flush(clock.currentTimeMillisUnsafe()) && hasWork()) signal("sender")
-      } catch (e) {
-        flushDefect = { error: e }
-        signal("sender")
-      }
-    })
+    queueMicrotask(runScheduledFlush)
   }
 
   const sendLoop = Effect.gen(function* () {
@@ -283,11 +273,10 @@ export const make = Effect.fnUntraced(function* (options: {
         if (packet._tag === "Ping") {
           pongPending = true
         } else if (packet._tag === "Msg") {
-          let message = reassembler.onMsg(packet.channelId, packet.eof, packet.data)
+          // A one-packet message is a view of the read's plaintext (as Node's own reads are views
+          // of its 64 KiB buffer pool, which keeping one keeps alive).
+          const message = reassembler.onMsg(packet.channelId, packet.eof, packet.data)
           if (message !== undefined) {
-            // A one-packet message is a view of the read's plaintext (up to ~63 KiB): it gets a
-            // copy of its own, so a consumer keeping a small message does not keep the whole read.
-            if (message === packet.data && message.buffer.byteLength > KEEP_VIEW_BELOW) message = copyOf(message)
             const item = { channelId: packet.channelId, data: message }
             if (overflow !== undefined || !received.add(item)) (overflow ??= []).push(item)
           }
@@ -329,6 +318,9 @@ export const make = Effect.fnUntraced(function* (options: {
     }
     // The consumer runs now, in this callback, and may close the connection.
     received.wake()
+    // What it sent in answer (and our pong) leaves now, before Node unwinds the read: the same
+    // packed write the microtask would make, a few microseconds sooner.
+    runScheduledFlush()
     if (closedWith === undefined && (overflow !== undefined || rateWait > 0)) hold()
   }
 
