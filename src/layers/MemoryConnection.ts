@@ -14,6 +14,9 @@
  * delivered, and `kick` resumes it. Backpressure covers both: a sender waits while `bufferSize`
  * messages are in flight or unread.
  *
+ * Each end also registers a `router/FastPath.ts`: `send` and `receive` without an effect when they
+ * would not wait, which lets the router skip a fiber hop per message.
+ *
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
@@ -29,6 +32,7 @@ import * as NodeInfo from "../domain/NodeInfo.ts"
 import * as NodeKey from "../domain/NodeKey.ts"
 import type { LinkConditions, Pair } from "../services/MemoryNetwork.ts"
 import * as Handshake from "./Handshake.ts"
+import * as FastPath from "./router/FastPath.ts"
 import {
   ConnectionClosed,
   HandshakeAuthFailed,
@@ -248,6 +252,20 @@ export const makePair = Effect.fn("MemoryConnection.makePair")(function* (
       return item
     }
 
+    const receiveUnsafe = (): Received | undefined => {
+      if (isClosed) return undefined
+      let item: Received
+      if (inbound.batch.length > inbound.batchIndex) {
+        item = inbound.batch[inbound.batchIndex++]!
+      } else {
+        const taken = Queue.takeUnsafe(inbound.messages)
+        if (taken === undefined || taken._tag !== "Success") return undefined
+        item = taken.value
+      }
+      if (inbound.occupancy() <= lowWater) inbound.signalRoom()
+      return delivered(item)
+    }
+
     const sendRecord = (record: HandshakeRecord) =>
       Effect.suspend(() => {
         if (isClosed) return Effect.fail(closedError())
@@ -255,15 +273,19 @@ export const makePair = Effect.fn("MemoryConnection.makePair")(function* (
         return Effect.void
       })
 
+    /** Sends at once if there is room; `false` (nothing sent) if the buffer is full or the connection closed. */
+    const sendUnsafe = (channelId: number, data: Uint8Array): boolean => {
+      if (isClosed || outbound.occupancy() >= bufferSize) return false
+      sent.update(data.length, clock.currentTimeMillisUnsafe())
+      put(outbound, { message: { channelId, data }, record: undefined, size: data.length, at: undefined })
+      return true
+    }
+
     const send = (channelId: number, data: Uint8Array): Effect.Effect<void, ConnectionClosed> =>
       Effect.suspend(() => {
+        if (sendUnsafe(channelId, data)) return Effect.void
         if (isClosed) return Effect.fail(closedError())
-        if (outbound.occupancy() >= bufferSize) {
-          return Effect.andThen(outbound.waitRoom(), send(channelId, data))
-        }
-        sent.update(data.length, clock.currentTimeMillisUnsafe())
-        put(outbound, { message: { channelId, data }, record: undefined, size: data.length, at: undefined })
-        return Effect.void
+        return Effect.andThen(outbound.waitRoom(), send(channelId, data))
       })
 
     const exchange = Effect.fn("MemoryConnection.exchange")(function* (options: HandshakeOptions): Effect.fn.Return<Peer, ConnectionClosed | HandshakeAuthFailed | InvalidPeerNodeInfo> {
@@ -289,7 +311,7 @@ export const makePair = Effect.fn("MemoryConnection.makePair")(function* (
       return { nodeInfo: info.success, publicKey: hello.publicKey }
     })
 
-    return {
+    const connection: Connection = {
       localEndpoint: local,
       remoteEndpoint: remote,
       handshake: (options) => Handshake.run(remoteText, options, exchange(options)),
@@ -300,11 +322,7 @@ export const makePair = Effect.fn("MemoryConnection.makePair")(function* (
         // message counts against the sender's buffer until it is handed out; a waiting sender is
         // woken once half the buffer is free, not at every message (a wake-up per message cost
         // router-memory a third of its throughput).
-        if (inbound.batch.length > inbound.batchIndex) {
-          const item = inbound.batch[inbound.batchIndex++]!
-          if (inbound.occupancy() <= lowWater) inbound.signalRoom()
-          return Effect.succeed(delivered(item))
-        }
+        if (inbound.batch.length > inbound.batchIndex) return Effect.succeed(receiveUnsafe()!)
         return Effect.map(Queue.takeAll(inbound.messages), (batch) => {
           inbound.batch = batch
           inbound.batchIndex = 1
@@ -319,6 +337,8 @@ export const makePair = Effect.fn("MemoryConnection.makePair")(function* (
         return { duration: now - created, send: sent.status(now), receive: received.status(now), channels: [] }
       })
     }
+    FastPath.register(connection, { sendUnsafe, receiveUnsafe })
+    return connection
   }
 
   return {

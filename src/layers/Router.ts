@@ -30,7 +30,9 @@
  *   the PeerManager.
  *
  * Reactors' fibers call into `router/Channels.ts`: `openChannel` writes `channels` and
- * `advertised` for the caller's scope; a channel's `send` writes to peers' queues.
+ * `advertised` for the caller's scope; a channel's `send` writes to peers' queues, or, when nothing
+ * is pending for the peer and its connection has a fast path (`router/FastPath.ts`, the memory
+ * transport's) with room, straight to the connection, counted as the send loop would.
  *
  * @since 0.1.0
  */

@@ -64,11 +64,15 @@ export const openChannel = Effect.fn("Router.openChannel")(function* <Desc exten
   )
 
   // `enqueue` and `send` run once per message (per peer, for a broadcast): no span, no generator.
-  const enqueue = (entry: PeerEntry, data: Uint8Array, messageType: string) =>
-    Effect.flatMap(entry.queue.offer({ channelId: id, priority: descriptor.priority, data, messageType }), (ok) =>
-      Effect.sync(() => {
-        if (!ok) count(dropped.closed, 1)
-      }))
+  const countClosed = (ok: boolean) => {
+    if (!ok) count(dropped.closed, 1)
+    return Effect.void
+  }
+  const enqueue = (entry: PeerEntry, data: Uint8Array, messageType: string): Effect.Effect<void> => {
+    const item = { channelId: id, priority: descriptor.priority, data, messageType }
+    if (entry.queue.offerUnsafe(item)) return Effect.void
+    return Effect.flatMap(entry.queue.offer(item), countClosed)
+  }
 
   // A broadcast puts the message in every queue with room at once; queues that are full are waited
   // for together, each up to `broadcastTimeout`. A peer that runs out that time misses the message
@@ -99,7 +103,7 @@ export const openChannel = Effect.fn("Router.openChannel")(function* <Desc exten
           marked--
         }
         // A queue that refuses (closed meanwhile) goes the effectful way, which counts the drop.
-        if (!entry.queue.offerUnsafe(item)) (now ??= []).push(entry)
+        if (!entry.sendNow(id, data, messageType) && !entry.queue.offerUnsafe(item)) (now ??= []).push(entry)
       } else if (isCongested) {
         count(queueFull, 1)
       } else {
@@ -143,6 +147,7 @@ export const openChannel = Effect.fn("Router.openChannel")(function* <Desc exten
         count(dropped.noChannel, 1)
         return Effect.void
       }
+      if (entry.sendNow(id, data, messageType)) return Effect.void
       return enqueue(entry, data, messageType)
     })
 

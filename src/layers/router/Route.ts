@@ -3,7 +3,8 @@
  * queue, then two loops raced against each other, one sending what reactors queued for the peer,
  * one handing what the peer sends to the channels' `messages`. Whichever ends first (the peer hung
  * up, broke the protocol, or was evicted) ends the other, and the cleanup closes the connection
- * and tells the PeerManager (docs/ARCHITECTURE.md, Router).
+ * and tells the PeerManager (docs/ARCHITECTURE.md, Router). A reactor's `send` may skip the send
+ * loop (`entry.sendNow`) only while the queue's `unsent` is 0, so it never overtakes a message.
  *
  * @since 0.1.0
  */
@@ -17,9 +18,10 @@ import * as Metric from "effect/Metric"
 import * as Queue from "effect/Queue"
 import * as MessageType from "../../domain/router/MessageType.ts"
 import type * as NodeInfo from "../../domain/NodeInfo.ts"
-import type { Connection } from "../../services/Transport.ts"
+import type { Connection, Received } from "../../services/Transport.ts"
 import * as Metrics from "../Metrics.ts"
 import { channelLabel } from "./Metrics.ts"
+import * as FastPath from "./FastPath.ts"
 import * as PeerQueue from "./PeerQueue.ts"
 import type { PeerEntry, State } from "./State.ts"
 
@@ -43,6 +45,17 @@ export const route = Effect.fnUntraced(function* (state: State, conn: Connection
   let capacity = options.peerQueueSize
   for (const d of advertised.values()) capacity = Math.max(capacity, d.sendQueueCapacity)
   const queue = yield* PeerQueue.make(options.queueType, capacity)
+  const fast = FastPath.of(conn)
+  const countSent = (channelId: number, data: Uint8Array, messageType: string) => {
+    const ch = channels.get(channelId)
+    if (ch !== undefined) count(ch.sentMsgs, 1)
+    count(perChannel(entry.sentBytes, Metrics.peerSendBytesTotal, id, channelId), data.length)
+    count(metrics.sendBytesByType(messageType), data.length)
+  }
+  const countClosed = (ok: boolean) => {
+    if (!ok) count(dropped.closed, 1)
+    return Effect.void
+  }
   const entry: PeerEntry = {
     nodeId: id,
     nodeInfo: info,
@@ -53,7 +66,12 @@ export const route = Effect.fnUntraced(function* (state: State, conn: Connection
     connection: conn,
     sentBytes: new Map(),
     receivedBytes: new Map(),
-    pendingBytes: Metric.withAttributes(Metrics.peerPendingSendBytes, { peer_id: id })
+    pendingBytes: Metric.withAttributes(Metrics.peerPendingSendBytes, { peer_id: id }),
+    sendNow: fast === undefined ? () => false : (channelId, data, messageType) => {
+      if (queue.unsent() !== 0 || queue.isClosed() || !fast.sendUnsafe(channelId, data)) return false
+      countSent(channelId, data, messageType)
+      return true
+    }
   }
   const cleanup = Effect.gen(function* () {
     if (peers.get(id) === entry) {
@@ -78,15 +96,18 @@ export const route = Effect.fnUntraced(function* (state: State, conn: Connection
     yield* Metric.update(Metrics.peers, peers.size)
     yield* peerManager.ready(id, entry.channels)
     if (state.evictRequested.delete(id)) return
-    // Both loops run once per message: plain `Effect.gen` loops, no span per message.
+    // Both loops run per message: plain `Effect.gen` loops, no span per message. Each, once woken,
+    // goes through everything that waits for it before it waits again: with a fast path
+    // (`router/FastPath.ts`), without an effect per message while the connection has room.
     const sendMessages = Effect.gen(function* () {
       while (true) {
-        const item = yield* queue.take
-        yield* conn.send(item.channelId, item.data)
-        const ch = channels.get(item.channelId)
-        if (ch !== undefined) count(ch.sentMsgs, 1)
-        count(perChannel(entry.sentBytes, Metrics.peerSendBytesTotal, id, item.channelId), item.data.length)
-        count(metrics.sendBytesByType(item.messageType), item.data.length)
+        let item: PeerQueue.Outgoing | undefined = yield* queue.take
+        while (item !== undefined) {
+          if (fast === undefined || !fast.sendUnsafe(item.channelId, item.data)) yield* conn.send(item.channelId, item.data)
+          queue.sent()
+          countSent(item.channelId, item.data, item.messageType)
+          item = queue.pollUnsafe()
+        }
       }
     })
     // A channel opened after this connection was made is not one of its channels: our doing, not
@@ -94,33 +115,44 @@ export const route = Effect.fnUntraced(function* (state: State, conn: Connection
     // message, to keep the per-message path as it is.
     const sendLoop: typeof sendMessages = sendMessages.pipe(
       Effect.catchIf((e) => e._tag === "ConnectionError" && e.reason === "unknown_channel", () => {
+        queue.sent()
         count(dropped.noChannel, 1)
         return Effect.suspend(() => sendLoop)
       })
     )
+    /** The receive loop's work for one message: an effect only when it must wait for room or report the peer. */
+    const handle = (m: Received): Effect.Effect<void> | undefined => {
+      const ch = channels.get(m.channelId)
+      if (ch === undefined) {
+        count(dropped.unknownChannel, 1)
+        return undefined
+      }
+      count(ch.receivedMsgs, 1)
+      count(perChannel(entry.receivedBytes, Metrics.peerReceiveBytesTotal, id, m.channelId), m.data.length)
+      let message: unknown
+      try {
+        message = fromBinary(ch.descriptor.messageType, m.data)
+      } catch (e) {
+        count(dropped.undecodable, 1)
+        return Effect.andThen(
+          Effect.logDebug(`peer ${id} sent an undecodable message on channel ${channelLabel(m.channelId)}: ${(e as Error).message}`),
+          Effect.ignore(peerManager.errored(id, false))
+        )
+      }
+      count(metrics.receiveBytesByType(MessageType.label(ch.descriptor.messageType, message)), m.data.length)
+      // Waits while the reactor is behind: backpressure reaches the connection and the peer.
+      const envelope = { from: id, channelId: m.channelId, message }
+      if (Queue.offerUnsafe(ch.inbound, envelope)) return undefined
+      return Effect.flatMap(Queue.offer(ch.inbound, envelope), countClosed)
+    }
     const receiveLoop = Effect.gen(function* () {
       while (true) {
-        const m = yield* conn.receive
-        const ch = channels.get(m.channelId)
-        if (ch === undefined) {
-          count(dropped.unknownChannel, 1)
-          continue
+        let m: Received | undefined = yield* conn.receive
+        while (m !== undefined) {
+          const wait = handle(m)
+          if (wait !== undefined) yield* wait
+          m = fast?.receiveUnsafe()
         }
-        count(ch.receivedMsgs, 1)
-        count(perChannel(entry.receivedBytes, Metrics.peerReceiveBytesTotal, id, m.channelId), m.data.length)
-        let message: unknown
-        try {
-          message = fromBinary(ch.descriptor.messageType, m.data)
-        } catch (e) {
-          count(dropped.undecodable, 1)
-          yield* Effect.logDebug(`peer ${id} sent an undecodable message on channel ${channelLabel(m.channelId)}: ${(e as Error).message}`)
-          yield* Effect.ignore(peerManager.errored(id, false))
-          continue
-        }
-        count(metrics.receiveBytesByType(MessageType.label(ch.descriptor.messageType, message)), m.data.length)
-        // Waits while the reactor is behind: backpressure reaches the connection and the peer.
-        const envelope = { from: id, channelId: m.channelId, message }
-        if (!Queue.offerUnsafe(ch.inbound, envelope) && !(yield* Queue.offer(ch.inbound, envelope))) count(dropped.closed, 1)
       }
     })
     // The first loop to end ends the route with its exit, as `raceFirst` would, with one fiber

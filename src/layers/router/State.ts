@@ -45,6 +45,12 @@ export interface PeerEntry extends RoutedPeer {
   readonly receivedBytes: Map<number, RouterMetrics.Counter>
   /** `p2p_peer_pending_send_bytes` of this peer. */
   readonly pendingBytes: RouterMetrics.Counter
+  /**
+   * Sends a message straight to the connection, counted as the send loop counts it, when nothing
+   * is queued for the peer, its send loop holds nothing and the connection takes it without
+   * waiting (`router/FastPath.ts`); `false` (nothing sent) otherwise: queue it.
+   */
+  readonly sendNow: (channelId: number, data: Uint8Array, messageType: string) => boolean
 }
 
 /** The router's shared state and the services its fibers use. */
