@@ -1,9 +1,9 @@
 /**
  * The other process of the TCP benchmarks. Modes (argv[2]):
- *   ours-sink SIZE COUNT   accept one connection, handshake, receive COUNT messages, reply "done"
+ *   ours-sink SIZE COUNT   accept one connection, handshake, receive COUNT messages, reply with the CPU time spent
  *   ours-echo              accept one connection, handshake, echo every message
  *   ours-accept            accept and handshake connections forever (handshake rate, idle conns)
- *   raw-sink BYTES         accept a raw socket, open sealed frames until BYTES plaintext, reply 1 frame
+ *   raw-sink BYTES         accept a raw socket, open sealed frames until BYTES plaintext, reply likewise (1 frame)
  *   raw-echo               accept a raw socket, echo each sealed frame's plaintext in one sealed frame
  * Prints "PORT <n>" when listening, then runs until killed or done.
  */
@@ -18,6 +18,19 @@ import { defaultAead } from "../src/wire/SodiumAead.ts"
 import { benchChannel, benchInfo, benchKey, benchMConnection, RAW_KEY_A, RAW_KEY_B } from "./_tcp-common.ts"
 
 const [mode, arg1, arg2] = process.argv.slice(2)
+
+/** CPU time (user + system) of this process, in µs. */
+const cpuNow = () => {
+  const u = process.cpuUsage()
+  return u.user + u.system
+}
+
+/** The sinks' reply: the CPU time (µs) spent receiving, as a float64. */
+const cpuReply = (us: number) => {
+  const out = new Uint8Array(8)
+  new DataView(out.buffer).setFloat64(0, us)
+  return out
+}
 
 const ours = Effect.gen(function* () {
   const key = benchKey(2)
@@ -37,8 +50,10 @@ const ours = Effect.gen(function* () {
   yield* conn.handshake(options)
   if (mode === "ours-sink") {
     const count = Number(arg2)
-    for (let i = 0; i < count; i++) yield* conn.receive
-    yield* conn.send(benchChannel.id, new Uint8Array([1]))
+    yield* conn.receive
+    const cpu = cpuNow()
+    for (let i = 1; i < count; i++) yield* conn.receive
+    yield* conn.send(benchChannel.id, cpuReply(cpuNow() - cpu))
     yield* Effect.sleep(1000)
     return
   }
@@ -58,13 +73,15 @@ const raw = () => {
     const reader = new SecretReader(new FrameOpener(RAW_KEY_A, { aead: defaultAead }))
     const writer = new SecretWriter(new FrameSealer(RAW_KEY_B, { aead: defaultAead }))
     let received = 0
+    let cpu = 0
     const target = Number(arg1)
     socket.on("data", (chunk) => {
+      if (cpu === 0) cpu = cpuNow()
       for (const pt of reader.push(chunk)) {
         if (mode === "raw-echo") socket.write(writer.seal(pt))
         else {
           received += pt.length
-          if (received >= target) socket.write(writer.seal(new Uint8Array([1])))
+          if (received >= target) socket.write(writer.seal(cpuReply(cpuNow() - cpu)))
         }
       }
     })

@@ -64,6 +64,12 @@ const dialOurs = (t: Transport["Service"], port: number) =>
 
 const now = () => Number(process.hrtime.bigint()) / 1e6
 
+/** CPU time (user + system) of this process, in µs. */
+const cpuNow = () => {
+  const u = process.cpuUsage()
+  return u.user + u.system
+}
+
 // ------------------------------------------------------------------------------------------------
 const oursThroughput = (size: number, count: number) =>
   Effect.scoped(Effect.gen(function* () {
@@ -72,10 +78,14 @@ const oursThroughput = (size: number, count: number) =>
     const conn = yield* dialOurs(t, port)
     const payload = new Uint8Array(size).fill(7)
     const start = now()
+    const cpu = cpuNow()
     for (let i = 0; i < count; i++) yield* conn.send(benchChannel.id, payload)
-    yield* conn.receive
-    return now() - start
+    const done = yield* conn.receive
+    return { ms: now() - start, senderCpu: cpuNow() - cpu, receiverCpu: readCpu(done.data) }
   }))
+
+/** The sink's reply: the CPU time (µs) it spent receiving, a float64. */
+const readCpu = (reply: Uint8Array) => new DataView(reply.buffer, reply.byteOffset, reply.byteLength).getFloat64(0)
 
 const rawConnect = (port: number) =>
   Effect.callback<Net.Socket>((resume) => {
@@ -92,7 +102,11 @@ const rawThroughput = (size: number, count: number) =>
     const data = new Uint8Array(total).fill(7)
     const perWrite = Math.floor((64 * 1024) / 1044) * DATA_MAX_SIZE
     const start = now()
-    const done = new Promise<void>((resolve) => socket.on("data", (c) => { if (reader.push(c).length > 0) resolve() }))
+    const cpu = cpuNow()
+    const done = new Promise<number>((resolve) => socket.on("data", (c) => {
+      const pts = reader.push(c)
+      if (pts.length > 0) resolve(readCpu(pts[0]!))
+    }))
     for (let o = 0; o < total; o += perWrite) {
       // Wait for drain only past 256 KiB queued, as our transport does (ByteStream.tryWrite):
       // every 64 KiB write passes Node's 64 KiB mark, and waiting each time idles the kernel.
@@ -100,10 +114,11 @@ const rawThroughput = (size: number, count: number) =>
         yield* Effect.promise(() => new Promise((r) => socket.once("drain", r)))
       }
     }
-    yield* Effect.promise(() => done)
+    const senderCpu = cpuNow() - cpu
+    const receiverCpu = yield* Effect.promise(() => done)
     const ms = now() - start
     socket.destroy()
-    return ms
+    return { ms, senderCpu, receiverCpu }
   }))
 
 // ------------------------------------------------------------------------------------------------
@@ -111,12 +126,6 @@ const rawThroughput = (size: number, count: number) =>
 const WARMUP_ROUNDS = 2000
 
 const percentile = (xs: Array<number>, p: number) => xs.sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))]!
-
-/** CPU time (user + system) of this process, in µs. */
-const cpuNow = () => {
-  const u = process.cpuUsage()
-  return u.user + u.system
-}
 
 /** Our side of 100-byte round trips over a handshaken connection. */
 const ourRounds = (conn: Connection, payload: Uint8Array, rounds: number, out?: Array<number>) =>
@@ -244,15 +253,15 @@ const main = Effect.gen(function* () {
   if (profiled !== null) {
     const size = Number(profiled[1])
     const n = Math.floor((size >= 65536 ? 4_000 : 100_000) * SCALE)
-    const ms = yield* oursThroughput(size, n)
+    const { ms } = yield* oursThroughput(size, n)
     console.log(JSON.stringify({ name: "tcp-throughput-profile", size, mb_per_s: +((size * n) / 1e6 / (ms / 1000)).toFixed(1) }))
     return
   }
   if (only === "throughput-1024-ratio") {
     const n = Math.floor(100_000 * SCALE)
     yield* oursThroughput(1024, 2000)
-    const base = yield* rawThroughput(1024, n)
-    const ours = yield* oursThroughput(1024, n)
+    const base = (yield* rawThroughput(1024, n)).ms
+    const ours = (yield* oursThroughput(1024, n)).ms
     console.log(JSON.stringify({ name: "tcp-throughput-1024", ours_mb_s: +((1024 * n) / 1e3 / ours).toFixed(1), raw_mb_s: +((1024 * n) / 1e3 / base).toFixed(1), ratio: +(base / ours).toFixed(3) }))
     return
   }
@@ -264,9 +273,12 @@ const main = Effect.gen(function* () {
   for (const [size, count] of [[100, 200_000], [1024, 100_000], [65536, 2_000]] as const) {
     const n = Math.max(100, Math.floor(count * SCALE))
     yield* oursThroughput(size, Math.min(n, 2000)) // warm-up
-    const base = yield* rawThroughput(size, n)
-    const ours = yield* oursThroughput(size, n)
+    const baseRun = yield* rawThroughput(size, n)
+    const ourRun = yield* oursThroughput(size, n)
+    const base = baseRun.ms
+    const ours = ourRun.ms
     const mb = (ms: number) => (size * n) / 1e6 / (ms / 1000)
+    const nsPerMessage = (us: number) => Math.round((us * 1000) / n)
     console.log(JSON.stringify({
       name: "tcp-throughput",
       size,
@@ -275,6 +287,11 @@ const main = Effect.gen(function* () {
       msgs_per_s: Math.round(n / (ours / 1000)),
       baseline: +mb(base).toFixed(1),
       ratio: +(mb(ours) / mb(base)).toFixed(3),
+      // CPU time per message on each side (both processes share the machine's two cores).
+      sender_cpu_ns_per_msg: nsPerMessage(ourRun.senderCpu),
+      receiver_cpu_ns_per_msg: nsPerMessage(ourRun.receiverCpu),
+      baseline_sender_cpu_ns_per_msg: nsPerMessage(baseRun.senderCpu),
+      baseline_receiver_cpu_ns_per_msg: nsPerMessage(baseRun.receiverCpu),
       cipher: defaultAead(new Uint8Array(32)).name
     }))
   }

@@ -115,7 +115,9 @@ export class Reassembler {
     if (total > ch.buffer.length) {
       let size = Math.max(ch.buffer.length * 2, ch.initial, total, ch.length === 0 ? ch.last : 0)
       if (size > ch.capacity) size = ch.capacity
-      const grown = new Uint8Array(size)
+      // Uninitialised: every byte handed out is written first, and the spare room is cleared at eof.
+      const b = Buffer.allocUnsafeSlow(size)
+      const grown = new Uint8Array(b.buffer, b.byteOffset, size)
       if (ch.length > 0) grown.set(ch.buffer.subarray(0, ch.length))
       ch.buffer = grown
     }
@@ -124,7 +126,7 @@ export class Reassembler {
     if (!eof) return undefined
     // Much smaller than the buffer (the previous message was larger): a copy of its own, so the
     // message does not hold on to the spare room.
-    const message = ch.buffer.length > 2 * total ? ch.buffer.slice(0, total) : ch.buffer.subarray(0, total)
+    const message = ch.buffer.length > 2 * total ? ch.buffer.slice(0, total) : ch.buffer.fill(0, total).subarray(0, total)
     ch.buffer = EMPTY
     ch.length = 0
     ch.last = total

@@ -21,8 +21,11 @@ import { ConnectionClosed, ConnectionError } from "../../services/Transport.ts"
 export interface PushHandlers {
   /** A chunk read from the socket, called in the socket's `data` event. */
   readonly onChunk: (chunk: Uint8Array) => void
-  /** The end of the stream or its failure, called once, after every chunk. */
-  readonly onEnd: (error: ConnectionClosed | ConnectionError) => void
+  /**
+   * The end of the stream or its failure, called once, after every chunk. The error is made on
+   * demand: one closed by us needs none (an error is costly to build, and closes are frequent).
+   */
+  readonly onEnd: (error: () => ConnectionClosed | ConnectionError) => void
 }
 
 /** A connected byte stream owned by a scope. */
@@ -77,7 +80,8 @@ export const fromNetSocket = Effect.fnUntraced(function* (socket: Net.Socket, re
   const pending: Array<Uint8Array> = []
   let waiter: Resume | undefined
   let handlers: PushHandlers | undefined
-  let ended: ConnectionClosed | ConnectionError | undefined
+  /** Why the stream ended, once it has (made on first use). */
+  let ended: (() => ConnectionClosed | ConnectionError) | undefined
   /** Paused by the push consumer. */
   let paused = false
 
@@ -91,19 +95,20 @@ export const fromNetSocket = Effect.fnUntraced(function* (socket: Net.Socket, re
     pending.push(chunk)
     socket.pause()
   }
-  const finish = (error: ConnectionClosed | ConnectionError) => {
+  const finish = (make: () => ConnectionClosed | ConnectionError) => {
     if (ended !== undefined) return
-    ended = error
-    if (handlers !== undefined) return handlers.onEnd(error)
+    let error: ConnectionClosed | ConnectionError | undefined
+    ended = () => (error ??= make())
+    if (handlers !== undefined) return handlers.onEnd(ended)
     if (waiter !== undefined && pending.length === 0) {
       const resume = waiter
       waiter = undefined
-      resume(Effect.fail(error))
+      resume(Effect.fail(ended()))
     }
   }
-  const onEnd = () => finish(new ConnectionClosed({ remote, message: `${remote} closed the connection` }))
-  const onError = (e: Error) => finish(new ConnectionError({ remote, reason: "io", message: `connection to ${remote} failed: ${e.message}` }))
-  const onClose = () => finish(new ConnectionClosed({ remote, message: `connection to ${remote} is closed` }))
+  const onEnd = () => finish(() => new ConnectionClosed({ remote, message: `${remote} closed the connection` }))
+  const onError = (e: Error) => finish(() => new ConnectionError({ remote, reason: "io", message: `connection to ${remote} failed: ${e.message}` }))
+  const onClose = () => finish(() => new ConnectionClosed({ remote, message: `connection to ${remote} is closed` }))
   socket.on("data", onData)
   socket.on("end", onEnd)
   socket.on("error", onError)
@@ -140,7 +145,7 @@ export const fromNetSocket = Effect.fnUntraced(function* (socket: Net.Socket, re
 
   const read = Effect.callback<Uint8Array, ConnectionClosed | ConnectionError>((resume) => {
     if (pending.length > 0) return resume(Effect.succeed(pending.shift()!))
-    if (ended !== undefined) return resume(Effect.fail(ended))
+    if (ended !== undefined) return resume(Effect.fail(ended()))
     waiter = resume
     socket.resume()
     return Effect.sync(() => {

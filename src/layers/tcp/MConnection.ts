@@ -241,8 +241,8 @@ export const make = Effect.fnUntraced(function* (options: {
   let rateWait = 0
   /** What the wire code threw in the socket's callback. */
   let recvThrown: { readonly error: unknown } | undefined
-  /** Why the stream ended, once it has. */
-  let streamEnd: ConnectionClosed | ConnectionError | undefined
+  /** Why the stream ended, once it has (made on demand). */
+  let streamEnd: (() => ConnectionClosed | ConnectionError) | undefined
   /** The receive loop has paused the socket and handles what comes until it resumes it. */
   let holding = false
   /** Chunks that arrived while holding (a read already under way when the socket was paused). */
@@ -324,7 +324,7 @@ export const make = Effect.fnUntraced(function* (options: {
     if (closedWith === undefined && (overflow !== undefined || rateWait > 0)) hold()
   }
 
-  const onEnd = (error: ConnectionClosed | ConnectionError) => {
+  const onEnd = (error: () => ConnectionClosed | ConnectionError) => {
     streamEnd = error
     signalReceiver()
   }
@@ -360,7 +360,7 @@ export const make = Effect.fnUntraced(function* (options: {
         stream.resume()
       }
       // The peer's end comes after everything it sent was handled.
-      if (streamEnd !== undefined) return yield* Effect.fail(streamEnd)
+      if (streamEnd !== undefined) return yield* Effect.fail(streamEnd())
       yield* Deferred.await(wakeReceiver)
     }
   })
@@ -419,7 +419,9 @@ export const make = Effect.fnUntraced(function* (options: {
   yield* Effect.forkIn(supervise("receive", recvLoop), scope)
   yield* Effect.forkIn(supervise("keepalive", keepalive), scope)
   yield* Effect.forkIn(decay, scope)
-  yield* Scope.addFinalizer(scope, shutdown(new ConnectionClosed({ remote, message: `connection to ${remote} is closed` })))
+  /** Our own close; its error is only made if this close is the first. */
+  const close = Effect.suspend(() => (closedWith !== undefined ? Effect.void : shutdown(new ConnectionClosed({ remote, message: `connection to ${remote} is closed` }))))
+  yield* Scope.addFinalizer(scope, close)
 
   const send = (channelId: number, data: Uint8Array, deadline?: number): Effect.Effect<void, ConnectionClosed | ConnectionError> =>
     Effect.suspend(() => {
@@ -450,7 +452,7 @@ export const make = Effect.fnUntraced(function* (options: {
     send,
     // Once closed, the buffer fails takers at once, or after what it holds when the peer hung up.
     receive: received.take,
-    close: shutdown(new ConnectionClosed({ remote, message: `connection to ${remote} is closed` })),
+    close,
     awaitClosed: Deferred.await(done),
     status: Effect.sync((): ConnectionStatus => {
       const now = clock.currentTimeMillisUnsafe()
