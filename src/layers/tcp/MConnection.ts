@@ -278,7 +278,17 @@ export const make = Effect.fnUntraced(function* (options: {
           const message = reassembler.onMsg(packet.channelId, packet.eof, packet.data)
           if (message !== undefined) {
             const item = { channelId: packet.channelId, data: message }
-            if (overflow !== undefined || !received.add(item)) (overflow ??= []).push(item)
+            if (overflow === undefined) {
+              if (received.add(item)) continue
+              if (received.hasTaker) {
+                // Full, and the consumer is waiting: it takes what is buffered now, in this call
+                // (it may close the connection meanwhile), and the message goes in after.
+                received.wake()
+                if (closedWith !== undefined) return
+                if (received.add(item)) continue
+              }
+            }
+            ;(overflow ??= []).push(item)
           }
         }
       }
@@ -341,8 +351,13 @@ export const make = Effect.fnUntraced(function* (options: {
         if (overflow !== undefined) {
           const items = overflow
           overflow = undefined
-          // Waits while `receive` is behind: the socket stays paused.
-          for (const item of items) yield* received.offer(item)
+          // As many as fit, then one wake-up; waits while `receive` is behind (the socket stays paused).
+          let i = 0
+          while (i < items.length && closedWith === undefined) {
+            while (i < items.length && received.add(items[i]!)) i++
+            received.wake()
+            if (i < items.length) yield* received.awaitRoom
+          }
           continue
         }
         if (rateWait > 0) {

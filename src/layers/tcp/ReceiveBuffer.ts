@@ -8,9 +8,9 @@
  * callback adds every message a read completes first, then wakes once, so a consumer takes a
  * whole read's messages in one run without suspending in between.
  *
- * Bounded: `add` refuses past `capacity`, and `offer` (for the fiber that takes over when the
- * buffer is full) waits for room. Closing fails waiting takers; with `drain`, what is buffered is
- * still handed out first.
+ * Bounded: `add` refuses past `capacity`; `awaitRoom` (for the fiber that takes over when the
+ * buffer is full) waits until a take frees a slot. Closing fails waiting takers; with `drain`,
+ * what is buffered is still handed out first.
  *
  * @since 0.2.0
  */
@@ -51,16 +51,9 @@ export class ReceiveBuffer<A, E> {
     }
   }
 
-  /** Waits for room, then adds (and wakes a taker). Succeeds without adding once closed. */
-  offer(item: A): Effect.Effect<void> {
-    return Effect.suspend(() => {
-      if (this.#closed !== undefined) return Effect.void
-      if (this.add(item)) {
-        this.wake()
-        return Effect.void
-      }
-      return Effect.andThen(this.#awaitRoom, this.offer(item))
-    })
+  /** Whether a taker is waiting (a `wake` would run it). */
+  get hasTaker(): boolean {
+    return this.#takers.length > 0
   }
 
   /** The next item; waits for one; fails with the close cause once closed and empty. */
@@ -88,7 +81,8 @@ export class ReceiveBuffer<A, E> {
     for (const resume of this.#roomWaiters.splice(0)) resume()
   }
 
-  readonly #awaitRoom: Effect.Effect<void> = Effect.callback<void>((resume) => {
+  /** Waits until there is room (at once if there is, or once closed). */
+  readonly awaitRoom: Effect.Effect<void> = Effect.callback<void>((resume) => {
     if (this.#closed !== undefined || this.size < this.capacity) return resume(Effect.void)
     const waiter = () => resume(Effect.void)
     this.#roomWaiters.push(waiter)

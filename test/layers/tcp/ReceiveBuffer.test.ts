@@ -38,16 +38,23 @@ describe("ReceiveBuffer", () => {
       yield* Fiber.interrupt(taker)
     }))
 
-  it.effect("offer waits for room and goes on once a take frees a slot", () =>
+  it.effect("awaitRoom waits while full and goes on once a take frees a slot; hasTaker says whether a wake would run someone", () =>
     Effect.gen(function* () {
       const b = new ReceiveBuffer<number, string>(1)
-      yield* b.offer(1)
-      const offering = yield* Effect.forkChild(b.offer(2))
+      assert.isTrue(b.add(1))
+      const waiting = yield* Effect.forkChild(b.awaitRoom)
       yield* Effect.yieldNow
-      assert.isUndefined(offering.pollUnsafe())
+      assert.isUndefined(waiting.pollUnsafe())
+      assert.isFalse(b.hasTaker)
       assert.strictEqual(yield* b.take, 1)
-      yield* Fiber.join(offering)
-      assert.strictEqual(yield* b.take, 2)
+      yield* Fiber.join(waiting)
+      const taker = yield* Effect.forkChild(b.take)
+      yield* Effect.yieldNow
+      assert.isTrue(b.hasTaker)
+      b.add(2)
+      b.wake()
+      assert.strictEqual(yield* Fiber.join(taker), 2)
+      assert.isFalse(b.hasTaker)
     }))
 
   it.effect("closed without drain: takers fail at once, buffered items are dropped; with drain they come first", () =>
@@ -72,14 +79,15 @@ describe("ReceiveBuffer", () => {
       assert.deepStrictEqual(yield* Effect.exit(drained.take), Exit.fail("ended"))
     }))
 
-  it.effect("closing releases an offer waiting for room", () =>
+  it.effect("closing releases a fiber waiting for room", () =>
     Effect.gen(function* () {
       const b = new ReceiveBuffer<number, string>(1)
       b.add(1)
-      const offering = yield* Effect.forkChild(b.offer(2))
+      const waiting = yield* Effect.forkChild(b.awaitRoom)
       yield* Effect.yieldNow
       b.close(Cause.fail("gone"), false)
-      yield* Fiber.join(offering)
+      yield* Fiber.join(waiting)
       assert.strictEqual(b.size, 0)
+      assert.isFalse(b.add(2))
     }))
 })
