@@ -26,6 +26,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Queue from "effect/Queue"
 import * as Result from "effect/Result"
+import type { SchedulerDispatcher } from "effect/Scheduler"
 import * as Endpoint from "../domain/Endpoint.ts"
 import { FlowMonitor } from "../domain/FlowMonitor.ts"
 import * as NodeInfo from "../domain/NodeInfo.ts"
@@ -101,7 +102,12 @@ const holds = (key: NodeKey.NodeKey, publicKey: Uint8Array): boolean => {
 
 export type { Pair } from "../services/MemoryNetwork.ts"
 
-/** One direction: the receiver's queues, what is in flight to them, and the sender's wait for room. */
+/**
+ * One direction: what has arrived for the receiver, what is in flight to it, and the sender's wait
+ * for room. Arrived messages are a plain array the receiver takes whole (no effect or `Exit` per
+ * message); a receiver waiting for one is woken by a task on the fiber dispatcher, as a waiting
+ * `Queue.take` would be, so a burst of sends wakes it once.
+ */
 class Direction {
   readonly inflight: Array<InFlight | undefined> = []
   head = 0
@@ -112,21 +118,60 @@ class Direction {
   lastAt = 0
   room: Deferred.Deferred<void> | undefined = undefined
   readonly wire: Wire
-  readonly messages: Queue.Queue<Received, ConnectionClosed>
   readonly handshake: Queue.Queue<HandshakeRecord, ConnectionClosed>
-  constructor(wire: Wire, messages: Queue.Queue<Received, ConnectionClosed>, handshake: Queue.Queue<HandshakeRecord, ConnectionClosed>) {
+  readonly dispatcher: SchedulerDispatcher
+  constructor(wire: Wire, handshake: Queue.Queue<HandshakeRecord, ConnectionClosed>, dispatcher: SchedulerDispatcher) {
     this.wire = wire
-    this.messages = messages
     this.handshake = handshake
+    this.dispatcher = dispatcher
   }
 
-  /** What the receiver took from the queue in one go and has not handed out yet. */
+  /** Messages that arrived and the receiver has not taken yet. */
+  arrived: Array<Received> = []
+  /** What the receiver took from `arrived` in one go and has not handed out yet. */
   batch: ReadonlyArray<Received> = []
   batchIndex = 0
+  /** A receiver waiting for a message, and whether its wake-up is already scheduled. */
+  arrival: Deferred.Deferred<void> | undefined = undefined
+  wakeScheduled = false
 
   /** Messages in flight or unread: the sender waits while this is `bufferSize`. */
   occupancy() {
-    return Queue.sizeUnsafe(this.messages) + this.inflight.length - this.head + this.batch.length - this.batchIndex
+    return this.arrived.length + this.inflight.length - this.head + this.batch.length - this.batchIndex
+  }
+
+  /** The next unread message, taking everything arrived at once when the batch is used up. */
+  next(): Received | undefined {
+    if (this.batchIndex === this.batch.length) {
+      if (this.arrived.length === 0) return undefined
+      this.batch = this.arrived
+      this.batchIndex = 0
+      this.arrived = []
+    }
+    return this.batch[this.batchIndex++]
+  }
+
+  arrive(message: Received) {
+    this.arrived.push(message)
+    if (this.arrival !== undefined && !this.wakeScheduled) {
+      this.wakeScheduled = true
+      this.dispatcher.scheduleTask(this.wake, 0)
+    }
+  }
+
+  /** Wakes a waiting receiver now (it checks again what there is, or whether the connection closed). */
+  readonly wake = () => {
+    this.wakeScheduled = false
+    const arrival = this.arrival
+    if (arrival !== undefined) {
+      this.arrival = undefined
+      Deferred.doneUnsafe(arrival, Exit.void)
+    }
+  }
+
+  waitArrival(): Effect.Effect<void> {
+    this.arrival ??= Deferred.makeUnsafe<void>()
+    return Deferred.await(this.arrival)
   }
 
   /** Wakes a sender waiting for room. */
@@ -163,7 +208,7 @@ class Direction {
   }
 
   deliver(item: InFlight) {
-    if (item.message !== undefined) Queue.offerUnsafe(this.messages, item.message)
+    if (item.message !== undefined) this.arrive(item.message)
     else Queue.offerUnsafe(this.handshake, item.record!)
   }
 }
@@ -175,11 +220,10 @@ export const makePair = Effect.fn("MemoryConnection.makePair")(function* (
   bufferSize: number,
   wires: { readonly toAcceptor: Wire; readonly toDialer: Wire; readonly onClose?: () => void }
 ): Effect.fn.Return<WiredPair> {
+  const dispatcher = yield* Effect.withFiber((fiber) => Effect.succeed(fiber.currentDispatcher))
+  // The gate in `send` keeps messages in flight plus unread at `bufferSize`.
   const makeDirection = (wire: Wire) =>
-    Effect.gen(function* () {
-      // The gate below keeps messages in flight plus unread at `bufferSize`, so offers never find the queue full.
-      return new Direction(wire, yield* Queue.bounded<Received, ConnectionClosed>(bufferSize), yield* Queue.bounded<HandshakeRecord, ConnectionClosed>(4))
-    })
+    Effect.map(Queue.bounded<HandshakeRecord, ConnectionClosed>(4), (handshake) => new Direction(wire, handshake, dispatcher))
   const toAcceptor = yield* makeDirection(wires.toAcceptor)
   const toDialer = yield* makeDirection(wires.toDialer)
   const closed = yield* Deferred.make<void>()
@@ -197,9 +241,10 @@ export const makePair = Effect.fn("MemoryConnection.makePair")(function* (
       d.head = 0
       d.batch = []
       d.batchIndex = 0
-      Queue.failCauseUnsafe(d.messages, Cause.fail(error))
+      d.arrived = []
       Queue.failCauseUnsafe(d.handshake, Cause.fail(error))
       d.signalRoom()
+      d.wake()
     }
     Deferred.doneUnsafe(closed, Exit.void)
     wires.onClose?.()
@@ -252,16 +297,13 @@ export const makePair = Effect.fn("MemoryConnection.makePair")(function* (
       return item
     }
 
+    // A message counts against the sender's buffer until it is handed out; a waiting sender is
+    // woken once half the buffer is free, not at every message (a wake-up per message cost
+    // router-memory a third of its throughput).
     const receiveUnsafe = (): Received | undefined => {
       if (isClosed) return undefined
-      let item: Received
-      if (inbound.batch.length > inbound.batchIndex) {
-        item = inbound.batch[inbound.batchIndex++]!
-      } else {
-        const taken = Queue.takeUnsafe(inbound.messages)
-        if (taken === undefined || taken._tag !== "Success") return undefined
-        item = taken.value
-      }
+      const item = inbound.next()
+      if (item === undefined) return undefined
       if (inbound.occupancy() <= lowWater) inbound.signalRoom()
       return delivered(item)
     }
@@ -279,7 +321,7 @@ export const makePair = Effect.fn("MemoryConnection.makePair")(function* (
       sent.update(data.length, clock.currentTimeMillisUnsafe())
       const message: Received = { channelId, data }
       // A perfect idle link hands the message over as is; only one in flight needs the wrapper.
-      if (outbound.head === outbound.inflight.length && outbound.wire.ideal()) Queue.offerUnsafe(outbound.messages, message)
+      if (outbound.head === outbound.inflight.length && outbound.wire.ideal()) outbound.arrive(message)
       else put(outbound, { message, record: undefined, size: data.length, at: undefined })
       return true
     }
@@ -314,25 +356,18 @@ export const makePair = Effect.fn("MemoryConnection.makePair")(function* (
       return { nodeInfo: info.success, publicKey: hello.publicKey }
     })
 
+    const receive: Effect.Effect<Received, ConnectionClosed> = Effect.suspend(() => {
+      if (isClosed) return Effect.fail(closedError())
+      const item = receiveUnsafe()
+      return item === undefined ? Effect.andThen(inbound.waitArrival(), receive) : Effect.succeed(item)
+    })
+
     const connection: Connection = {
       localEndpoint: local,
       remoteEndpoint: remote,
       handshake: (options) => Handshake.run(remoteText, options, exchange(options)),
       send,
-      receive: Effect.suspend(() => {
-        if (isClosed) return Effect.fail(closedError())
-        // Take everything buffered at once and hand it out one by one: one wake-up per batch. A
-        // message counts against the sender's buffer until it is handed out; a waiting sender is
-        // woken once half the buffer is free, not at every message (a wake-up per message cost
-        // router-memory a third of its throughput).
-        if (inbound.batch.length > inbound.batchIndex) return Effect.succeed(receiveUnsafe()!)
-        return Effect.map(Queue.takeAll(inbound.messages), (batch) => {
-          inbound.batch = batch
-          inbound.batchIndex = 1
-          if (inbound.occupancy() <= lowWater) inbound.signalRoom()
-          return delivered(batch[0])
-        })
-      }),
+      receive,
       close,
       awaitClosed: Deferred.await(closed),
       status: Effect.sync((): ConnectionStatus => {
