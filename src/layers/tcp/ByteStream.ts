@@ -5,7 +5,9 @@
  *   socket is paused, so a slow reader backs up into the peer's TCP window.
  * - push (`push`), for the MConnection: every chunk goes to a callback, synchronously in the
  *   socket's own `data` event (no fiber hop between the kernel and the decoder), and the callback
- *   pauses and resumes the socket for backpressure.
+ *   pauses and resumes the socket for backpressure. Flowing, Node reads as fast as the kernel
+ *   delivers; paused, it holds at most its default 64 KiB (the rest waits in the kernel's buffer,
+ *   then in the peer's), so a peer we stopped reading costs us little memory.
  *
  * Plain `node:net` events: `end` is the peer closing (`ConnectionClosed`), `error` an I/O failure
  * (`ConnectionError`), `close` without either our own `close`.
@@ -57,19 +59,6 @@ export interface ByteStream {
 
 /** Bytes queued in user space before `tryWrite` asks the caller to wait for `drain`. */
 const WRITE_HIGH_WATER = 256 * 1024
-
-/**
- * Bytes Node reads from the kernel ahead of the consumer, once the handshake is done. At Node's default (64 KiB) one full
- * read stops reading until the consumer catches up, so the kernel sits idle between reads; 1 MiB
- * keeps a few reads in flight. Node has no public setter after construction, and the socket
- * comes from the transport's listener or dialer, so this sets the stream state's field.
- */
-const READ_HIGH_WATER = 1024 * 1024
-
-const raiseReadMark = (socket: Net.Socket) => {
-  const state = (socket as unknown as { _readableState?: { highWaterMark?: number } })._readableState
-  if (state !== undefined && typeof state.highWaterMark === "number" && state.highWaterMark < READ_HIGH_WATER) state.highWaterMark = READ_HIGH_WATER
-}
 
 type Resume = (effect: Effect.Effect<Uint8Array, ConnectionClosed | ConnectionError>) => void
 
@@ -157,8 +146,6 @@ export const fromNetSocket = Effect.fnUntraced(function* (socket: Net.Socket, re
     read,
     push: (next) => {
       handlers = next
-      // Only now: before the handshake a peer gets Node's default read-ahead, not 1 MiB.
-      raiseReadMark(socket)
       while (pending.length > 0) next.onChunk(pending.shift()!)
       if (ended !== undefined) next.onEnd(ended)
       else if (!paused) socket.resume()
