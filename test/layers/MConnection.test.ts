@@ -6,6 +6,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Result } from "effect"
+import { TestClock } from "effect/testing"
 import * as ChannelDescriptor from "../../src/domain/ChannelDescriptor.ts"
 import * as MConnection from "../../src/layers/tcp/MConnection.ts"
 import type { ByteStream } from "../../src/layers/tcp/ByteStream.ts"
@@ -145,5 +146,39 @@ describe("SecretConnection: the plaintext inbox", () => {
       const bug = new RangeError("not a wire error")
       const inbox = new PlaintextInbox(oneChunkStream(), throwingReader(bug), [], REMOTE)
       assert.strictEqual(defectOf(yield* Effect.exit(inbox.take(1))), bug)
+    }))
+})
+
+describe("MConnection: recentlySent decay", () => {
+  it.effect("decays by 0.8 every 2 s of the clock, applied when read (no timer per connection)", () =>
+    Effect.gen(function* () {
+      const conn = yield* MConnection.make({
+        stream: oneChunkStream({ silent: true }),
+        secret: {
+          remotePublicKey: new Uint8Array(32),
+          writer: { sealRange: () => new Uint8Array(0) } as unknown as SecretWriter,
+          reader: { pushTo: () => 0 } as unknown as SecretReader,
+          inbox: { chunks: [] } as unknown as PlaintextInbox
+        } satisfies Secret,
+        channels: [ChannelDescriptor.make({ id: 0x00, messageType: MessageSchema })],
+        peerChannels: new Set([0x00]),
+        config: { ...MConnection.defaults },
+        remote: REMOTE
+      })
+      const sent = () => Effect.map(conn.status, (s) => s.channels[0]!.recentlySent)
+      yield* conn.send(0x00, new Uint8Array(1000))
+      yield* Effect.yieldNow
+      // One PacketMsg: 1000 bytes of data, its fields and its length prefix.
+      const first = yield* sent()
+      assert.isAbove(first, 1000)
+      yield* TestClock.adjust(1999)
+      assert.strictEqual(yield* sent(), first)
+      yield* TestClock.adjust(1)
+      assert.strictEqual(yield* sent(), Math.floor(first * 0.8))
+      // Two periods at once: two truncating steps, as Go's ticker would have made.
+      yield* TestClock.adjust(4000)
+      assert.strictEqual(yield* sent(), Math.floor(Math.floor(Math.floor(first * 0.8) * 0.8) * 0.8))
+      yield* TestClock.adjust(600_000)
+      assert.strictEqual(yield* sent(), 0)
     }))
 })
