@@ -25,7 +25,8 @@ export class ReceiveBuffer<A, E> {
   #head = 0
   readonly #takers: Array<Resume<A, E>> = []
   readonly #roomWaiters: Array<() => void> = []
-  #closed: Cause.Cause<E> | undefined
+  /** Why it closed (made on first use). */
+  #closed: (() => Cause.Cause<E>) | undefined
 
   constructor(capacity: number) {
     this.capacity = capacity
@@ -45,8 +46,8 @@ export class ReceiveBuffer<A, E> {
   /** Hands buffered items to waiting takers, which run now, in this call. */
   wake(): void {
     while (this.#takers.length > 0 && this.size > 0) this.#takers.shift()!(Effect.succeed(this.#shift()))
-    if (this.#closed !== undefined && this.size === 0) {
-      const cause = this.#closed
+    if (this.#closed !== undefined && this.size === 0 && this.#takers.length > 0) {
+      const cause = this.#closed()
       for (const resume of this.#takers.splice(0)) resume(Effect.failCause(cause))
     }
   }
@@ -61,7 +62,7 @@ export class ReceiveBuffer<A, E> {
 
   readonly #wait: Effect.Effect<A, E> = Effect.callback<A, E>((resume) => {
     if (this.size > 0) return resume(Effect.succeed(this.#shift()))
-    if (this.#closed !== undefined) return resume(Effect.failCause(this.#closed))
+    if (this.#closed !== undefined) return resume(Effect.failCause(this.#closed()))
     this.#takers.push(resume)
     return Effect.sync(() => {
       const i = this.#takers.indexOf(resume)
@@ -69,8 +70,11 @@ export class ReceiveBuffer<A, E> {
     })
   })
 
-  /** Closes: takers fail with `cause` once the buffer is empty (at once unless `drain`). */
-  close(cause: Cause.Cause<E>, drain: boolean): void {
+  /**
+   * Closes: takers fail with `cause` once the buffer is empty (at once unless `drain`). The cause
+   * is made when a taker needs it (the caller memoizes it).
+   */
+  close(cause: () => Cause.Cause<E>, drain: boolean): void {
     if (this.#closed !== undefined) return
     this.#closed = cause
     if (!drain) {

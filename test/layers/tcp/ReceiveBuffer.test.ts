@@ -64,16 +64,16 @@ describe("ReceiveBuffer", () => {
       const waiting = new ReceiveBuffer<number, string>(4)
       const taker = yield* Effect.forkChild(waiting.take)
       yield* Effect.yieldNow
-      waiting.close(Cause.fail("gone"), false)
+      waiting.close(() => Cause.fail("gone"), false)
       assert.deepStrictEqual(yield* Fiber.await(taker), Exit.fail("gone"))
-      dropped.close(Cause.fail("gone"), false)
+      dropped.close(() => Cause.fail("gone"), false)
       assert.deepStrictEqual(yield* Effect.exit(dropped.take), Exit.fail("gone"))
       assert.isFalse(dropped.add(2))
 
       const drained = new ReceiveBuffer<number, string>(4)
       drained.add(1)
       drained.add(2)
-      drained.close(Cause.fail("ended"), true)
+      drained.close(() => Cause.fail("ended"), true)
       assert.strictEqual(yield* drained.take, 1)
       assert.strictEqual(yield* drained.take, 2)
       assert.deepStrictEqual(yield* Effect.exit(drained.take), Exit.fail("ended"))
@@ -85,7 +85,7 @@ describe("ReceiveBuffer", () => {
       b.add(1)
       const waiting = yield* Effect.forkChild(b.awaitRoom)
       yield* Effect.yieldNow
-      b.close(Cause.fail("gone"), false)
+      b.close(() => Cause.fail("gone"), false)
       yield* Fiber.join(waiting)
       assert.strictEqual(b.size, 0)
       assert.isFalse(b.add(2))
