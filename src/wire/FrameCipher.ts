@@ -153,6 +153,17 @@ export const nodeCryptoAead: FrameAeadFactory = (key) => {
   if (key.length !== KEY_SIZE) throw new RangeError(`ChaCha20-Poly1305 key must be ${KEY_SIZE} bytes, got ${key.length}`)
   const keyObject: KeyObject = createSecretKey(key)
   const options = { authTagLength: AEAD_TAG_SIZE } as const
+  const open = (sealed: Uint8Array, nonce: Uint8Array): Uint8Array | undefined => {
+    const decipher = createDecipheriv("chacha20-poly1305", keyObject, nonce, options)
+    decipher.setAuthTag(sealed.subarray(TOTAL_FRAME_SIZE, SEALED_FRAME_SIZE))
+    const pt = decipher.update(sealed.subarray(0, TOTAL_FRAME_SIZE))
+    try {
+      decipher.final()
+    } catch {
+      return undefined
+    }
+    return pt
+  }
   return {
     name: "node:crypto",
     sealInto(plaintext, nonce, target, offset) {
@@ -163,26 +174,10 @@ export const nodeCryptoAead: FrameAeadFactory = (key) => {
       if (rest.length > 0) target.set(rest, offset + ct.length)
       target.set(cipher.getAuthTag(), offset + TOTAL_FRAME_SIZE)
     },
-    open(sealed, nonce) {
-      const decipher = createDecipheriv("chacha20-poly1305", keyObject, nonce, options)
-      decipher.setAuthTag(sealed.subarray(TOTAL_FRAME_SIZE, SEALED_FRAME_SIZE))
-      const pt = decipher.update(sealed.subarray(0, TOTAL_FRAME_SIZE))
-      try {
-        decipher.final()
-      } catch {
-        return undefined
-      }
-      return pt
-    },
+    open,
     openInto(sealed, nonce, target, offset) {
-      const decipher = createDecipheriv("chacha20-poly1305", keyObject, nonce, options)
-      decipher.setAuthTag(sealed.subarray(TOTAL_FRAME_SIZE, SEALED_FRAME_SIZE))
-      const pt = decipher.update(sealed.subarray(0, TOTAL_FRAME_SIZE))
-      try {
-        decipher.final()
-      } catch {
-        return false
-      }
+      const pt = open(sealed, nonce)
+      if (pt === undefined) return false
       target.set(pt, offset)
       return true
     }

@@ -53,14 +53,14 @@ const throwingReader = (thrown: unknown) =>
     }
   }) as unknown as SecretReader
 
-/** An MConnection whose decryption throws `thrown` (and whose writes go through `sealRange`). */
-const start = (thrown: unknown, options: { readonly stream?: ByteStream; readonly sealRange?: () => Uint8Array } = {}) =>
+/** An MConnection whose decryption throws `thrown` (unless a `reader` is given) and whose writes go through `sealRange`. */
+const start = (thrown: unknown, options: { readonly stream?: ByteStream; readonly sealRange?: () => Uint8Array; readonly reader?: SecretReader } = {}) =>
   MConnection.make({
     stream: options.stream ?? oneChunkStream(),
     secret: {
       remotePublicKey: new Uint8Array(32),
       writer: { sealRange: options.sealRange ?? (() => new Uint8Array(0)) } as unknown as SecretWriter,
-      reader: throwingReader(thrown),
+      reader: options.reader ?? throwingReader(thrown),
       inbox: { chunks: [] } as unknown as PlaintextInbox
     } satisfies Secret,
     channels: [ChannelDescriptor.make({ id: 0x00, messageType: MessageSchema })],
@@ -152,19 +152,7 @@ describe("SecretConnection: the plaintext inbox", () => {
 describe("MConnection: recentlySent decay", () => {
   it.effect("decays by 0.8 every 2 s of the clock, applied when read (no timer per connection)", () =>
     Effect.gen(function* () {
-      const conn = yield* MConnection.make({
-        stream: oneChunkStream({ silent: true }),
-        secret: {
-          remotePublicKey: new Uint8Array(32),
-          writer: { sealRange: () => new Uint8Array(0) } as unknown as SecretWriter,
-          reader: { pushTo: () => 0 } as unknown as SecretReader,
-          inbox: { chunks: [] } as unknown as PlaintextInbox
-        } satisfies Secret,
-        channels: [ChannelDescriptor.make({ id: 0x00, messageType: MessageSchema })],
-        peerChannels: new Set([0x00]),
-        config: { ...MConnection.defaults },
-        remote: REMOTE
-      })
+      const conn = yield* start(undefined, { stream: oneChunkStream({ silent: true }), reader: { pushTo: () => 0 } as unknown as SecretReader })
       const sent = () => Effect.map(conn.status, (s) => s.channels[0]!.recentlySent)
       yield* conn.send(0x00, new Uint8Array(1000))
       yield* Effect.yieldNow
