@@ -1,7 +1,8 @@
 /**
  * `npm run bench -- idle`: the resident memory of an idle node (issue 15), the way users start it.
  *
- * Builds the package unless dist/ is newer than every file in src/, then, three times each:
+ * Builds the package unless dist/ is newer than every file in src/ and than scripts/build.ts (which
+ * bundles the command), then, three times each:
  * `node dist/cli/main.js init` and `start` on a fresh home (default config; P2P and HTTP on
  * 127.0.0.1 port 0, so nothing collides), waits until the node logs that it serves HTTP and then
  * SETTLE_MS more, and reads VmRSS from /proc/<pid>/status. The same for the node started from the
@@ -47,7 +48,7 @@ const ensureBuilt = () => {
   const main = join(root, "dist", "cli", "main.js")
   let fresh = false
   try {
-    fresh = statSync(main).mtimeMs >= newest(join(root, "src"))
+    fresh = statSync(main).mtimeMs >= Math.max(newest(join(root, "src")), statSync(join(root, "scripts", "build.ts")).mtimeMs)
   } catch {
     fresh = false
   }
