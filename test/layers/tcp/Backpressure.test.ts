@@ -2,7 +2,8 @@
  * Backpressure over real sockets: a receiver that stops reading stops its socket (the receive
  * buffer is bounded, the rest waits in the kernel and then in the sender), the sender stalls
  * instead of the receiver buffering without bound, and once the receiver reads again everything
- * arrives, in order. Also the receive rate limit, which pauses the socket the same way.
+ * arrives, in order. Also the receive rate limit, which pauses the socket the same way, and a
+ * consumer closing the connection while a read is delivered to it (inside the socket's callback).
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Fiber, Layer } from "effect"
@@ -88,5 +89,19 @@ describe("TCP backpressure", () => {
       // without the limit this takes a few milliseconds.
       assert.isAbove(elapsed, 700)
       assert.isBelow(elapsed, 5_000)
+    })), 30_000)
+
+  it.live("a consumer that closes the connection while a read is being delivered to it ends it cleanly: the rest of the read is dropped, receive fails", () =>
+    Effect.scoped(Effect.gen(function* () {
+      const { ab, ba } = yield* pair({})
+      // Small messages: many in one read, delivered one after another inside the socket's callback.
+      const small = (i: number) => Uint8Array.of(i & 0xff, 1, 2, 3)
+      yield* Effect.forEach(Array.from({ length: 200 }, (_, i) => i), (i) => ab.send(channel.id, small(i)), { discard: true })
+      const first = yield* within(5_000, "the first message", ba.receive)
+      assert.strictEqual(first.data[0], 0)
+      yield* ba.close
+      const after = yield* Effect.flip(ba.receive)
+      assert.strictEqual(after._tag, "ConnectionClosed")
+      yield* within(5_000, "the sender to see the close", ab.awaitClosed)
     })), 30_000)
 })
