@@ -11,8 +11,8 @@
  *
  * Then the `effect-p2p` command's entry point, `dist/cli/main.js`, is replaced by one bundle of
  * everything it loads (effect, @effect/platform-node, @bufbuild/protobuf, smol-toml and this
- * package's modules), tree-shaken and minified by rolldown (a pinned devDependency; vitest's vite uses the same). An idle
- * node otherwise loads ~450 modules whose source text V8 keeps in memory (effect's JSDoc-rich
+ * package's modules), tree-shaken and minified by rolldown (a pinned devDependency; vitest's
+ * vite uses the same). An idle node otherwise loads ~450 modules whose source text V8 keeps in memory (effect's JSDoc-rich
  * sources alone ~6 MB of heap, stored as two-byte strings): the bundle takes the idle node from
  * ~96 to ~73 MB RSS (issue 15, `npm run bench -- idle`). Only the command's own process runs the
  * bundle: the library entry points (`dist/index.js`, `dist/testing/**`) stay tsc's one-file-per-module
