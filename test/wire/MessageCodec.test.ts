@@ -15,6 +15,18 @@ const u64 = fc.bigInt({ min: 0n, max: 2n ** 64n - 1n })
 const i64 = fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n })
 
 describe("router codec", () => {
+  it("small messages come out of Node's Buffer pool (no ArrayBuffer each), large ones as their own copy", () => {
+    const small = encode(BytesValueSchema, create(BytesValueSchema, { value: new Uint8Array(1000).fill(7) }))
+    const again = encode(BytesValueSchema, create(BytesValueSchema, { value: new Uint8Array(1000).fill(8) }))
+    assert.deepStrictEqual(small, toBinary(BytesValueSchema, create(BytesValueSchema, { value: new Uint8Array(1000).fill(7) })))
+    // Views of the pool's slab: the first is not overwritten by the second.
+    assert.isAbove(small.buffer.byteLength, small.length)
+    assert.strictEqual(small[small.length - 1], 7)
+    assert.strictEqual(again[again.length - 1], 8)
+    const large = encode(BytesValueSchema, create(BytesValueSchema, { value: new Uint8Array(10_000).fill(9) }))
+    assert.strictEqual(large.buffer.byteLength, large.length)
+  })
+
   it("wrapper messages encode exactly as toBinary", () => {
     fc.assert(fc.property(fc.uint8Array({ maxLength: 3000 }), fc.string({ unit: "binary" }), i64, u64, fc.double(), fc.boolean(), (bytes, text, i, u, d, b) => {
       same(BytesValueSchema, create(BytesValueSchema, { value: bytes }))
