@@ -22,6 +22,7 @@ import * as Endpoint from "../src/domain/Endpoint.ts"
 import * as NodeIdentity from "../src/layers/NodeIdentity.ts"
 import * as TcpTransport from "../src/layers/TcpTransport.ts"
 import { Transport } from "../src/services/Transport.ts"
+import { onCpu, PEER_CPU } from "./_pin.ts"
 import { benchChannel, benchInfo, benchKey, benchMConnection } from "./_tcp-common.ts"
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -35,7 +36,9 @@ const startPeer = Effect.acquireRelease(
     // BENCH_PROFILE_DIR: the peer writes a CPU profile there (it exits on SIGINT so the profile is written).
     const dir = process.env["BENCH_PROFILE_DIR"]
     const profile = dir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${dir}`, "--import", "data:text/javascript,process.on('SIGINT',()=>process.exit(0))"]
-    const child = spawn(process.execPath, [...profile, join(here, "_tcp-peer.ts"), "ours-accept"], { stdio: ["ignore", "pipe", "inherit"] })
+    // Pinned as bench/_pin.ts says: each side has a core.
+    const argv = onCpu(PEER_CPU, [process.execPath, ...profile, join(here, "_tcp-peer.ts"), "ours-accept"])
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "inherit"] })
     let out = ""
     child.stdout!.on("data", (d: Buffer) => {
       out += d.toString()

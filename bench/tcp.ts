@@ -19,16 +19,25 @@ import { type Connection, Transport } from "../src/services/Transport.ts"
 import { FrameOpener, FrameSealer, DATA_MAX_SIZE } from "../src/wire/FrameCipher.ts"
 import { SecretReader, SecretWriter } from "../src/wire/SecretStream.ts"
 import { defaultAead } from "../src/wire/SodiumAead.ts"
+import { onCpu, PEER_CPU, PINNED } from "./_pin.ts"
 import { benchChannel, benchInfo, benchKey, benchMConnection, RAW_KEY_A, RAW_KEY_B } from "./_tcp-common.ts"
 
 const here = dirname(fileURLToPath(import.meta.url))
 const SCALE = Number(process.env["BENCH_SCALE"] ?? 1)
 
-const startPeer = (...args: Array<string>) =>
+// Pinning (bench/_pin.ts): the ping-pong is also measured with the peers on this process's CPU,
+// where the round trip is nearly all CPU time.
+
+const startPeer = (...args: Array<string>) => startPeerOn(PEER_CPU, ...args)
+
+/** A peer process on `cpu` (when pinning). */
+const startPeerOn = (cpu: string, ...args: Array<string>) =>
   Effect.acquireRelease(
     Effect.callback<{ child: ChildProcess; port: number }, Error>((resume) => {
       const profile = process.env["BENCH_PROFILE_DIR"] === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${process.env["BENCH_PROFILE_DIR"]}/peer`]
-      const child = spawn(process.execPath, [...profile, join(here, "_tcp-peer.ts"), ...args], { stdio: ["ignore", "pipe", "inherit"] })
+      const command = [process.execPath, ...profile, join(here, "_tcp-peer.ts"), ...args]
+      const argv = onCpu(cpu, command)
+      const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "inherit"] })
       let out = ""
       child.stdout!.on("data", (d: Buffer) => {
         out += d.toString()
@@ -182,12 +191,12 @@ const BLOCK = 250
  * with the load on the other core (a descheduled, idle vCPU wakes slowly), and two runs one after
  * the other can land in different regimes. Also the CPU time of this process per round.
  */
-const pingPong = (rounds: number) =>
+const pingPong = (rounds: number, peerCpu: string) =>
   Effect.scoped(Effect.gen(function* () {
-    const ours = yield* startPeer("ours-echo")
+    const ours = yield* startPeerOn(peerCpu, "ours-echo")
     const t = yield* ourTransport
     const conn = yield* dialOurs(t, ours.port)
-    const raw = yield* rawPing((yield* startPeer("raw-echo")).port)
+    const raw = yield* rawPing((yield* startPeerOn(peerCpu, "raw-echo")).port)
     const payload = new Uint8Array(100).fill(1)
     yield* ourRounds(conn, payload, WARMUP_ROUNDS)
     yield* rawRounds(raw, WARMUP_ROUNDS)
@@ -299,24 +308,27 @@ const main = Effect.gen(function* () {
     }))
   }
   const rounds = Math.max(500, Math.floor(5000 * SCALE))
-  const { ourSamples, rawSamples, ourCpu, rawCpu } = yield* pingPong(rounds)
-  const p50 = percentile(ourSamples, 0.5)
-  const basep50 = percentile(rawSamples, 0.5)
-  const p99 = percentile(ourSamples, 0.99)
-  const basep99 = percentile(rawSamples, 0.99)
-  console.log(JSON.stringify({
-    name: "tcp-pingpong",
-    size: 100,
-    rounds,
-    p50_us: Math.round(p50),
-    p99_us: Math.round(p99),
-    baseline: Math.round(basep50),
-    baseline_p99_us: Math.round(basep99),
-    ratio: +(p50 / basep50).toFixed(3),
-    ratio_p99: +(p99 / basep99).toFixed(3),
-    cpu_us_per_round: +ourCpu.toFixed(1),
-    baseline_cpu_us_per_round: +rawCpu.toFixed(1)
-  }))
+  for (const placement of PINNED ? (["cross-cpu", "same-cpu"] as const) : (["unpinned"] as const)) {
+    const { ourSamples, rawSamples, ourCpu, rawCpu } = yield* pingPong(rounds, placement === "same-cpu" ? "0" : PEER_CPU)
+    const p50 = percentile(ourSamples, 0.5)
+    const basep50 = percentile(rawSamples, 0.5)
+    const p99 = percentile(ourSamples, 0.99)
+    const basep99 = percentile(rawSamples, 0.99)
+    console.log(JSON.stringify({
+      name: placement === "same-cpu" ? "tcp-pingpong-same-cpu" : "tcp-pingpong",
+      size: 100,
+      rounds,
+      placement,
+      p50_us: Math.round(p50),
+      p99_us: Math.round(p99),
+      baseline: Math.round(basep50),
+      baseline_p99_us: Math.round(basep99),
+      ratio: +(p50 / basep50).toFixed(3),
+      ratio_p99: +(p99 / basep99).toFixed(3),
+      cpu_us_per_round: +ourCpu.toFixed(1),
+      baseline_cpu_us_per_round: +rawCpu.toFixed(1)
+    }))
+  }
   const h = yield* handshakes(Math.max(50, Math.floor(300 * SCALE)))
   console.log(JSON.stringify({ name: "tcp-handshake", handshakes_per_s: Math.round(h.perSecond), rss_kb_per_conn: Math.round(h.rssKbPerConn), baseline: 150, ratio: +(h.perSecond / 150).toFixed(3) }))
 })
