@@ -16,7 +16,6 @@ import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Predicate from "effect/Predicate"
 import * as Scope from "effect/Scope"
 import type * as ChannelDescriptor from "../../domain/ChannelDescriptor.ts"
@@ -32,6 +31,7 @@ import * as TokenBucket from "../../domain/TokenBucket.ts"
 import type { ByteStream } from "./ByteStream.ts"
 import type { Config } from "./MConnectionConfig.ts"
 import { ReceiveBuffer } from "./ReceiveBuffer.ts"
+import * as Signal from "../Signal.ts"
 import type { Secret } from "./SecretConnection.ts"
 
 export { defaults, validateConfig, type Config } from "./MConnectionConfig.ts"
@@ -96,8 +96,12 @@ export const make = Effect.fnUntraced(function* (options: {
   let closedCause: () => Cause.Cause<ConnectionClosed | ConnectionError> = () => {
     throw new Error("MConnection: not closed")
   }
-  let wakeSender = Deferred.makeUnsafe<void>()
-  let wakeEnqueuers = Deferred.makeUnsafe<void>()
+  /** The send loop's wake-up (work, room in the socket, a close). */
+  const wakeSender = yield* Signal.make
+  /** Senders waiting for room in a channel queue. */
+  const wakeEnqueuers = yield* Signal.make
+  /** The receive loop's wake-up (the socket callback needs it, the stream ended, a close). */
+  const wakeReceiver = yield* Signal.make
   let pongPending = false
   /** Closed by the peer (end of stream) rather than by us or an error: buffered messages still drain. */
   let remoteEnded = false
@@ -107,18 +111,6 @@ export const make = Effect.fnUntraced(function* (options: {
   const sendMonitor = new FlowMonitor(established)
   const recvMonitor = new FlowMonitor(established)
 
-  const signal = (which: "sender" | "enqueuers") => {
-    if (which === "sender") {
-      const d = wakeSender
-      wakeSender = Deferred.makeUnsafe<void>()
-      Deferred.doneUnsafe(d, Exit.void)
-    } else {
-      const d = wakeEnqueuers
-      wakeEnqueuers = Deferred.makeUnsafe<void>()
-      Deferred.doneUnsafe(d, Exit.void)
-    }
-  }
-
   /** Closes with `cause` (the first one wins; made on demand): fails pending receives and sends, destroys the socket. */
   const shutdownCause = (cause: () => Cause.Cause<ConnectionClosed | ConnectionError>) =>
     Effect.suspend(() => {
@@ -126,11 +118,11 @@ export const make = Effect.fnUntraced(function* (options: {
       closed = true
       let made: Cause.Cause<ConnectionClosed | ConnectionError> | undefined
       closedCause = () => (made ??= cause())
-      signal("sender")
-      signal("enqueuers")
+      wakeSender.fireUnsafe()
+      wakeEnqueuers.fireUnsafe()
       stream.cancelDrained(onDrain)
       received.close(closedCause, remoteEnded)
-      signalReceiver()
+      wakeReceiver.fireUnsafe()
       return Effect.all([stream.close, Deferred.succeed(done, undefined)], { discard: true })
     })
 
@@ -150,7 +142,7 @@ export const make = Effect.fnUntraced(function* (options: {
   let rateLimited = false
   const onDrain = () => {
     draining = false
-    signal("sender")
+    wakeSender.fireUnsafe()
   }
 
   const hasWork = () => pongPending || pingPending || scheduler.hasPending
@@ -174,7 +166,7 @@ export const make = Effect.fnUntraced(function* (options: {
     if (closed || draining || !hasWork()) return false
     if (!sendRate.tryTake(WRITE_BUFFER, now)) {
       rateLimited = true
-      signal("sender")
+      wakeSender.fireUnsafe()
       return false
     }
     catchUpDecay(now)
@@ -197,9 +189,9 @@ export const make = Effect.fnUntraced(function* (options: {
     const sealed = secret.writer.sealRange(buffer, 0, offset)
     sendMonitor.update(sealed.length, now)
     if (!stream.tryWrite(sealed, onDrain)) draining = true
-    signal("enqueuers")
+    wakeEnqueuers.fireUnsafe()
     // More than one buffer's worth pending: the send loop carries on.
-    if (hasWork()) signal("sender")
+    if (hasWork()) wakeSender.fireUnsafe()
     return true
   }
 
@@ -217,10 +209,10 @@ export const make = Effect.fnUntraced(function* (options: {
     // Outside any fiber: an exception here would reach the process. It goes to the send loop
     // instead, which ends the connection with it (a wire error) or dies with it (a bug).
     try {
-      if (!flush(clock.currentTimeMillisUnsafe()) && hasWork()) signal("sender")
+      if (!flush(clock.currentTimeMillisUnsafe()) && hasWork()) wakeSender.fireUnsafe()
     } catch (e) {
       flushDefect = { error: e }
-      signal("sender")
+      wakeSender.fireUnsafe()
     }
   }
   const scheduleFlush = () => {
@@ -237,7 +229,7 @@ export const make = Effect.fnUntraced(function* (options: {
         yield* Effect.sleep(sendRate.delay(WRITE_BUFFER, yield* Clock.currentTimeMillis))
       }
       if (draining || !hasWork()) {
-        yield* Deferred.await(wakeSender)
+        yield* Deferred.await(wakeSender.get())
         continue
       }
       // Several packed writes while the socket takes them (the kernel stays busy), then let
@@ -271,12 +263,6 @@ export const make = Effect.fnUntraced(function* (options: {
   let holding = false
   /** Chunks that arrived while holding (a read already under way when the socket was paused). */
   const held: Array<Uint8Array> = []
-  let wakeReceiver = Deferred.makeUnsafe<void>()
-  const signalReceiver = () => {
-    const d = wakeReceiver
-    wakeReceiver = Deferred.makeUnsafe<void>()
-    Deferred.doneUnsafe(d, Exit.void)
-  }
 
   /**
    * Handles decrypted bytes synchronously (packets, pings, pongs, reassembly): complete messages
@@ -334,7 +320,7 @@ export const make = Effect.fnUntraced(function* (options: {
   const hold = () => {
     holding = true
     stream.pause()
-    signalReceiver()
+    wakeReceiver.fireUnsafe()
   }
 
   const onChunk = (chunk: Uint8Array) => {
@@ -360,7 +346,7 @@ export const make = Effect.fnUntraced(function* (options: {
 
   const onEnd = (error: () => ConnectionClosed | ConnectionError) => {
     streamEnd = error
-    signalReceiver()
+    wakeReceiver.fireUnsafe()
   }
 
   const recvLoop = Effect.gen(function* () {
@@ -400,7 +386,7 @@ export const make = Effect.fnUntraced(function* (options: {
       }
       // The peer's end comes after everything it sent was handled.
       if (streamEnd !== undefined) return yield* Effect.fail(streamEnd())
-      yield* Deferred.await(wakeReceiver)
+      yield* Deferred.await(wakeReceiver.get())
     }
   })
 
@@ -479,7 +465,7 @@ export const make = Effect.fnUntraced(function* (options: {
         return Effect.andThen(shutdown(error), Effect.fail(error))
       }
       return Effect.andThen(
-        Effect.raceFirst(Deferred.await(wakeEnqueuers), Effect.sleep(Math.max(1, Math.ceil(remaining)))),
+        Effect.raceFirst(Deferred.await(wakeEnqueuers.get()), Effect.sleep(Math.max(1, Math.ceil(remaining)))),
         send(channelId, data, deadline)
       )
     })
