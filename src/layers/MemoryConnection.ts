@@ -108,6 +108,28 @@ export type { Pair } from "../services/MemoryNetwork.ts"
  * message); a receiver waiting for one is woken by a task on the fiber dispatcher, as a waiting
  * `Queue.take` would be, so a burst of sends wakes it once.
  */
+/** A one-shot wake-up, made only when someone waits (most messages find nobody waiting). */
+class Wakeup {
+  #waiting: Deferred.Deferred<void> | undefined = undefined
+
+  get waiting(): boolean {
+    return this.#waiting !== undefined
+  }
+
+  wait(): Effect.Effect<void> {
+    this.#waiting ??= Deferred.makeUnsafe<void>()
+    return Deferred.await(this.#waiting)
+  }
+
+  fire(): void {
+    const waiting = this.#waiting
+    if (waiting !== undefined) {
+      this.#waiting = undefined
+      Deferred.doneUnsafe(waiting, Exit.void)
+    }
+  }
+}
+
 class Direction {
   readonly inflight: Array<InFlight | undefined> = []
   head = 0
@@ -116,7 +138,8 @@ class Direction {
   linkFreeAt = 0
   /** Arrival time of the last message scheduled (a stream never reorders). */
   lastAt = 0
-  room: Deferred.Deferred<void> | undefined = undefined
+  /** A sender waiting for room. */
+  readonly room = new Wakeup()
   readonly wire: Wire
   readonly handshake: Queue.Queue<HandshakeRecord, ConnectionClosed>
   readonly dispatcher: SchedulerDispatcher
@@ -132,7 +155,7 @@ class Direction {
   batch: ReadonlyArray<Received> = []
   batchIndex = 0
   /** A receiver waiting for a message, and whether its wake-up is already scheduled. */
-  arrival: Deferred.Deferred<void> | undefined = undefined
+  readonly arrival = new Wakeup()
   wakeScheduled = false
 
   /** Messages in flight or unread: the sender waits while this is `bufferSize`. */
@@ -153,7 +176,7 @@ class Direction {
 
   arrive(message: Received) {
     this.arrived.push(message)
-    if (this.arrival !== undefined && !this.wakeScheduled) {
+    if (this.arrival.waiting && !this.wakeScheduled) {
       this.wakeScheduled = true
       this.dispatcher.scheduleTask(this.wake, 0)
     }
@@ -162,30 +185,7 @@ class Direction {
   /** Wakes a waiting receiver now (it checks again what there is, or whether the connection closed). */
   readonly wake = () => {
     this.wakeScheduled = false
-    const arrival = this.arrival
-    if (arrival !== undefined) {
-      this.arrival = undefined
-      Deferred.doneUnsafe(arrival, Exit.void)
-    }
-  }
-
-  waitArrival(): Effect.Effect<void> {
-    this.arrival ??= Deferred.makeUnsafe<void>()
-    return Deferred.await(this.arrival)
-  }
-
-  /** Wakes a sender waiting for room. */
-  signalRoom() {
-    const room = this.room
-    if (room !== undefined) {
-      this.room = undefined
-      Deferred.doneUnsafe(room, Exit.void)
-    }
-  }
-
-  waitRoom(): Effect.Effect<void> {
-    this.room ??= Deferred.makeUnsafe<void>()
-    return Deferred.await(this.room)
+    this.arrival.fire()
   }
 
   /** Arrival time of an item leaving now, from the link's current conditions. */
@@ -243,7 +243,7 @@ export const makePair = Effect.fn("MemoryConnection.makePair")(function* (
       d.batchIndex = 0
       d.arrived = []
       Queue.failCauseUnsafe(d.handshake, Cause.fail(error))
-      d.signalRoom()
+      d.room.fire()
       d.wake()
     }
     Deferred.doneUnsafe(closed, Exit.void)
@@ -304,7 +304,7 @@ export const makePair = Effect.fn("MemoryConnection.makePair")(function* (
       if (isClosed) return undefined
       const item = inbound.next()
       if (item === undefined) return undefined
-      if (inbound.occupancy() <= lowWater) inbound.signalRoom()
+      if (inbound.occupancy() <= lowWater) inbound.room.fire()
       return delivered(item)
     }
 
@@ -330,7 +330,7 @@ export const makePair = Effect.fn("MemoryConnection.makePair")(function* (
       Effect.suspend(() => {
         if (sendUnsafe(channelId, data)) return Effect.void
         if (isClosed) return Effect.fail(closedError())
-        return Effect.andThen(outbound.waitRoom(), send(channelId, data))
+        return Effect.andThen(outbound.room.wait(), send(channelId, data))
       })
 
     const exchange = Effect.fn("MemoryConnection.exchange")(function* (options: HandshakeOptions): Effect.fn.Return<Peer, ConnectionClosed | HandshakeAuthFailed | InvalidPeerNodeInfo> {
@@ -359,7 +359,7 @@ export const makePair = Effect.fn("MemoryConnection.makePair")(function* (
     const receive: Effect.Effect<Received, ConnectionClosed> = Effect.suspend(() => {
       if (isClosed) return Effect.fail(closedError())
       const item = receiveUnsafe()
-      return item === undefined ? Effect.andThen(inbound.waitArrival(), receive) : Effect.succeed(item)
+      return item === undefined ? Effect.andThen(inbound.arrival.wait(), receive) : Effect.succeed(item)
     })
 
     const connection: Connection = {
