@@ -13,39 +13,27 @@
  * part, without the baseline (for profiling the dialing process with node --cpu-prof);
  * BENCH_PROFILE_DIR=dir writes a CPU profile of the accepting process there.
  */
-import { spawn, type ChildProcess } from "node:child_process"
 import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, randomBytes, sign, verify } from "node:crypto"
-import { dirname, join } from "node:path"
-import { fileURLToPath } from "node:url"
 import { Context, Effect, Layer } from "effect"
 import * as Endpoint from "../src/domain/Endpoint.ts"
 import * as NodeIdentity from "../src/layers/NodeIdentity.ts"
 import * as TcpTransport from "../src/layers/TcpTransport.ts"
 import { Transport } from "../src/services/Transport.ts"
-import { onCpu, PEER_CPU } from "./_pin.ts"
+import { PEER_CPU, spawnPeer } from "./_pin.ts"
 import { benchChannel, benchInfo, benchKey, benchMConnection } from "./_tcp-common.ts"
 
-const here = dirname(fileURLToPath(import.meta.url))
 const SCALE = Number(process.env["BENCH_SCALE"] ?? 1)
 const PARALLEL = 16
 
 const now = () => Number(process.hrtime.bigint()) / 1e6
 
 const startPeer = Effect.acquireRelease(
-  Effect.callback<{ child: ChildProcess; port: number }, Error>((resume) => {
+  Effect.suspend(() => {
     // BENCH_PROFILE_DIR: the peer writes a CPU profile there (it exits on SIGINT so the profile is written).
     const dir = process.env["BENCH_PROFILE_DIR"]
     const profile = dir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${dir}`, "--import", "data:text/javascript,process.on('SIGINT',()=>process.exit(0))"]
     // Pinned as bench/_pin.ts says: each side has a core.
-    const argv = onCpu(PEER_CPU, [process.execPath, ...profile, join(here, "_tcp-peer.ts"), "ours-accept"])
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "inherit"] })
-    let out = ""
-    child.stdout!.on("data", (d: Buffer) => {
-      out += d.toString()
-      const m = /PORT (\d+)/.exec(out)
-      if (m !== null) resume(Effect.succeed({ child, port: Number(m[1]) }))
-    })
-    child.once("exit", (code) => resume(Effect.fail(new Error(`peer ours-accept exited with ${code}`))))
+    return spawnPeer(PEER_CPU, profile, ["ours-accept"])
   }),
   ({ child }) => Effect.sync(() => child.kill("SIGINT"))
 )

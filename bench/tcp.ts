@@ -7,10 +7,7 @@
  * - tcp-handshake: sequential dials with full handshakes per second, and RSS per idle connection.
  * Both sides use the same frame cipher (libsodium when installed), so ratios measure our overhead.
  */
-import { spawn, type ChildProcess } from "node:child_process"
 import * as Net from "node:net"
-import { dirname, join } from "node:path"
-import { fileURLToPath } from "node:url"
 import { Context, Effect, Layer, Scope } from "effect"
 import * as Endpoint from "../src/domain/Endpoint.ts"
 import * as TcpTransport from "../src/layers/TcpTransport.ts"
@@ -19,10 +16,9 @@ import { type Connection, Transport } from "../src/services/Transport.ts"
 import { FrameOpener, FrameSealer, DATA_MAX_SIZE } from "../src/wire/FrameCipher.ts"
 import { SecretReader, SecretWriter } from "../src/wire/SecretStream.ts"
 import { defaultAead } from "../src/wire/SodiumAead.ts"
-import { onCpu, PEER_CPU, PINNED } from "./_pin.ts"
+import { PEER_CPU, PINNED, spawnPeer } from "./_pin.ts"
 import { benchChannel, benchInfo, benchKey, benchMConnection, RAW_KEY_A, RAW_KEY_B } from "./_tcp-common.ts"
 
-const here = dirname(fileURLToPath(import.meta.url))
 const SCALE = Number(process.env["BENCH_SCALE"] ?? 1)
 
 // Pinning (bench/_pin.ts): the ping-pong is also measured with the peers on this process's CPU,
@@ -33,18 +29,9 @@ const startPeer = (...args: Array<string>) => startPeerOn(PEER_CPU, ...args)
 /** A peer process on `cpu` (when pinning). */
 const startPeerOn = (cpu: string, ...args: Array<string>) =>
   Effect.acquireRelease(
-    Effect.callback<{ child: ChildProcess; port: number }, Error>((resume) => {
-      const profile = process.env["BENCH_PROFILE_DIR"] === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${process.env["BENCH_PROFILE_DIR"]}/peer`]
-      const command = [process.execPath, ...profile, join(here, "_tcp-peer.ts"), ...args]
-      const argv = onCpu(cpu, command)
-      const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "inherit"] })
-      let out = ""
-      child.stdout!.on("data", (d: Buffer) => {
-        out += d.toString()
-        const m = /PORT (\d+)/.exec(out)
-        if (m !== null) resume(Effect.succeed({ child, port: Number(m[1]) }))
-      })
-      child.once("exit", (code) => resume(Effect.fail(new Error(`peer ${args.join(" ")} exited with ${code}`))))
+    Effect.suspend(() => {
+      const dir = process.env["BENCH_PROFILE_DIR"]
+      return spawnPeer(cpu, dir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${dir}/peer`], args)
     }),
     ({ child }) =>
       process.env["BENCH_PROFILE_DIR"] === undefined
